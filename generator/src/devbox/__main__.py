@@ -1,0 +1,5 @@
+"""`python -m devbox` runs devbox-ctl."""
+
+from devbox.cli import main
+
+main()

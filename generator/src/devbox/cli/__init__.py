@@ -1,0 +1,99 @@
+"""devbox-ctl: the command line. Thin: parse options, call one function, map to an exit code.
+
+Subcommands are imported only when they run, so `devbox-ctl --help` and shell completion stay
+fast; heavy libraries (pydantic, jinja2, deepdiff) are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+import traceback
+from typing import Any
+
+import click
+
+from devbox.errors import DevboxError, ExitCode
+
+# Each command's module imports only click at the top, so listing them all stays cheap.
+COMMANDS: dict[str, str] = {
+    "generate": "devbox.cli.generate",
+    "check": "devbox.cli.check",
+    "plan": "devbox.cli.plan",
+    "completion": "devbox.cli.completion",
+}
+INTERNAL_ERROR = 70
+
+
+class LazyGroup(click.Group):
+    """A group that imports a subcommand's module only when that subcommand is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:  # noqa: ARG002 - click's API
+        """All commands, in the order of COMMANDS."""
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:  # noqa: ARG002
+        """Import the command's module on first use."""
+        if cmd_name not in COMMANDS:
+            return None
+        module = importlib.import_module(COMMANDS[cmd_name])
+        command: click.Command = module.command
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="devbox", prog_name="devbox-ctl")
+@click.option("--debug", is_flag=True, help="Show debug logs and tracebacks.")
+def cli(debug: bool) -> None:
+    """Self-hosted development containers declared in Nix.
+
+    Exit codes: 0 ok; 1 drift or pending change; 2 bad input or usage (nothing was changed);
+    3 a tool or service failed; 4 not allowed.
+    """
+
+
+def _debug_requested(argv: list[str]) -> bool:
+    return "--debug" in argv or os.environ.get("DEVBOX_DEBUG", "") not in ("", "0")
+
+
+def _fail(lines: list[str], code: int, hint: str = "") -> None:
+    for line in lines:
+        click.echo(f"error: {line}", err=True)
+    if hint:
+        click.echo(f"hint: {hint}", err=True)
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """The console script: run the CLI and turn every failure into a message and exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = _debug_requested(args)
+    # --debug is accepted anywhere on the line, not only before the subcommand.
+    args = [arg for arg in args if arg != "--debug"]
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s: %(message)s"
+    )
+    try:
+        return cli.main(args, prog_name="devbox-ctl", standalone_mode=False)
+    except DevboxError as exc:
+        if debug:
+            traceback.print_exc()
+        _fail(exc.lines(), exc.exit_code, exc.hint)
+    except click.exceptions.Abort:
+        _fail(["aborted"], ExitCode.BAD_INPUT)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(ExitCode.BAD_INPUT)
+    except Exception as exc:
+        if debug:
+            raise
+        _fail(
+            [f"internal error: {type(exc).__name__}: {exc}"],
+            INTERNAL_ERROR,
+            "this is a bug in devbox-ctl; rerun with --debug and report the traceback",
+        )
+    return None

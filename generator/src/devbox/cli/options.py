@@ -1,0 +1,41 @@
+"""Options shared by the declarative commands."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+PATH = click.Path(path_type=Path, dir_okay=False)
+
+
+def inputs(command: F) -> F:
+    """--users, --containers and --out, with the defaults of the design."""
+    command = click.option(
+        "--out",
+        type=click.Path(path_type=Path, file_okay=False),
+        help="Generated directory.  [default: generated/ beside users.nix]",
+    )(command)
+    command = click.option(
+        "--containers",
+        type=PATH,
+        help="The containers file.  [default: ./containers.json]",
+    )(command)
+    return click.option(
+        "--users", type=PATH, help="The users and policy file.  [default: ./users.nix]"
+    )(command)
+
+
+def as_json(command: F) -> F:
+    """--json: print one JSON document instead of text."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(command)
+
+
+def echo_json(value: Any) -> None:
+    """Print a JSON document the way every --json output is printed."""
+    click.echo(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))

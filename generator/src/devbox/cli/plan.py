@@ -1,0 +1,98 @@
+"""devbox-ctl plan: what a rebuild would change, container by container."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from devbox.cli.options import as_json, echo_json, inputs
+from devbox.errors import ExitCode
+
+if TYPE_CHECKING:
+    from devbox.plan import FieldChange, Plan
+
+_MARKS = {"added": "+", "removed": "-", "changed": "~"}
+
+
+def _value(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _field_lines(changes: list[FieldChange], indent: str = "    ") -> list[str]:
+    return [f"{indent}{c.field}: {_value(c.old)} → {_value(c.new)}" for c in changes]
+
+
+def render_text(plan: Plan) -> list[str]:
+    """The plan as people read it."""
+    if not plan.changed:
+        return [f"No changes: {plan.unchanged} containers up to date."]
+    lines = [
+        *(["No generated tree yet: everything is new."] if plan.first else []),
+        f"Plan: {len(plan.of('added'))} to add, {len(plan.of('changed'))} to change, "
+        f"{len(plan.of('removed'))} to remove, {plan.unchanged} unchanged.",
+    ]
+    for change in plan.containers:
+        lines.append(f"{_MARKS[change.action]} {change.name} ({change.owner}): {change.effect}")
+        lines += _field_lines(change.fields)
+    if plan.users:
+        lines += ["users:", *_field_lines(plan.users)]
+    if plan.settings:
+        lines += ["settings:", *_field_lines(plan.settings)]
+    if plan.other_files:
+        lines += ["other files:", *(f"    {path}" for path in plan.other_files)]
+    return lines
+
+
+def render_json(plan: Plan) -> dict[str, Any]:
+    """The plan as one JSON document."""
+
+    def fields(changes: list[FieldChange]) -> list[dict[str, Any]]:
+        return [{"field": c.field, "old": c.old, "new": c.new} for c in changes]
+
+    return {
+        "changed": plan.changed,
+        "containers": [
+            {
+                "name": c.name,
+                "owner": c.owner,
+                "action": c.action,
+                "effect": c.effect,
+                "restarts": c.restarts,
+                "fields": fields(c.fields),
+            }
+            for c in plan.containers
+        ],
+        "unchanged": plan.unchanged,
+        "users": fields(plan.users),
+        "settings": fields(plan.settings),
+        "otherFiles": plan.other_files,
+        "first": plan.first,
+    }
+
+
+@click.command()
+@inputs
+@as_json
+def command(users: Path | None, containers: Path | None, out: Path | None, as_json: bool) -> None:
+    """Show what a rebuild would change, container by container.
+
+    Compares what the inputs now resolve to with what the generated directory deploys:
+    containers added, removed and changed (each changed field, old → new, and whether the
+    container restarts). Exit 0 when nothing would change, 1 when something would.
+    """
+    from devbox import pipeline  # noqa: PLC0415 - keep --help fast
+    from devbox import plan as planning  # noqa: PLC0415
+
+    paths = pipeline.Paths.choose(users, containers, out)
+    desired, tree = pipeline.build(paths)
+    result = planning.compute(planning.read_old(paths.out), desired, tree)
+    if as_json:
+        echo_json(render_json(result))
+    else:
+        click.echo("\n".join(render_text(result)))
+    if result.changed:
+        sys.exit(ExitCode.CHANGES)

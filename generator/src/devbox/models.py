@@ -1,0 +1,337 @@
+"""The input models: users.nix (people and policy) and containers.json (one record per container).
+
+Field names are the ones users write (camelCase, as in Nix); unknown fields are rejected so a
+typo cannot pass silently. The checks that involve more than one record live in validate.py.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from devbox import rules
+
+SCHEMA_VERSION = 1
+DEFAULT_IMAGE = "localhost/devbox/devcontainer:latest"
+# NixOS gives normal users uids from 1000; from 60001 on they are system and nobody ids.
+UID_MIN, UID_MAX = 1000, 60000
+
+
+def _number(value: object) -> object:
+    """Accept a JSON or Nix number (not a bool, not a string) as it is."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PydanticCustomError(
+            "devbox",
+            f"{rules.show(value)} is not a number",
+            {"fix": "write a number without quotes, e.g. 2 or 0.5"},
+        )
+    return value
+
+
+Number = Annotated[int | float, BeforeValidator(_number)]
+
+
+def _parse_timestamp(value: object) -> object:
+    """Read an RFC 3339 time in UTC ("2026-11-26T09:30:00Z"); other types fail as usual."""
+    if not isinstance(value, str):
+        return value
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise PydanticCustomError(
+            "devbox",
+            f"{rules.show(value)} is not a time in UTC",
+            {"fix": 'write it like "2026-11-26T09:30:00Z"'},
+        )
+    return parsed.astimezone(UTC).replace(microsecond=0)
+
+
+def _parse_day(value: object) -> object:
+    """Read a calendar day ("2026-12-24"); other types fail as usual."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise PydanticCustomError(
+            "devbox",
+            f"{rules.show(value)} is not a day",
+            {"fix": 'write it like "2026-12-24"'},
+        ) from None
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_parse_timestamp)]
+Day = Annotated[date, BeforeValidator(_parse_day)]
+
+
+def _apply(rule: rules.Issue) -> None:
+    """Raise a rule's problem as a validation error carrying its fix."""
+    if rule is not None:
+        message, fix = rule
+        raise PydanticCustomError("devbox", message, {"fix": fix})
+
+
+class Model(BaseModel):
+    """Strict, closed, immutable: values are not coerced and unknown fields are errors."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        strict=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+    )
+
+
+class User(Model):
+    """A person who may own containers."""
+
+    uid: StrictInt
+    admin: StrictBool = False
+    max_containers: StrictInt | None = None
+
+    @field_validator("uid")
+    @classmethod
+    def _uid(cls, value: int) -> int:
+        if not UID_MIN <= value <= UID_MAX:
+            _apply(
+                (
+                    f"{value} is outside the range of normal users",
+                    f"use a uid from {UID_MIN} to {UID_MAX}",
+                )
+            )
+        return value
+
+    @field_validator("max_containers")
+    @classmethod
+    def _max_containers(cls, value: int | None) -> int | None:
+        if value is not None and value < 0:
+            _apply((f"{value} is negative", "use 0 or more (0: this user may own none)"))
+        return value
+
+
+class Policy(Model):
+    """The `containers` block of users.nix: limits, defaults, lifecycle and image settings."""
+
+    op_vault: StrictStr = "devbox"
+    op_field: StrictStr = "credential"
+    max_per_user: StrictInt = 5
+    max_global: StrictInt = 7
+    default_cpu: Number = 2
+    default_memory: StrictStr = "4G"
+    max_cpu: Number = 16
+    max_memory: StrictStr = "64G"
+    idle_stop_days: StrictInt = 7
+    stopped_destroy_days: StrictInt = 14
+    image: StrictStr = DEFAULT_IMAGE
+    cleanup_schedule: StrictStr = "daily"
+    cleanup_randomized_delay: StrictStr = "1h"
+    stop_warning_hours: list[StrictInt] = Field(default_factory=lambda: [24])
+    destroy_warning_hours: list[StrictInt] = Field(default_factory=lambda: [72, 24])
+    snapshot_retention_days: StrictInt = 30
+    webhook_url: StrictStr | None = None
+    max_pins_per_user: StrictInt = 2
+    max_pin_days: StrictInt = 90
+    protect_unpushed_work: StrictBool = True
+
+    @field_validator("op_vault", "op_field")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        _apply(rules.single_line(value, limit=100))
+        return value
+
+    @field_validator("default_cpu", "max_cpu")
+    @classmethod
+    def _cpu(cls, value: float) -> float:
+        _apply(rules.cpu(value))
+        return value
+
+    @field_validator("default_memory", "max_memory")
+    @classmethod
+    def _memory(cls, value: str) -> str:
+        _apply(rules.memory(value))
+        return value
+
+    @field_validator(
+        "max_per_user",
+        "max_global",
+        "idle_stop_days",
+        "stopped_destroy_days",
+        "snapshot_retention_days",
+        "max_pin_days",
+    )
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value < 1:
+            _apply((f"{value} is not positive", "use 1 or more"))
+        return value
+
+    @field_validator("max_pins_per_user")
+    @classmethod
+    def _not_negative(cls, value: int) -> int:
+        if value < 0:
+            _apply((f"{value} is negative", "use 0 or more (0: no pins)"))
+        return value
+
+    @field_validator("stop_warning_hours", "destroy_warning_hours")
+    @classmethod
+    def _hours(cls, value: list[int]) -> list[int]:
+        if any(hours < 1 for hours in value):
+            _apply((f"{rules.show(value)} has an hour count below 1", "use e.g. [ 72 24 ]"))
+        return sorted(set(value), reverse=True)
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str) -> str:
+        _apply(rules.image(value))
+        return value
+
+    @field_validator("cleanup_schedule")
+    @classmethod
+    def _calendar(cls, value: str) -> str:
+        _apply(rules.calendar(value))
+        return value
+
+    @field_validator("cleanup_randomized_delay")
+    @classmethod
+    def _timespan(cls, value: str) -> str:
+        _apply(rules.timespan(value))
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not (
+            value.startswith(("https://", "http://")) and rules.single_line(value, 500) is None
+        ):
+            _apply(
+                (f"{rules.show(value)} is not an http(s) URL", 'use e.g. "https://ntfy.sh/topic"')
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Policy:
+        if self.stopped_destroy_days < self.idle_stop_days:
+            _apply(
+                (
+                    f"stoppedDestroyDays ({self.stopped_destroy_days}) is less than "
+                    f"idleStopDays ({self.idle_stop_days})",
+                    "make stoppedDestroyDays at least idleStopDays",
+                )
+            )
+        if self.max_global < self.max_per_user:
+            _apply(
+                (
+                    f"maxGlobal ({self.max_global}) is less than maxPerUser ({self.max_per_user})",
+                    "raise maxGlobal or lower maxPerUser",
+                )
+            )
+        if self.default_cpu > self.max_cpu:
+            _apply(
+                (
+                    f"defaultCpu ({self.default_cpu}) is more than maxCpu ({self.max_cpu})",
+                    "lower defaultCpu or raise maxCpu",
+                )
+            )
+        if (rules.memory_bytes(self.default_memory) or 0) > (
+            rules.memory_bytes(self.max_memory) or 0
+        ):
+            _apply(
+                (
+                    f"defaultMemory ({self.default_memory}) is more than maxMemory "
+                    f"({self.max_memory})",
+                    "lower defaultMemory or raise maxMemory",
+                )
+            )
+        return self
+
+
+class UsersFile(Model):
+    """users.nix: the people and the policy."""
+
+    users: dict[StrictStr, User] = Field(default_factory=dict)
+    containers: Policy = Field(default_factory=Policy)
+
+
+class Pin(Model):
+    """An exemption from idle stop and auto-destroy until a day, with the reason."""
+
+    until: Day
+    reason: StrictStr
+
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, value: str) -> str:
+        _apply(rules.single_line(value))
+        return value
+
+
+class ContainerRecord(Model):
+    """One record of containers.json; absent fields take the users.nix defaults."""
+
+    name: StrictStr
+    owner: StrictStr
+    cpu: Number | None = None
+    memory: StrictStr | None = None
+    syncthing: StrictBool = False
+    state: Literal["running", "stopped"] = "running"
+    created: Timestamp | None = None
+    stopped_at: Timestamp | None = None
+    pin: Pin | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        _apply(rules.container_name(value))
+        return value
+
+    @field_validator("cpu")
+    @classmethod
+    def _cpu(cls, value: float | None) -> float | None:
+        if value is not None:
+            _apply(rules.cpu(value))
+        return value
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: str | None) -> str | None:
+        if value is not None:
+            _apply(rules.memory(value))
+        return value
+
+
+class ContainersFile(Model):
+    """containers.json: a schema version and the records."""
+
+    version: StrictInt
+    containers: list[ContainerRecord] = Field(default_factory=list)
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: int) -> int:
+        if value > SCHEMA_VERSION:
+            _apply(
+                (
+                    f"version {value} was written by a newer devbox",
+                    f"upgrade devbox-ctl (this one reads version {SCHEMA_VERSION})",
+                )
+            )
+        if value < 1:
+            _apply((f"version {value} does not exist", f"use {SCHEMA_VERSION}"))
+        return value

@@ -1,0 +1,80 @@
+"""The only module that runs other programs.
+
+Every program runs from an argv list (never a shell). Secrets travel on standard input only:
+argv is visible to every user of the host in /proc, and is what this module may log.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from devbox.errors import ToolError
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINTS = {
+    "nix-instantiate": (
+        "devbox-ctl reads users.nix with the Nix evaluator; install Nix "
+        "(Debian: apt-get install nix-bin; elsewhere: https://nixos.org/download)"
+    ),
+    "podman": "install podman (Debian: apt-get install podman; NixOS: virtualisation.podman)",
+    "git": "install git",
+    "op": "install the 1Password CLI (NixOS: services.devbox sets it up)",
+}
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a finished program left: its exit code and its output as text."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        """Whether the program exited 0."""
+        return self.returncode == 0
+
+
+def find(program: str) -> str:
+    """The path of a program on PATH, or a ToolError that says how to install it."""
+    found = shutil.which(program)
+    if found is None:
+        hint = INSTALL_HINTS.get(program, f"install {program} or put it on PATH")
+        raise ToolError(f"{program} not found on PATH", hint=hint)
+    return found
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    stdin: str | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float | None = None,
+) -> Result:
+    """Run a program to completion and capture its output; a missing program is a ToolError."""
+    executable = find(argv[0])
+    log.debug("run: %s", " ".join(argv))
+    try:
+        completed = subprocess.run(
+            [executable, *argv[1:]],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=None if env is None else {**os.environ, **env},
+            cwd=cwd,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ToolError(f"{argv[0]} did not finish within {timeout:g} s") from exc
+    return Result(tuple(argv), completed.returncode, completed.stdout, completed.stderr)

@@ -1,0 +1,138 @@
+"""The value rules shared by the input models, the CLI and the docs: names, sizes, durations.
+
+Each check returns `None` for a good value or the problem as `(message, fix)`, so the same rule
+gives the same words wherever it is applied (containers.json, users.nix, `create` options).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+CONTAINER_NAME = re.compile(r"^[a-z](?:[a-z0-9-]{1,61}[a-z0-9])$")
+USER_NAME = re.compile(r"^[a-z](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+# Podman's size form: a whole number with an optional binary unit (k, m, g, t; any case).
+MEMORY = re.compile(r"^([1-9][0-9]{0,15})([bkmgtBKMGT]?)$")
+# An image reference as the NixOS module loads it: registry/path:tag, lowercase path.
+IMAGE = re.compile(
+    r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$"
+)
+# systemd calendar events and time spans: a conservative alphabet, checked for real by
+# `systemd-analyze verify` in the tests. Anything outside it cannot be a valid value anyway.
+CALENDAR = re.compile(r"^[A-Za-z0-9*~:.,/ -]{1,100}$")
+TIMESPAN = re.compile(
+    r"^(?:\s*[0-9]+\s*(?:us|usec|ms|msec|s|sec|second|seconds|m|min|minute|minutes|h|hr|hour"
+    r"|hours|d|day|days|w|week|weeks|M|month|months|y|year|years)?)+\s*$"
+)
+MEMORY_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+# Podman refuses less than 6 MiB.
+MEMORY_MIN_BYTES = 6 * 1024**2
+MAX_TEXT = 200
+
+Issue = tuple[str, str] | None
+
+
+def show(value: object, limit: int = 60) -> str:
+    """Quote a value for an error message: JSON form, long values shortened."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 4] + '…"'
+
+
+def container_name(value: str) -> Issue:
+    """A container name becomes a DNS label and a Tailscale host name."""
+    if CONTAINER_NAME.match(value):
+        return None
+    return (
+        f"{show(value)} is not a valid name",
+        "use 3–63 lowercase letters, digits and hyphens, starting with a letter and "
+        "ending with a letter or digit",
+    )
+
+
+def user_name(value: str) -> Issue:
+    """A user name is a Linux user name and part of the tag `tag:<user>-container`."""
+    if USER_NAME.match(value):
+        return None
+    return (
+        f"{show(value)} is not a valid user name",
+        "use 1–32 lowercase letters, digits and hyphens, starting with a letter and ending "
+        "with a letter or digit (it becomes the Tailscale tag tag:<user>-container)",
+    )
+
+
+def memory_bytes(value: str) -> int | None:
+    """The number of bytes a podman memory size means, or None if it is not one."""
+    match = MEMORY.match(value)
+    if not match:
+        return None
+    return int(match.group(1)) * MEMORY_UNITS[match.group(2).lower()]
+
+
+def memory(value: str) -> Issue:
+    """A memory size in podman's form, at least podman's minimum."""
+    size = memory_bytes(value)
+    if size is None:
+        return (
+            f"{show(value)} is not a memory size",
+            'write a whole number with a unit, e.g. "512M" or "4G"',
+        )
+    if size < MEMORY_MIN_BYTES:
+        return (f"{show(value)} is less than podman's minimum of 6M", 'use e.g. "512M" or more')
+    return None
+
+
+def cpu(value: float) -> Issue:
+    """A CPU count: positive, finite, at most two decimals."""
+    if isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+        return (f"{show(value)} is not a positive number of CPUs", "use e.g. 2 or 0.5")
+    if round(value, 2) != value:
+        return (f"{show(value)} has more than two decimals", "round it, e.g. 1.5")
+    return None
+
+
+def format_cpu(value: float) -> str:
+    """The CPU count as podman's --cpus takes it: 2 rather than 2.0."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def single_line(value: str, limit: int = MAX_TEXT) -> Issue:
+    """Free text that ends up in messages, labels or logs: one line of printable characters."""
+    if not value.strip():
+        return ("is empty", "write a short text")
+    if len(value) > limit:
+        return (f"is {len(value)} characters long", f"keep it to {limit} characters")
+    if any(not ch.isprintable() for ch in value):
+        return (
+            f"{show(value)} contains a line break or control character",
+            "write it on one line",
+        )
+    return None
+
+
+def image(value: str) -> Issue:
+    """The image reference the units run, e.g. localhost/devbox/devcontainer:latest."""
+    if IMAGE.match(value) and len(value) <= 255:  # noqa: PLR2004 - podman's limit
+        return None
+    return (
+        f"{show(value)} is not an image reference",
+        'use the form "localhost/devbox/devcontainer:latest"',
+    )
+
+
+def calendar(value: str) -> Issue:
+    """A systemd calendar event such as `daily` or `*-*-* 03:00:00`."""
+    if CALENDAR.match(value):
+        return None
+    return (
+        f"{show(value)} is not a systemd calendar event",
+        'use e.g. "daily" or "*-*-* 03:00:00" (see systemd.time(7))',
+    )
+
+
+def timespan(value: str) -> Issue:
+    """A systemd time span such as `1h` or `30min`."""
+    if TIMESPAN.match(value):
+        return None
+    return (f"{show(value)} is not a systemd time span", 'use e.g. "1h" or "30min"')

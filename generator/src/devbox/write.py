@@ -1,0 +1,219 @@
+"""The only module that writes files: the generated tree, and single files such as containers.json.
+
+The generated tree is replaced as a whole, so a kill at any moment leaves the old tree or the
+new one, never a mix: the new tree is built in a sibling staging directory (files whose content
+did not change are hard links to the old ones, so they keep their mtime), then the two
+directories are swapped in one `renameat2(RENAME_EXCHANGE)`. Where the file system cannot
+exchange, two renames are used and the next run restores the old tree if a crash fell between
+them. Single files are written to a temporary file, flushed, and renamed over the old one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import fcntl
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from devbox.errors import UsageError
+
+Tree = dict[str, bytes]
+MANIFEST = "manifest.json"
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+class Change(StrEnum):
+    """What writing did, or would do, to one file."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    REMOVED = "removed"
+
+
+@dataclass(frozen=True)
+class Report:
+    """Each file of the old and the new tree, with its change."""
+
+    changes: dict[str, Change]
+
+    @property
+    def changed(self) -> bool:
+        """Whether anything was (or would be) created, updated or removed."""
+        return any(change is not Change.UNCHANGED for change in self.changes.values())
+
+    def count(self, change: Change) -> int:
+        """How many files had this change."""
+        return sum(1 for c in self.changes.values() if c is change)
+
+
+def read_tree(root: Path) -> Tree:
+    """Every regular file under root, keyed by its relative POSIX path."""
+    if not root.is_dir():
+        return {}
+    tree: Tree = {}
+    for directory, _, files in os.walk(root):
+        for name in files:
+            path = Path(directory, name)
+            tree[path.relative_to(root).as_posix()] = path.read_bytes()
+    return tree
+
+
+def compare(old: Tree, new: Tree) -> dict[str, Change]:
+    """The change of every path between two trees, sorted by path."""
+    changes = {}
+    for path in sorted(old.keys() | new.keys()):
+        if path not in new:
+            changes[path] = Change.REMOVED
+        elif path not in old:
+            changes[path] = Change.CREATED
+        else:
+            changes[path] = Change.UNCHANGED if old[path] == new[path] else Change.UPDATED
+    return changes
+
+
+_held: set[Path] = set()
+
+
+@contextlib.contextmanager
+def locked(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on a directory (the config directory) while writing in it.
+
+    Other processes wait for it; within this process the lock is re-entrant, so `create` can
+    hold it across recording, generating and committing.
+    """
+    key = directory.resolve()
+    if key in _held:
+        yield
+        return
+    fd = os.open(key, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _held.add(key)
+        yield
+    finally:
+        _held.discard(key)
+        os.close(fd)
+
+
+def _staging(root: Path, role: str) -> Path:
+    return root.with_name(f".{root.name}.devbox-{role}")
+
+
+def _guard(root: Path) -> None:
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"{root} is not a directory", hint="pass another --out")
+    if root.is_dir() and any(root.iterdir()) and not (root / MANIFEST).is_file():
+        raise UsageError(
+            f"{root} is not empty and holds no {MANIFEST}: it was not written by devbox-ctl",
+            hint="pass an empty or new directory with --out; devbox-ctl replaces it as a whole",
+        )
+
+
+def recover(root: Path) -> None:
+    """Finish or undo what a crash interrupted: restore the old tree, drop half-built ones."""
+    old, new = _staging(root, "old"), _staging(root, "new")
+    if old.is_dir() and not root.exists():
+        old.rename(root)
+    for leftover in (old, new):
+        if leftover.exists():
+            shutil.rmtree(leftover)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_bytes(path: Path, content: bytes, mode: int = 0o644) -> None:
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb") as file:
+        file.write(content)
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def _build(stage: Path, root: Path, old: Tree, new: Tree) -> None:
+    directories = set()
+    for path, content in new.items():
+        target = stage / path
+        if target.parent not in directories:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            directories.add(target.parent)
+        if old.get(path) == content:
+            os.link(root / path, target)
+        else:
+            _write_bytes(target, content)
+    for directory in sorted(directories, key=lambda p: len(p.parts), reverse=True):
+        _fsync_dir(directory)
+    _fsync_dir(stage)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two directories atomically; False where the system cannot."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(a))
+
+
+def _swap_in(stage: Path, root: Path) -> None:
+    if not root.exists():
+        stage.rename(root)
+    elif _exchange(stage, root):
+        shutil.rmtree(stage)
+    else:
+        old = _staging(root, "old")
+        root.rename(old)
+        stage.rename(root)
+        shutil.rmtree(old)
+    _fsync_dir(root.parent)
+
+
+def write_tree(root: Path, new: Tree, *, dry_run: bool = False) -> Report:
+    """Make the directory root hold exactly the tree new; report what changed per file."""
+    _guard(root)
+    if not dry_run:
+        root.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.nullcontext() if dry_run else locked(root.parent):
+        if not dry_run:
+            recover(root)
+        old = read_tree(root)
+        report = Report(compare(old, new))
+        if dry_run or (root.is_dir() and not report.changed):
+            return report
+        stage = _staging(root, "new")
+        stage.mkdir()
+        _build(stage, root, old, new)
+        _swap_in(stage, root)
+        return report
+
+
+def write_file(path: Path, content: bytes) -> None:
+    """Replace one file atomically: a crash leaves the old content or the new, never a mix."""
+    temporary = path.with_name(f".{path.name}.devbox-tmp-{os.getpid()}")
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+    try:
+        _write_bytes(temporary, content, mode)
+        temporary.replace(path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
