@@ -15,6 +15,9 @@ from devbox import rules
 from devbox.models import ContainerRecord, Pin, Policy, User
 
 ACCESS_TAG = "tag:devcontainer"
+# Unit files carry this prefix, so a user's own Quadlet file in ~/.config/containers/systemd
+# (which Quadlet prefers over /etc) does not take a devbox unit's place by accident.
+UNIT_PREFIX = "devbox-"
 
 
 def owner_tag(owner: str) -> str:
@@ -74,14 +77,19 @@ class Container:
         return f"container-{self.name}.service"
 
     @property
+    def volume_unit(self) -> str:
+        """The Quadlet volume file's name; the container unit refers to it."""
+        return f"{UNIT_PREFIX}{self.volume}.volume"
+
+    @property
     def container_file(self) -> str:
         """Path of the Quadlet container unit in the generated tree."""
-        return f"users/{self.uid}/container-{self.name}.container"
+        return f"users/{self.uid}/{UNIT_PREFIX}{self.name}.container"
 
     @property
     def volume_file(self) -> str:
         """Path of the Quadlet volume unit in the generated tree."""
-        return f"users/{self.uid}/{self.volume}.volume"
+        return f"users/{self.uid}/{self.volume_unit}"
 
     @property
     def memory_bytes(self) -> int:

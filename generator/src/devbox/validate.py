@@ -225,7 +225,6 @@ def check_containers(raw: Any, file: str) -> Checked:
 def cross_check(users: Checked, containers: Checked, files: Files) -> list[Problem]:
     """The rules between records, and between containers.json and users.nix."""
     found = _unique_names(containers.records, files.containers)
-    found += _unit_clashes(containers.records, files.containers)
     found += _owners(users.users, containers.records, files)
     if users.policy is not None:
         found += _bounds(users.policy, containers.records, files)
@@ -249,25 +248,6 @@ def _unique_names(records: list[tuple[int, ContainerRecord]], file: str) -> list
             )
         else:
             first[record.name] = index
-    return found
-
-
-def _unit_clashes(records: list[tuple[int, ContainerRecord]], file: str) -> list[Problem]:
-    """Quadlet names services after files: `container-<a>` and `<b>-data-volume` can meet."""
-    units: dict[str, int] = {}
-    found = []
-    for index, record in records:
-        for unit in (f"container-{record.name}", f"{record.name}-data-volume"):
-            if units.setdefault(unit, index) != index:
-                found.append(
-                    Problem(
-                        file,
-                        f"containers[{index}].name",
-                        f"{rules.show(record.name)} gives the unit {unit}.service, which "
-                        f"containers[{units[unit]}] gives too",
-                        "pick a name that does not end in -data-volume or start with container-",
-                    )
-                )
     return found
 
 
