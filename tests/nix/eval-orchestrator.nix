@@ -1,0 +1,89 @@
+# Evaluates nixos/orchestrator.nix with the nixpkgs library and the option stubs beside this
+# file, and returns what the module defines as plain JSON data (paths as strings, nothing copied
+# into the store). Used by test_orchestrator_module.py:
+#
+#   nix-instantiate --eval --strict --json tests/nix/eval-orchestrator.nix \
+#     --arg lib 'import <nixpkgs.lib checkout>/lib' --arg generatedDir /abs/generated \
+#     --arg extraConfig '{ services.devbox.restartOnImageChange = true; }'
+{
+  lib,
+  generatedDir,
+  extraConfig ? { },
+}:
+let
+  inherit (lib) mapAttrs;
+
+  stubPackage = name: {
+    type = "derivation";
+    inherit name;
+    outPath = "/nix/store/00000000000000000000000000000000-${name}";
+  };
+
+  evaluated = lib.evalModules {
+    modules = [
+      ./nixos-option-stubs.nix
+      ../../nixos/orchestrator.nix
+      {
+        services.devbox = {
+          enable = true;
+          inherit generatedDir;
+          package = stubPackage "devbox";
+          image = stubPackage "devcontainer.tar.gz";
+        };
+      }
+      extraConfig
+    ];
+  };
+  inherit (evaluated) config;
+
+  service = unit: {
+    inherit (unit)
+      description
+      wantedBy
+      wants
+      requires
+      after
+      restartTriggers
+      restartIfChanged
+      overrideStrategy
+      environment
+      serviceConfig
+      ;
+    path = map toString unit.path;
+  };
+in
+{
+  failedAssertions = map (a: a.message) (builtins.filter (a: !a.assertion) config.assertions);
+  inherit (config) warnings;
+  etc = mapAttrs (_: file: {
+    source = if file.source == null then null else toString file.source;
+    inherit (file) text mode;
+  }) config.environment.etc;
+  users = mapAttrs (_: user: {
+    inherit (user)
+      isNormalUser
+      uid
+      home
+      linger
+      autoSubUidGidRange
+      subUidRanges
+      subGidRanges
+      ;
+  }) config.users.users;
+  podman = config.virtualisation.podman.enable;
+  systemPackages = map toString config.environment.systemPackages;
+  services = mapAttrs (_: service) config.systemd.services;
+  timers = mapAttrs (_: timer: {
+    inherit (timer) wantedBy overrideStrategy timerConfig;
+  }) config.systemd.timers;
+  packages = map (package: {
+    inherit (package) name;
+    entries = map (entry: {
+      inherit (entry) name;
+      path = toString entry.path;
+    }) (package.entries or [ ]);
+  }) config.systemd.packages;
+  tmpfiles = config.systemd.tmpfiles.rules;
+  sudo = config.security.sudo.extraRules;
+  sudoRs = config.security.sudo-rs.extraRules;
+}

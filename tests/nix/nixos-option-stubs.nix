@@ -1,0 +1,249 @@
+# Test-only declarations of the NixOS options that nixos/orchestrator.nix sets or reads, with
+# the types and defaults they have in nixpkgs (docs/nix-checked.md, section "NixOS module", says
+# where each was checked). Declarations only: no implementation, so lib.evalModules with the
+# nixpkgs library alone shows exactly what the module defines.
+{ lib, ... }:
+let
+  inherit (lib) mkOption types;
+
+  stubPackage = name: {
+    type = "derivation";
+    inherit name;
+    outPath = "/nix/store/00000000000000000000000000000000-${name}";
+  };
+
+  list = type: mkOption {
+    type = types.listOf type;
+    default = [ ];
+  };
+
+  subordinateRange = idName: {
+    options = {
+      ${idName} = mkOption { type = types.int; };
+      count = mkOption {
+        type = types.int;
+        default = 1;
+      };
+    };
+  };
+
+  userOptions =
+    { name, config, ... }:
+    {
+      options = {
+        isNormalUser = mkOption {
+          type = types.bool;
+          default = false;
+        };
+        uid = mkOption {
+          type = types.nullOr types.int;
+          default = null;
+        };
+        home = mkOption {
+          type = types.str;
+          default = "/var/empty";
+        };
+        linger = mkOption {
+          type = types.nullOr types.bool;
+          default = null;
+        };
+        autoSubUidGidRange = mkOption {
+          type = types.bool;
+          default = false;
+        };
+        subUidRanges = list (types.submodule (subordinateRange "startUid"));
+        subGidRanges = list (types.submodule (subordinateRange "startGid"));
+      };
+      # As in nixos/modules/config/users-groups.nix.
+      config = lib.mkIf config.isNormalUser {
+        home = lib.mkDefault "/home/${name}";
+        autoSubUidGidRange = lib.mkIf (config.subUidRanges == [ ] && config.subGidRanges == [ ]) (
+          lib.mkDefault true
+        );
+      };
+    };
+
+  unitCommon = {
+    wantedBy = list types.str;
+    overrideStrategy = mkOption {
+      type = types.enum [
+        "asDropinIfExists"
+        "asDropin"
+      ];
+      default = "asDropinIfExists";
+    };
+  };
+
+  serviceOptions = {
+    options = unitCommon // {
+      description = mkOption {
+        type = types.str;
+        default = "";
+      };
+      wants = list types.str;
+      requires = list types.str;
+      after = list types.str;
+      restartTriggers = list types.unspecified;
+      restartIfChanged = mkOption {
+        type = types.bool;
+        default = true;
+      };
+      path = list (
+        types.oneOf [
+          types.package
+          types.str
+        ]
+      );
+      environment = mkOption {
+        type = types.attrsOf (
+          types.nullOr (
+            types.oneOf [
+              types.str
+              types.path
+              types.package
+            ]
+          )
+        );
+        default = { };
+      };
+      serviceConfig = mkOption {
+        type = types.attrsOf types.anything;
+        default = { };
+      };
+    };
+  };
+
+  timerOptions = {
+    options = unitCommon // {
+      timerConfig = mkOption {
+        type = types.attrsOf types.anything;
+        default = { };
+      };
+    };
+  };
+
+  sudoOptions = enabled: {
+    enable = mkOption {
+      type = types.bool;
+      default = enabled;
+    };
+    execWheelOnly = mkOption {
+      type = types.bool;
+      default = false;
+    };
+    extraRules = list (
+      types.submodule {
+        options = {
+          users = list (types.either types.str types.int);
+          groups = list (types.either types.str types.int);
+          host = mkOption {
+            type = types.str;
+            default = "ALL";
+          };
+          runAs = mkOption {
+            type = types.str;
+            default = "ALL:ALL";
+          };
+          commands = list (
+            types.either types.str (
+              types.submodule {
+                options = {
+                  command = mkOption { type = types.str; };
+                  options = list types.str;
+                };
+              }
+            )
+          );
+        };
+      }
+    );
+  };
+in
+{
+  options = {
+    assertions = list types.unspecified;
+    warnings = list types.str;
+
+    users.users = mkOption {
+      type = types.attrsOf (types.submodule userOptions);
+      default = { };
+    };
+
+    virtualisation.podman = {
+      enable = mkOption {
+        type = types.bool;
+        default = false;
+      };
+      package = mkOption {
+        type = types.package;
+        default = stubPackage "podman";
+      };
+    };
+
+    environment.systemPackages = list types.package;
+    environment.etc = mkOption {
+      type = types.attrsOf (
+        types.submodule {
+          options = {
+            source = mkOption {
+              type = types.nullOr types.path;
+              default = null;
+            };
+            text = mkOption {
+              type = types.nullOr types.lines;
+              default = null;
+            };
+            mode = mkOption {
+              type = types.str;
+              default = "symlink";
+            };
+          };
+        }
+      );
+      default = { };
+    };
+
+    systemd.packages = list types.package;
+    systemd.tmpfiles.rules = list types.str;
+    systemd.services = mkOption {
+      type = types.attrsOf (types.submodule serviceOptions);
+      default = { };
+    };
+    systemd.timers = mkOption {
+      type = types.attrsOf (types.submodule timerOptions);
+      default = { };
+    };
+
+    security.sudo = sudoOptions true;
+    security.sudo-rs = sudoOptions false;
+
+    nix.package = mkOption {
+      type = types.package;
+      default = stubPackage "nix";
+    };
+    system.build = mkOption {
+      type = types.lazyAttrsOf types.unspecified;
+      default = { };
+    };
+  };
+
+  config = {
+    system.build.nixos-rebuild = stubPackage "nixos-rebuild";
+    _module.args.pkgs = {
+      coreutils = stubPackage "coreutils";
+      git = stubPackage "git";
+      gnused = stubPackage "gnused";
+      gnutar = stubPackage "gnutar";
+      gzip = stubPackage "gzip";
+      util-linux = stubPackage "util-linux";
+      writeShellApplication =
+        {
+          name,
+          runtimeInputs ? [ ],
+          text,
+        }:
+        stubPackage name // { inherit runtimeInputs text; };
+      linkFarm = name: entries: stubPackage name // { inherit entries; };
+    };
+  };
+}
