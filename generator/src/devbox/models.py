@@ -18,7 +18,6 @@ from pydantic import (
     StrictInt,
     StrictStr,
     field_validator,
-    model_validator,
 )
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
@@ -224,42 +223,6 @@ class Policy(Model):
                 (f"{rules.show(value)} is not an http(s) URL", 'use e.g. "https://ntfy.sh/topic"')
             )
         return value
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Policy:
-        if self.stopped_destroy_days < self.idle_stop_days:
-            _apply(
-                (
-                    f"stoppedDestroyDays ({self.stopped_destroy_days}) is less than "
-                    f"idleStopDays ({self.idle_stop_days})",
-                    "make stoppedDestroyDays at least idleStopDays",
-                )
-            )
-        if self.max_global < self.max_per_user:
-            _apply(
-                (
-                    f"maxGlobal ({self.max_global}) is less than maxPerUser ({self.max_per_user})",
-                    "raise maxGlobal or lower maxPerUser",
-                )
-            )
-        if self.default_cpu > self.max_cpu:
-            _apply(
-                (
-                    f"defaultCpu ({self.default_cpu}) is more than maxCpu ({self.max_cpu})",
-                    "lower defaultCpu or raise maxCpu",
-                )
-            )
-        if (rules.memory_bytes(self.default_memory) or 0) > (
-            rules.memory_bytes(self.max_memory) or 0
-        ):
-            _apply(
-                (
-                    f"defaultMemory ({self.default_memory}) is more than maxMemory "
-                    f"({self.max_memory})",
-                    "lower defaultMemory or raise maxMemory",
-                )
-            )
-        return self
 
 
 class UsersFile(Model):

@@ -46,15 +46,18 @@ class Paths:
         return validate.Files(users=str(self.users), containers=str(self.containers))
 
 
+_UNREAD = object()  # a file that could not be read at all (JSON null is a value)
+
+
 def _attempt(read: Callable[[], Any], problems: list[Problem]) -> Any:
     try:
         return read()
     except InputError as exc:
         problems.extend(exc.problems)
-        return None
+        return _UNREAD
 
 
-def desired(paths: Paths, containers_raw: Any = None) -> Desired:
+def desired(paths: Paths, containers_raw: Any = _UNREAD) -> Desired:
     """Read and validate both inputs; resolve them, or raise every problem at once.
 
     `containers_raw` replaces the content of containers.json (devbox-ctl checks a change
@@ -63,14 +66,14 @@ def desired(paths: Paths, containers_raw: Any = None) -> Desired:
     files = paths.files
     problems: list[Problem] = []
     users_raw = _attempt(lambda: load.read_users(load.Source.of(paths.users)), problems)
-    if containers_raw is None:
+    if containers_raw is _UNREAD:
         containers_raw = _attempt(
             lambda: load.read_containers(load.Source.of(paths.containers)), problems
         )
-    users = validate.check_users(users_raw, files.users) if users_raw is not None else None
+    users = validate.check_users(users_raw, files.users) if users_raw is not _UNREAD else None
     records = (
         validate.check_containers(containers_raw, files.containers)
-        if containers_raw is not None
+        if containers_raw is not _UNREAD
         else None
     )
     for checked in (users, records):
@@ -80,7 +83,7 @@ def desired(paths: Paths, containers_raw: Any = None) -> Desired:
         problems += validate.cross_check(users, records, files)
     if problems or users is None or users.policy is None or records is None:
         raise InputError(problems)
-    return resolve(users.users, users.policy, [record for _, record in records.records])
+    return resolve(users.users, users.policy, records.records)
 
 
 def build(paths: Paths) -> tuple[Desired, render.Tree]:

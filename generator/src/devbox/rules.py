@@ -40,6 +40,11 @@ def show(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 4] + '…"'
 
 
+def count(number: int, noun: str) -> str:
+    """A count with its noun: "1 container", "2 containers"."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def container_name(value: str) -> Issue:
     """A container name becomes a DNS label and a Tailscale host name."""
     if CONTAINER_NAME.match(value):

@@ -135,14 +135,29 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_bytes(path: Path, content: bytes, mode: int = 0o644) -> None:
+def _write_bytes(path: Path, content: bytes, mode: int = 0o644, *, sync: bool = True) -> None:
     with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb") as file:
         file.write(content)
-        file.flush()
-        os.fsync(file.fileno())
+        if sync:
+            file.flush()
+            os.fsync(file.fileno())
+
+
+def _sync_filesystem(directory: Path) -> None:
+    """Flush everything written on directory's file system: one syncfs(2), not one fsync a file."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.syncfs(fd) != 0:
+            os.sync()
+    except (OSError, AttributeError):
+        os.sync()
+    finally:
+        os.close(fd)
 
 
 def _build(stage: Path, root: Path, old: Tree, new: Tree) -> None:
+    """Fill the staging directory; its content is on disk before it is swapped in."""
     directories = set()
     for path, content in new.items():
         target = stage / path
@@ -152,10 +167,8 @@ def _build(stage: Path, root: Path, old: Tree, new: Tree) -> None:
         if old.get(path) == content:
             os.link(root / path, target)
         else:
-            _write_bytes(target, content)
-    for directory in sorted(directories, key=lambda p: len(p.parts), reverse=True):
-        _fsync_dir(directory)
-    _fsync_dir(stage)
+            _write_bytes(target, content, sync=False)
+    _sync_filesystem(stage)
 
 
 def _exchange(a: Path, b: Path) -> bool:
