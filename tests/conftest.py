@@ -1,0 +1,43 @@
+"""Fixtures shared by the whole suite; the helpers behind them are in support.py."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from support import USERS_NIX, container, find_quadlet, require_tool, write_inputs
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="rewrite the expected outputs of the golden tests from the current generator",
+    )
+
+
+@pytest.fixture(scope="session")
+def quadlet() -> str:
+    return require_tool("podman's Quadlet generator (podman >= 4.6)", find_quadlet())
+
+
+@pytest.fixture(scope="session")
+def systemd_analyze() -> str:
+    return require_tool("systemd-analyze", shutil.which("systemd-analyze"))
+
+
+@pytest.fixture(scope="session")
+def nix() -> str:
+    return require_tool("Nix (nix-instantiate)", shutil.which("nix-instantiate"))
+
+
+@pytest.fixture
+def config(tmp_path: Path, nix: str) -> Path:
+    """A config directory with two users and two containers (needs Nix to be read)."""
+    return write_inputs(
+        tmp_path / "config",
+        USERS_NIX,
+        {"version": 1, "containers": [container("web"), container("api", "bob", memory="2G")]},
+    )

@@ -1,0 +1,1 @@
+{ users.alice.uid = 1001; }

@@ -1,0 +1,1 @@
+{ users.alice.uid = 1001; containers = { maxPerUsr = 3; }; extra = true; }

@@ -1,0 +1,161 @@
+"""Helpers for the tests: the real tools, running devbox-ctl, writing inputs.
+
+A test that needs a tool skips with the reason when the tool is missing, except when
+DEVBOX_REQUIRE_TOOLS=1 (CI sets it): then the missing tool is a failure, so a test cannot
+pass by not running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devbox.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+QUADLET_CANDIDATES = (
+    "/usr/libexec/podman/quadlet",
+    str(REPO / ".tools" / "quadlet"),
+)
+
+USERS_NIX = """{
+  users = {
+    alice = { uid = 1001; admin = true; };
+    bob = { uid = 1002; };
+  };
+  containers = { opVault = "DevBox"; };
+}
+"""
+
+
+def require_tool(name: str, path: str | None) -> str:
+    """The tool's path, or skip (fail under DEVBOX_REQUIRE_TOOLS=1) when it is missing."""
+    if path:
+        return path
+    message = f"{name} is not installed (the README's test command installs it)"
+    if os.environ.get("DEVBOX_REQUIRE_TOOLS") == "1":
+        pytest.fail(message + "; DEVBOX_REQUIRE_TOOLS=1 makes this a failure")
+    pytest.skip(message)
+    return ""  # unreachable: skip raises
+
+
+def find_quadlet() -> str | None:
+    """Podman's Quadlet generator: $DEVBOX_QUADLET, PATH, podman's libexec, or .tools/."""
+    explicit = os.environ.get("DEVBOX_QUADLET")
+    if explicit:
+        return explicit if os.access(explicit, os.X_OK) else None
+    on_path = shutil.which("quadlet")
+    if on_path:
+        return on_path
+    return next((c for c in QUADLET_CANDIDATES if os.access(c, os.X_OK)), None)
+
+
+@dataclass
+class Run:
+    """What a devbox-ctl run left: exit code and output."""
+
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> Run:
+    """Run devbox-ctl in this process, as the console script would, and capture its output."""
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with (
+        contextlib.chdir(cwd or Path.cwd()),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+    ):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+    return Run(code, out.getvalue(), err.getvalue())
+
+
+def quadlet_dryrun(quadlet: str, unit_dir: Path) -> str:
+    """Run the real Quadlet generator over a directory; fail with its message if it refuses."""
+    result = subprocess.run(
+        [quadlet, "-dryrun", "-user"],
+        env={**os.environ, "QUADLET_UNIT_DIRS": str(unit_dir)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, f"quadlet refused {unit_dir}:\n{result.stderr}"
+    return result.stdout
+
+
+def quadlet_generate(quadlet: str, unit_dir: Path, out: Path) -> list[Path]:
+    """Write the services Quadlet makes of a directory's units into out."""
+    out.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [quadlet, "-user", str(out)],
+        env={**os.environ, "QUADLET_UNIT_DIRS": str(unit_dir)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, f"quadlet refused {unit_dir}:\n{result.stderr}"
+    return sorted(out.glob("*.service"))
+
+
+def systemd_verify(systemd_analyze: str, units: list[Path], root: Path) -> None:
+    """`systemd-analyze verify` the units inside a small root.
+
+    The root holds the units under /etc/systemd/system and the host's own units (for targets
+    such as timers.target). verify also checks that each command exists: the root gets stand-in
+    executables for /run/current-system/sw/bin/devbox-ctl (the NixOS system profile path the
+    cleanup service runs) and for the podman path this Quadlet build writes into services.
+    """
+    system = root / "etc/systemd/system"
+    system.mkdir(parents=True, exist_ok=True)
+    lib = root / "usr/lib/systemd"
+    lib.mkdir(parents=True, exist_ok=True)
+    if not (lib / "system").exists():
+        (lib / "system").symlink_to("/lib/systemd/system")
+    for command in ("run/current-system/sw/bin/devbox-ctl", "usr/bin/podman"):
+        stand_in = root / command
+        stand_in.parent.mkdir(parents=True, exist_ok=True)
+        stand_in.write_text("#!/bin/sh\nexit 0\n")
+        stand_in.chmod(0o755)
+    for unit in units:
+        shutil.copy(unit, system / unit.name)
+    result = subprocess.run(
+        [systemd_analyze, "verify", "--man=no", f"--root={root}", *(u.name for u in units)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, f"systemd-analyze verify failed:\n{result.stderr}"
+    # verify exits 0 on some warnings; a line about our units is a problem all the same.
+    ours = [line for line in result.stderr.splitlines() if any(u.name in line for u in units)]
+    assert not ours, "systemd-analyze verify warned:\n" + "\n".join(ours)
+
+
+def write_inputs(directory: Path, users_nix: str, containers: Any) -> Path:
+    """Write users.nix and containers.json into a directory; return the directory."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "users.nix").write_text(users_nix)
+    text = containers if isinstance(containers, str) else json.dumps(containers, indent=2)
+    (directory / "containers.json").write_text(text)
+    return directory
+
+
+def container(name: str, owner: str = "alice", **fields: Any) -> dict[str, Any]:
+    """A containers.json record."""
+    return {"name": name, "owner": owner, **fields}

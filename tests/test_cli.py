@@ -1,0 +1,124 @@
+"""The command line as users meet it: help, exit codes, errors without tracebacks."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from devbox import pipeline
+from support import REPO, run_cli
+
+CONSOLE = Path(sys.executable).parent / "devbox-ctl"
+
+
+def test_help_lists_the_commands() -> None:
+    result = run_cli("--help")
+    assert result.code == 0
+    for command in ("generate", "check", "plan", "completion"):
+        assert f"\n  {command} " in result.out
+    assert "Exit codes: 0 ok; 1 drift or pending change; 2 bad input or usage" in result.out
+
+
+def test_each_command_has_help() -> None:
+    for command in ("generate", "check", "plan"):
+        result = run_cli(command, "--help")
+        assert result.code == 0
+        for option in ("--users", "--containers", "--out", "--json"):
+            assert option in result.out
+
+
+def test_an_unknown_command_is_a_usage_error() -> None:
+    result = run_cli("generat")
+    assert result.code == 2
+    assert "No such command 'generat'" in result.err
+
+
+def test_an_unknown_option_is_a_usage_error() -> None:
+    result = run_cli("generate", "--user", "x")
+    assert result.code == 2
+    assert "No such option" in result.err
+    assert "--users" in result.err  # click suggests the near miss
+
+
+def test_an_internal_error_is_one_line_without_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(paths: pipeline.Paths) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(pipeline, "build", broken)
+    result = run_cli("generate")
+    assert result.code == 70
+    assert result.err == (
+        "error: internal error: RuntimeError: boom\n"
+        "hint: this is a bug in devbox-ctl; rerun with --debug and report the traceback\n"
+    )
+    with pytest.raises(RuntimeError, match="boom"):
+        run_cli("generate", "--debug")
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_scripts(shell: str) -> None:
+    result = run_cli("completion", shell)
+    assert result.code == 0
+    assert "_DEVBOX_CTL_COMPLETE" in result.out
+
+
+def test_completion_completes_commands() -> None:
+    if not CONSOLE.exists():
+        pytest.skip("devbox-ctl is not installed as a console script in this environment")
+    result = subprocess.run(
+        [str(CONSOLE)],
+        env={
+            **os.environ,
+            "_DEVBOX_CTL_COMPLETE": "bash_complete",
+            "COMP_WORDS": "devbox-ctl pl",
+            "COMP_CWORD": "1",
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "plain,plan" in result.stdout
+
+
+def test_the_console_script_runs_the_example(tmp_path: Path, nix: str) -> None:
+    if not CONSOLE.exists():
+        pytest.skip("devbox-ctl is not installed as a console script in this environment")
+    example = tmp_path / "basic"
+    shutil.copytree(REPO / "examples/basic", example, ignore=shutil.ignore_patterns("generated"))
+    plan = subprocess.run(
+        [str(CONSOLE), "plan"], cwd=example, capture_output=True, text=True, check=False
+    )
+    assert plan.returncode == 1, plan.stderr
+    assert plan.stdout.startswith("No generated tree yet: everything is new.\nPlan: 3 to add")
+    generate = subprocess.run(
+        [str(CONSOLE), "generate"], cwd=example, capture_output=True, text=True, check=False
+    )
+    assert generate.returncode == 0, generate.stderr
+    assert generate.stdout.endswith(
+        "Wrote generated: 9 created, 0 updated, 0 unchanged, 0 removed.\n"
+    )
+    check = subprocess.run(
+        [str(CONSOLE), "check"], cwd=example, capture_output=True, text=True, check=False
+    )
+    assert check.returncode == 0
+
+
+def test_bad_input_from_the_console_script_has_no_traceback(tmp_path: Path, nix: str) -> None:
+    if not CONSOLE.exists():
+        pytest.skip("devbox-ctl is not installed as a console script in this environment")
+    (tmp_path / "users.nix").write_text("{ users.alice.uid = 1001; }")
+    (tmp_path / "containers.json").write_text('{"version": 1, "containers": [{"name": "Bad"}]}')
+    result = subprocess.run(
+        [str(CONSOLE), "generate"], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: containers.json: containers[0].name:")
+    assert not (tmp_path / "generated").exists()
