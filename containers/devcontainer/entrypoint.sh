@@ -270,15 +270,24 @@ start_syncthing() {
 # Not essential: a broken monitor must not take the container down, so it is
 # restarted after a pause. The host tells a quiet container from a dead
 # monitor by monitor.updatedAt (docs/container-interface.md).
+stop_monitor() {
+	# jobs -p also lists a monitor forked an instant before the signal.
+	local -a children
+	mapfile -t children <<<"$(jobs -p)"
+	if ((${#children[@]} > 0)); then
+		kill -TERM "${children[@]}" 2>/dev/null || true
+	fi
+	wait || true
+	exit 0
+}
+
 supervise_monitor() {
-	local child=""
-	trap '[[ -n $child ]] && kill -TERM "$child" 2>/dev/null; exit 0' TERM
+	trap stop_monitor TERM
+	local status
 	while true; do
 		devbox-ctl monitor &
-		child=$!
-		local status=0
-		wait "$child" || status=$?
-		child=""
+		status=0
+		wait $! || status=$?
 		log "devbox-ctl monitor exited with status $status; restarting in ${monitor_restart_seconds}s"
 		sleep "$monitor_restart_seconds" &
 		wait $! || true
