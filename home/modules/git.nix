@@ -27,7 +27,7 @@ in
   options.devbox.git = {
     enable = mkEnableOption "Git, the GitHub CLI and devbox's Git defaults";
 
-    package = mkPackageOption pkgs "git" { };
+    package = mkPackageOption pkgs "git" { example = "gitFull"; };
 
     userName = mkOption {
       type = types.nullOr types.str;
@@ -63,8 +63,13 @@ in
 
     programs.git = {
       enable = true;
-      # Installed through devbox.packages above (see the comment at the top).
+      # Installed through devbox.packages above (see the comment at the top);
+      # with no package, the LFS filters call git-lfs from PATH.
       package = null;
+      lfs = {
+        enable = true;
+        package = null;
+      };
       ignores = [
         ".direnv/"
         ".envrc.local"

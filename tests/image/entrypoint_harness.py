@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -25,13 +26,13 @@ from pathlib import Path
 
 import pytest
 
+BASH = shutil.which("bash") or "/bin/bash"
 REPO = Path(__file__).resolve().parents[2]
 ENTRYPOINT = REPO / "containers" / "devcontainer" / "entrypoint.sh"
 
 # Every stand-in starts with this: it appends its argv (one JSON list a line)
 # to $STANDIN_LOG/<name>.argv and its environment to <name>.env.
-_RECORD = r"""#!/usr/bin/env bash
-set -euo pipefail
+_RECORD = r"""set -euo pipefail
 name=$(basename "$0")
 # Record a SIGTERM from the first instruction on, so that none is missed.
 trap 'echo TERM >>"$STANDIN_LOG/$name.signals"; exit 0' TERM
@@ -217,7 +218,8 @@ class EntrypointRunner:
         self.bin.mkdir()
         for name, body in _STANDINS.items():
             path = self.bin / name
-            path.write_text(_RECORD + body)
+            # The shebang names the bash on PATH: a Nix build has no /usr/bin/env.
+            path.write_text(f"#!{BASH}\n" + _RECORD + body)
             path.chmod(0o755)
         self.home = self.tmp / "home"
         self.home.mkdir()
@@ -263,7 +265,7 @@ class EntrypointRunner:
         stdout_path, stderr_path = log / "stdout", log / "stderr"
         with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
             proc = subprocess.Popen(
-                ["bash", str(ENTRYPOINT)],
+                [BASH, str(ENTRYPOINT)],
                 env=env,
                 stdout=out,
                 stderr=err,

@@ -1,0 +1,181 @@
+# The dev-container image: everything of docs/image.md in one layered image.
+#
+# Layering: buildLayeredImage puts every store path of the closure in a layer
+# of its own (the most referenced paths first, up to maxLayers, whose default
+# of 100 is left alone; whatever does not fit shares the last layer). That is
+# what gives the caching: a rebuild after a change to, say, devbox-ctl changes
+# only the layers of the store paths that changed, and podman already has all
+# the others. `contents` does not make layers: all of it is merged into the
+# one customisation layer on top (symlinks into the store, /etc, /tmp, the
+# home), so grouping packages into buildEnvs would gain nothing.
+{
+  lib,
+  dockerTools,
+  runCommand,
+  writeShellApplication,
+  replaceVars,
+  bashInteractive,
+  coreutils,
+  findutils,
+  gnugrep,
+  gnused,
+  gawk,
+  gnutar,
+  gzip,
+  xz,
+  procps,
+  which,
+  openssh,
+  curl,
+  jq,
+  iana-etc,
+  tzdata,
+  glibcLocales,
+  tini,
+  tailscale,
+  code-server,
+  syncthing,
+  callPackage,
+  # From the flake: the devbox-ctl package (the activity monitor and
+  # `devbox-ctl keepalive` inside the container) and what toolkit.nix reads
+  # from the Home Manager modules.
+  devbox-ctl,
+  toolkit,
+  gitConfig ? null,
+  sessionVariables ? { },
+  zedRemoteServer ? callPackage ./zed-remote-server.nix { },
+}:
+let
+  uid = 1000;
+  gid = 1000;
+  home = "/home/dev";
+
+  # Two locales instead of glibc's few hundred megabytes of all of them.
+  locales = glibcLocales.override {
+    allLocales = false;
+    locales = [
+      "C.UTF-8/UTF-8"
+      "en_US.UTF-8/UTF-8"
+    ];
+  };
+  localeArchive = "${locales}/lib/locale/locale-archive";
+  tzdir = "${tzdata}/share/zoneinfo";
+
+  # /etc/passwd and /etc/group with the user dev, from nixpkgs' fake NSS
+  # (root and nobody included), so that nothing has to merge files into /etc.
+  nss = dockerTools.fakeNss.override {
+    extraPasswdLines = [ "dev:x:${toString uid}:${toString gid}:devbox:${home}:/bin/bash" ];
+    extraGroupLines = [ "dev:x:${toString gid}:" ];
+  };
+
+  profile = replaceVars ./profile.sh {
+    inherit localeArchive tzdir;
+    sessionVariables = lib.concatStringsSep "\n" (
+      lib.mapAttrsToList (
+        name: value: "export ${name}=${lib.escapeShellArg (toString value)}"
+      ) sessionVariables
+    );
+  };
+
+  etc = runCommand "devbox-devcontainer-etc" { } ''
+    mkdir -p $out/etc
+    ln -s ${profile} $out/etc/profile
+    ln -s ${./bashrc.sh} $out/etc/bashrc
+    ${lib.optionalString (gitConfig != null) "ln -s ${gitConfig} $out/etc/gitconfig"}
+  '';
+
+  entrypoint = writeShellApplication {
+    name = "devbox-entrypoint";
+    runtimeInputs = [
+      coreutils
+      gnugrep
+      curl
+      jq
+      tailscale
+      code-server
+      syncthing
+      devbox-ctl
+    ];
+    text = builtins.readFile ./entrypoint.sh;
+  };
+in
+dockerTools.buildLayeredImage {
+  name = "devbox/devcontainer";
+  tag = "latest";
+
+  contents = [
+    nss
+    dockerTools.binSh
+    dockerTools.usrBinEnv
+    dockerTools.caCertificates
+    iana-etc
+    etc
+
+    bashInteractive
+    coreutils
+    findutils
+    gnugrep
+    gnused
+    gawk
+    gnutar
+    gzip
+    xz
+    procps
+    which
+    openssh
+
+    tini
+    tailscale
+    code-server
+    syncthing
+    devbox-ctl
+    entrypoint
+  ]
+  ++ toolkit;
+
+  # Relative paths: the commands run in the customisation layer's root.
+  # fakeroot makes the ownership stick in the layer without root at build time.
+  fakeRootCommands = ''
+    mkdir -p ./tmp ./var/tmp .${home} ./var/run/tailscale
+    chmod 1777 ./tmp ./var/tmp
+    # The home is the mount point of the volume; a new volume copies its owner.
+    chown ${toString uid}:${toString gid} .${home}
+    # tailscaled's socket, where the tailscale CLI looks for it by default.
+    chown ${toString uid}:${toString gid} ./var/run/tailscale
+  '';
+
+  config = {
+    # tini reaps orphans and passes signals to the entrypoint, which stops
+    # the services (the unit sets RunInit=false: this is the only init).
+    Entrypoint = [
+      "${tini}/bin/tini"
+      "--"
+      "${entrypoint}/bin/devbox-entrypoint"
+    ];
+    # Unprivileged, tailscaled included: as root, Tailscale SSH would start
+    # sessions through login/su, which fail without PAM.
+    User = "${toString uid}:${toString gid}";
+    WorkingDir = home;
+    Volumes = {
+      ${home} = { };
+    };
+    Env = [
+      "HOME=${home}"
+      "USER=dev"
+      "LOGNAME=dev"
+      "SHELL=/bin/bash"
+      "PATH=${home}/.local/bin:/bin"
+      "SSL_CERT_FILE=/etc/ssl/certs/ca-bundle.crt"
+      "NIX_SSL_CERT_FILE=/etc/ssl/certs/ca-bundle.crt"
+      "LANG=C.UTF-8"
+      "LOCALE_ARCHIVE=${localeArchive}"
+      "TZDIR=${tzdir}"
+      "DEVBOX_ZED_SERVER_DIR=${zedRemoteServer}/bin"
+    ];
+    Labels = {
+      "org.opencontainers.image.title" = "devbox dev container";
+      "org.opencontainers.image.description" =
+        "Tailscale SSH, code-server, the Zed remote server and optional Syncthing, as the user dev";
+    };
+  };
+}

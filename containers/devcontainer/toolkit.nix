@@ -1,0 +1,35 @@
+# What the image takes from the Home Manager modules (home/modules): it
+# evaluates the devcontainer profile with home-manager's own lib, as a
+# workstation would, and reads the result. Nothing is activated: the image has
+# no home-manager generation, its home is the volume.
+#
+#   packages          devbox.packages: the toolkit, the same list workstations install
+#   gitConfig         the git configuration the git module writes (goes to /etc/gitconfig)
+#   sessionVariables  home.sessionVariables (EDITOR, VISUAL, ...) for /etc/profile
+{
+  home-manager,
+  pkgs,
+  profile,
+}:
+let
+  hm =
+    (home-manager.lib.homeManagerConfiguration {
+      inherit pkgs;
+      modules = [
+        profile
+        {
+          home = {
+            username = "dev";
+            homeDirectory = "/home/dev";
+            stateVersion = "26.05";
+          };
+        }
+      ];
+    }).config;
+  gitConfigFile = hm.xdg.configFile."git/config" or null;
+in
+{
+  inherit (hm.devbox) packages;
+  gitConfig = if gitConfigFile == null then null else gitConfigFile.source;
+  inherit (hm.home) sessionVariables;
+}

@@ -1,0 +1,333 @@
+{
+  description = "devbox: self-hosted development containers for a small team, declared in Nix";
+
+  inputs = {
+    nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
+    home-manager = {
+      url = "github:nix-community/home-manager/release-26.05";
+      inputs.nixpkgs.follows = "nixpkgs";
+    };
+  };
+
+  outputs =
+    {
+      self,
+      nixpkgs,
+      home-manager,
+    }:
+    let
+      inherit (nixpkgs) lib;
+      inherit (lib) fileset;
+
+      # devbox-ctl, its dev shell and the Home Manager modules work wherever Nix does (the
+      # modules on macOS too); the image, the orchestrator and every check are x86_64-linux.
+      systems = [
+        "x86_64-linux"
+        "aarch64-linux"
+        "x86_64-darwin"
+        "aarch64-darwin"
+      ];
+      forAllSystems = f: lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
+      linux = "x86_64-linux";
+      pkgsLinux = nixpkgs.legacyPackages.${linux};
+
+      # What the Python test suite reads: the package, its tests, the example, and the files
+      # the tests check (every .nix and shell file, the entrypoint, the NixOS module).
+      testedSource = fileset.toSource {
+        root = ./.;
+        fileset = fileset.unions [
+          ./generator
+          ./tests
+          ./examples
+          ./containers
+          ./home
+          ./nixos
+          ./flake.nix
+          ./pytest.ini
+          ./ruff.toml
+          (fileset.maybeMissing ./scripts)
+          (fileset.maybeMissing ./.ci)
+        ];
+      };
+
+      exampleSource = fileset.toSource {
+        root = ./.;
+        fileset = ./examples;
+      };
+
+      formattedSource = fileset.toSource {
+        root = ./.;
+        fileset = fileset.unions [
+          (fileset.fileFilter (file: file.hasExt "nix" || file.hasExt "py" || file.hasExt "sh") ./.)
+          ./ruff.toml
+          (fileset.maybeMissing ./scripts)
+          (fileset.maybeMissing ./.ci)
+        ];
+      };
+
+      # Nix inside a build: a private store and state under the build directory, as nixpkgs'
+      # own lib tests do (lib/tests/test-with-nix.nix), so that nix-instantiate can evaluate
+      # users.nix and the modules in the sandbox.
+      nixInTheSandbox = ''
+        export TEST_ROOT=$(mktemp -d)
+        export HOME=$TEST_ROOT/home
+        mkdir -p "$HOME"
+        export NIX_BUILD_HOOK=
+        export NIX_CONF_DIR=$TEST_ROOT/etc
+        export NIX_LOCALSTATE_DIR=$TEST_ROOT/var
+        export NIX_LOG_DIR=$TEST_ROOT/var/log/nix
+        export NIX_STATE_DIR=$TEST_ROOT/var/nix
+        export NIX_STORE_DIR=$TEST_ROOT/store
+        export PAGER=cat
+      '';
+
+      # podman's Quadlet generator: `make install.bin` installs it under libexec/podman.
+      quadletOf = pkgs: "${pkgs.podman}/libexec/podman/quadlet";
+
+      pyproject = lib.importTOML ./generator/pyproject.toml;
+
+      # The generator and devbox-ctl. Its check phase runs the whole Python test suite
+      # (pytest-nix): tests whose tool is missing in the sandbox (a real podman) skip.
+      mkDevboxCtl =
+        pkgs:
+        let
+          python = pkgs.python3;
+          ps = python.pkgs;
+        in
+        ps.buildPythonApplication {
+          pname = pyproject.project.name;
+          inherit (pyproject.project) version;
+          pyproject = true;
+
+          src = testedSource;
+          # The Python project is generator/; the tests run from the repository root.
+          sourceRoot = "${testedSource.name}/generator";
+
+          build-system = [ ps.setuptools ];
+          dependencies = [
+            ps.click
+            ps.pydantic
+            ps.jinja2
+            ps.deepdiff
+          ];
+
+          nativeCheckInputs = [
+            ps.pytest
+            ps.hypothesis
+            ps.pytest-xdist
+            pkgs.nix
+            pkgs.jq
+            pkgs.shellcheck
+          ];
+
+          checkPhase = ''
+            runHook preCheck
+            pushd ..
+            ${nixInTheSandbox}
+            export PATH="$out/bin:$PATH"
+            export PYTHONPATH="$out/${python.sitePackages}:$PYTHONPATH"
+            export DEVBOX_NIXPKGS_LIB=${nixpkgs}
+            ${lib.optionalString pkgs.stdenv.hostPlatform.isLinux ''
+              export DEVBOX_QUADLET=${quadletOf pkgs}
+            ''}
+            pytest tests -p no:cacheprovider
+            popd
+            runHook postCheck
+          '';
+
+          pythonImportsCheck = [ "devbox" ];
+
+          meta = {
+            description = pyproject.project.description;
+            mainProgram = "devbox-ctl";
+            license = lib.licenses.mit;
+          };
+        };
+
+      # The profile the image is built from, evaluated with home-manager's lib.
+      toolkitFor =
+        pkgs:
+        import ./containers/devcontainer/toolkit.nix {
+          inherit home-manager pkgs;
+          profile = self.homeModules.devcontainer;
+        };
+
+      mkDevcontainer =
+        pkgs:
+        let
+          toolkit = toolkitFor pkgs;
+        in
+        pkgs.callPackage ./containers/devcontainer {
+          devbox-ctl = self.packages.${pkgs.stdenv.hostPlatform.system}.devbox-ctl;
+          toolkit = toolkit.packages;
+          inherit (toolkit) gitConfig sessionVariables;
+        };
+    in
+    {
+      packages = forAllSystems (
+        pkgs:
+        {
+          devbox-ctl = mkDevboxCtl pkgs;
+          default = self.packages.${pkgs.stdenv.hostPlatform.system}.devbox-ctl;
+        }
+        // lib.optionalAttrs (pkgs.stdenv.hostPlatform.system == linux) {
+          devcontainer = mkDevcontainer pkgs;
+        }
+      );
+
+      apps = forAllSystems (
+        pkgs:
+        let
+          app = {
+            type = "app";
+            program = lib.getExe self.packages.${pkgs.stdenv.hostPlatform.system}.devbox-ctl;
+            meta.description = "devbox-ctl: generate, check and plan the Quadlet units; manage containers";
+          };
+        in
+        {
+          devbox-ctl = app;
+          default = app;
+        }
+      );
+
+      homeModules = {
+        cli = ./home/modules/cli.nix;
+        dev = ./home/modules/dev.nix;
+        git = ./home/modules/git.nix;
+        devcontainer = ./home/modules/devcontainer.nix;
+        default = self.homeModules.devcontainer;
+      };
+
+      # The module itself is nixos/orchestrator.nix; this wrapper gives it this flake's
+      # devbox-ctl and image for the host's system, which a host can still override.
+      nixosModules = {
+        orchestrator =
+          { lib, pkgs, ... }:
+          let
+            system = pkgs.stdenv.hostPlatform.system;
+          in
+          {
+            imports = [ ./nixos/orchestrator.nix ];
+            services.devbox = {
+              package = lib.mkDefault self.packages.${system}.devbox-ctl;
+              image = lib.mkDefault self.packages.${system}.devcontainer;
+            };
+          };
+        default = self.nixosModules.orchestrator;
+      };
+
+      checks.${linux} =
+        let
+          pkgs = pkgsLinux;
+          devbox-ctl = self.packages.${linux}.devbox-ctl;
+        in
+        {
+          # The Python test suite, run by the package's check phase.
+          pytest = devbox-ctl;
+
+          # The committed generated example is what devbox-ctl makes of its inputs.
+          generated-up-to-date =
+            pkgs.runCommand "devbox-generated-up-to-date"
+              {
+                nativeBuildInputs = [
+                  devbox-ctl
+                  pkgs.nix
+                ];
+              }
+              ''
+                ${nixInTheSandbox}
+                cp -r ${exampleSource} source
+                chmod -R u+w source
+                cd source
+                devbox-ctl check \
+                  --users examples/basic/users.nix \
+                  --containers examples/basic/containers.json \
+                  --out examples/basic/generated
+                touch $out
+              '';
+
+          # podman's own generator accepts every generated unit, per user as the module
+          # installs them.
+          quadlet = pkgs.runCommand "devbox-quadlet" { } ''
+            export HOME=$(mktemp -d)
+            found=0
+            for dir in ${exampleSource}/examples/basic/generated/users/*/; do
+              [ -d "$dir" ] || continue
+              found=1
+              echo "quadlet: $dir"
+              QUADLET_UNIT_DIRS=$dir ${quadletOf pkgs} -dryrun -user > /dev/null
+            done
+            if [ "$found" = 0 ]; then
+              echo "no generated units under examples/basic/generated/users" >&2
+              exit 1
+            fi
+            touch $out
+          '';
+
+          # nixfmt (RFC style) for Nix, ruff for Python, shellcheck for shell.
+          formatting =
+            pkgs.runCommand "devbox-formatting"
+              {
+                nativeBuildInputs = [
+                  pkgs.nixfmt
+                  pkgs.ruff
+                  pkgs.shellcheck
+                  pkgs.findutils
+                ];
+              }
+              ''
+                cd ${formattedSource}
+                find . -name '*.nix' -print0 | xargs -0 nixfmt --check
+                ruff format --check --no-cache .
+                # Shell files: *.sh, and scripts without the suffix that start with a sh/bash #!.
+                find . -type f \( -name '*.sh' -o -path './scripts/*' -o -path './.ci/*' \) -print0 |
+                  while IFS= read -r -d "" file; do
+                    first=""
+                    IFS= read -r first < "$file" || true
+                    if [[ $file == *.sh || $first =~ ^\#!.*(/|env\ )(ba)?sh ]]; then
+                      printf '%s\0' "$file"
+                    fi
+                  done | xargs -0 -r shellcheck
+                touch $out
+              '';
+
+          # The orchestrator module in a NixOS VM (written with the module).
+          orchestrator-vm = import ./tests/nixos/orchestrator.nix { inherit pkgs self; };
+        };
+
+      formatter = forAllSystems (pkgs: pkgs.nixfmt-tree);
+
+      devShells = forAllSystems (pkgs: {
+        default = pkgs.mkShell {
+          packages = [
+            (pkgs.python3.withPackages (ps: [
+              ps.click
+              ps.pydantic
+              ps.jinja2
+              ps.deepdiff
+              ps.pytest
+              ps.hypothesis
+              ps.pytest-xdist
+              ps.mypy
+              ps.setuptools
+            ]))
+            pkgs.ruff
+            pkgs.nix
+            pkgs.nixfmt
+            pkgs.nixfmt-tree
+            pkgs.shellcheck
+            pkgs.jq
+          ]
+          ++ lib.optionals pkgs.stdenv.hostPlatform.isLinux [ pkgs.podman ];
+          env = lib.optionalAttrs pkgs.stdenv.hostPlatform.isLinux {
+            DEVBOX_QUADLET = quadletOf pkgs;
+          };
+          # `python -m devbox` runs devbox-ctl from this checkout without installing it;
+          # `nix run .#devbox-ctl -- …` runs the packaged one.
+          shellHook = ''
+            export PYTHONPATH="$PWD/generator/src''${PYTHONPATH:+:$PYTHONPATH}"
+          '';
+        };
+      });
+    };
+}
