@@ -12,13 +12,12 @@ named by DEVBOX_NIXPKGS_LIB; without it the tests skip.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+from nix_eval import nix_instantiate, nixpkgs_lib
 
 REPO = Path(__file__).resolve().parents[2]
 EVAL = REPO / "tests" / "nix" / "eval-home-modules.nix"
@@ -56,34 +55,6 @@ DEV = [
     "shellcheck",
 ]
 GIT = ["git", "gh", "git-lfs"]
-
-
-def nixpkgs_lib() -> Path:
-    """The nixpkgs library named by DEVBOX_NIXPKGS_LIB (a checkout, or its lib/ folder)."""
-    root = os.environ.get("DEVBOX_NIXPKGS_LIB")
-    if not root:
-        pytest.skip(
-            "DEVBOX_NIXPKGS_LIB is not set: point it at a checkout of nix-community/nixpkgs.lib "
-            "(outside this repository) to evaluate the Home Manager modules"
-        )
-    for candidate in (Path(root) / "lib", Path(root)):
-        if (candidate / "default.nix").is_file() and (candidate / "modules.nix").is_file():
-            return candidate
-    pytest.fail(
-        f"DEVBOX_NIXPKGS_LIB={root} holds no nixpkgs lib (lib/default.nix, lib/modules.nix)"
-    )
-    raise AssertionError  # unreachable: fail raises
-
-
-def nix_instantiate() -> str:
-    found = shutil.which("nix-instantiate")
-    if found:
-        return found
-    message = "Nix (nix-instantiate) is not installed"
-    if os.environ.get("DEVBOX_REQUIRE_TOOLS") == "1":
-        pytest.fail(message + "; DEVBOX_REQUIRE_TOOLS=1 makes this a failure")
-    pytest.skip(message)
-    raise AssertionError  # unreachable: skip raises
 
 
 def evaluate(module: str, config: str = "{ }") -> dict[str, Any]:

@@ -1,0 +1,57 @@
+# Evaluates the flake's outputs function with nixpkgs' lib and stand-in inputs, and returns
+# the shape of the outputs as plain JSON data: which outputs exist for which systems, and
+# what the nixosModules.orchestrator wrapper sets. Nothing is built and no package is
+# evaluated (the stand-in package sets hold only stdenv.hostPlatform). Used by
+# test_flake.py:
+#
+#   nix-instantiate --eval --strict --json tests/nix/eval-flake.nix \
+#     --arg lib 'import <nixpkgs.lib checkout>/lib'
+{ lib }:
+let
+  flake = import ../../flake.nix;
+
+  stubPkgs = system: {
+    stdenv.hostPlatform = {
+      inherit system;
+      isLinux = lib.hasSuffix "-linux" system;
+    };
+  };
+  nixpkgs = {
+    inherit lib;
+    outPath = "/nix/store/00000000000000000000000000000000-nixpkgs";
+    legacyPackages = lib.genAttrs lib.systems.flakeExposed stubPkgs;
+  };
+  home-manager = {
+    outPath = "/nix/store/00000000000000000000000000000000-home-manager";
+  };
+  outputs = flake.outputs {
+    self = outputs;
+    inherit nixpkgs home-manager;
+  };
+
+  names = lib.mapAttrs (_: lib.attrNames);
+  wrapper = outputs.nixosModules.orchestrator {
+    inherit lib;
+    pkgs = stubPkgs "x86_64-linux";
+  };
+in
+{
+  inherit (flake) description inputs;
+  outputs = lib.attrNames outputs;
+  packages = names outputs.packages;
+  apps = lib.mapAttrs (_: lib.mapAttrs (_: app: app.type)) outputs.apps;
+  checks = names outputs.checks;
+  devShells = names outputs.devShells;
+  formatter = lib.attrNames outputs.formatter;
+  homeModules = lib.mapAttrs (_: toString) outputs.homeModules;
+  nixosModules = lib.attrNames outputs.nixosModules;
+  orchestratorWrapper = {
+    imports = map toString wrapper.imports;
+    package = {
+      inherit (wrapper.services.devbox.package) _type priority;
+    };
+    image = {
+      inherit (wrapper.services.devbox.image) _type priority;
+    };
+  };
+}

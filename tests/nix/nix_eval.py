@@ -1,0 +1,37 @@
+"""Helpers for the tests that evaluate this repository's Nix with nixpkgs' lib alone."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+
+def nixpkgs_lib() -> Path:
+    """The nixpkgs library named by DEVBOX_NIXPKGS_LIB (a checkout, or its lib/ folder)."""
+    root = os.environ.get("DEVBOX_NIXPKGS_LIB")
+    if not root:
+        pytest.skip(
+            "DEVBOX_NIXPKGS_LIB is not set: point it at a checkout of nix-community/nixpkgs.lib "
+            "(outside this repository) to evaluate the Home Manager modules"
+        )
+    for candidate in (Path(root) / "lib", Path(root)):
+        if (candidate / "default.nix").is_file() and (candidate / "modules.nix").is_file():
+            return candidate
+    pytest.fail(
+        f"DEVBOX_NIXPKGS_LIB={root} holds no nixpkgs lib (lib/default.nix, lib/modules.nix)"
+    )
+    raise AssertionError  # unreachable: fail raises
+
+
+def nix_instantiate() -> str:
+    found = shutil.which("nix-instantiate")
+    if found:
+        return found
+    message = "Nix (nix-instantiate) is not installed"
+    if os.environ.get("DEVBOX_REQUIRE_TOOLS") == "1":
+        pytest.fail(message + "; DEVBOX_REQUIRE_TOOLS=1 makes this a failure")
+    pytest.skip(message)
+    raise AssertionError  # unreachable: skip raises

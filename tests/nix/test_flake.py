@@ -1,0 +1,108 @@
+"""The flake's inputs and outputs, checked without fetching nixpkgs.
+
+eval-flake.nix calls the flake's outputs function with nixpkgs' lib (from the
+checkout of nix-community/nixpkgs.lib named by DEVBOX_NIXPKGS_LIB; skipped
+without it) and stand-in inputs, so the outputs' shape is the real one: the
+outputs the issue lists, for the systems they are meant for, and what the
+nixosModules.orchestrator wrapper sets. flake.lock is checked against the
+inputs without Nix.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from nix_eval import nix_instantiate, nixpkgs_lib
+
+REPO = Path(__file__).resolve().parents[2]
+EVAL = REPO / "tests" / "nix" / "eval-flake.nix"
+ALL_SYSTEMS = ["aarch64-darwin", "aarch64-linux", "x86_64-darwin", "x86_64-linux"]
+
+
+def flake_shape() -> dict[str, Any]:
+    result = subprocess.run(
+        [
+            nix_instantiate(),
+            "--eval",
+            "--strict",
+            "--json",
+            str(EVAL),
+            "--arg",
+            "lib",
+            f"import {nixpkgs_lib()}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    value: dict[str, Any] = json.loads(result.stdout)
+    return value
+
+
+def test_inputs_follow_the_pinned_branches() -> None:
+    inputs = flake_shape()["inputs"]
+    assert inputs["nixpkgs"]["url"] == "github:NixOS/nixpkgs/nixos-26.05"
+    assert inputs["home-manager"]["url"] == "github:nix-community/home-manager/release-26.05"
+    assert inputs["home-manager"]["inputs"]["nixpkgs"]["follows"] == "nixpkgs"
+
+
+def test_the_lock_file_pins_exactly_these_inputs() -> None:
+    lock = json.loads((REPO / "flake.lock").read_text())
+    nodes = lock["nodes"]
+    assert nodes[lock["root"]]["inputs"] == {"nixpkgs": "nixpkgs", "home-manager": "home-manager"}
+    assert nodes["home-manager"]["inputs"] == {"nixpkgs": ["nixpkgs"]}
+    assert nodes["nixpkgs"]["original"] == {
+        "owner": "NixOS",
+        "ref": "nixos-26.05",
+        "repo": "nixpkgs",
+        "type": "github",
+    }
+    assert nodes["home-manager"]["original"]["ref"] == "release-26.05"
+
+
+def test_packages_and_apps() -> None:
+    shape = flake_shape()
+    assert shape["packages"]["x86_64-linux"] == ["default", "devbox-ctl", "devcontainer"]
+    for system in ALL_SYSTEMS:
+        assert {"default", "devbox-ctl"} <= set(shape["packages"][system])
+        assert shape["apps"][system] == {"default": "app", "devbox-ctl": "app"}
+        assert shape["devShells"][system] == ["default"]
+    # The image is built for the orchestrator's system only.
+    assert "devcontainer" not in shape["packages"]["aarch64-darwin"]
+    assert shape["formatter"] == ALL_SYSTEMS
+
+
+def test_checks() -> None:
+    assert flake_shape()["checks"] == {
+        "x86_64-linux": [
+            "formatting",
+            "generated-up-to-date",
+            "orchestrator-vm",
+            "pytest",
+            "quadlet",
+        ]
+    }
+
+
+def test_modules() -> None:
+    shape = flake_shape()
+    modules = {name: Path(path).relative_to(REPO) for name, path in shape["homeModules"].items()}
+    assert modules == {
+        "cli": Path("home/modules/cli.nix"),
+        "dev": Path("home/modules/dev.nix"),
+        "git": Path("home/modules/git.nix"),
+        "devcontainer": Path("home/modules/devcontainer.nix"),
+        "default": Path("home/modules/devcontainer.nix"),
+    }
+    assert shape["nixosModules"] == ["default", "orchestrator"]
+    wrapper = shape["orchestratorWrapper"]
+    assert [Path(p).relative_to(REPO) for p in wrapper["imports"]] == [
+        Path("nixos/orchestrator.nix")
+    ]
+    # mkDefault: a host can still set its own devbox-ctl or image.
+    assert wrapper["package"] == {"_type": "override", "priority": 1000}
+    assert wrapper["image"] == {"_type": "override", "priority": 1000}
