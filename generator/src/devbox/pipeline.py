@@ -70,6 +70,17 @@ def desired(paths: Paths, containers_raw: Any = _UNREAD) -> Desired:
         containers_raw = _attempt(
             lambda: load.read_containers(load.Source.of(paths.containers)), problems
         )
+    return validated(users_raw, containers_raw, files, problems)
+
+
+def validated(
+    users_raw: Any,
+    containers_raw: Any,
+    files: validate.Files,
+    problems: list[Problem] | None = None,
+) -> Desired:
+    """Validate the two inputs' values and resolve them, or raise every problem at once."""
+    problems = [] if problems is None else problems
     users = validate.check_users(users_raw, files.users) if users_raw is not _UNREAD else None
     records = (
         validate.check_containers(containers_raw, files.containers)

@@ -172,7 +172,9 @@ def compute(old: dict[str, Any], desired: Desired, tree: dict[str, bytes]) -> Pl
         elif after is None and before is not None:
             plan.containers.append(ContainerChange(name, before["owner"], "removed", "stops"))
         elif before is not None and after is not None:
-            changes = field_changes(_own_fields(before), _own_fields(after))
+            changes = (
+                [] if before == after else field_changes(_own_fields(before), _own_fields(after))
+            )
             units_changed = _units_changed(after["units"], old.get("files", {}), tree)
             if changes or units_changed:
                 effect = _effect(before, after, units_changed)

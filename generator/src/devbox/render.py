@@ -34,15 +34,20 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         autoescape=False,  # noqa: S701 - unit files, not HTML; unitfile.py escapes
+        auto_reload=False,  # templates ship with the package; no stat() per render
     )
     env.filters["setting"] = unitfile.setting
     env.filters["word"] = unitfile.word
     return env
 
 
+@functools.cache
+def _template(name: str) -> jinja2.Template:
+    return environment().get_template(name)
+
+
 def _render(template: str, **values: object) -> bytes:
-    text = environment().get_template(template).render(header=HEADER, **values)
-    return text.encode("utf-8")
+    return _template(template).render(header=HEADER, **values).encode("utf-8")
 
 
 def container_units(container: Container) -> Tree:

@@ -33,9 +33,10 @@ class Escaped(str):
 
 def check_line(value: str) -> str:
     """Return the value if it is one line of printable characters, else raise."""
-    for char in value:
-        if not char.isprintable() and char != " ":
-            raise UnitValueError(f"{value!r} contains a control character or line break")
+    # isprintable() is False for line breaks, tabs and other control and separator
+    # characters; the space is the one blank it accepts.
+    if not value.isprintable():
+        raise UnitValueError(f"{value!r} contains a control character or line break")
     return value
 
 
