@@ -259,8 +259,11 @@ start_syncthing() {
 		umask 077
 		printf 'X-API-Key: %s\n' "$api_key" >"$header"
 	)
-	STGUIADDRESS=$syncthing_gui STGUIAPIKEY=$api_key STNOUPGRADE=1 \
-		start syncthing syncthing serve --home="$syncthing_home" --no-browser
+	# Settings through Syncthing's environment variables: the GUI address
+	# overrides the configuration's, so it stays on loopback whatever the
+	# GUI's settings page is told; no browser, no self-upgrade.
+	STGUIADDRESS=$syncthing_gui STGUIAPIKEY=$api_key STNOBROWSER=1 STNOUPGRADE=1 \
+		start syncthing syncthing serve --home="$syncthing_home"
 	if [[ ! -f $syncthing_home/.devbox-configured ]]; then
 		configure_syncthing "$header" || true
 	fi
