@@ -96,7 +96,8 @@ let
       syncthing
       devbox-ctl
     ];
-    text = builtins.readFile ./entrypoint.sh;
+    # writeShellApplication writes its own #! line and shell options.
+    text = lib.removePrefix "#!/usr/bin/env bash\n" (builtins.readFile ./entrypoint.sh);
   };
 in
 dockerTools.buildLayeredImage {
