@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-from support import USERS_NIX, container, find_quadlet, require_tool, write_inputs
+from support import USERS_NIX, StandIns, container, find_quadlet, require_tool, write_inputs
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -41,3 +42,11 @@ def config(tmp_path: Path, nix: str) -> Path:
         USERS_NIX,
         {"version": 1, "containers": [container("web"), container("api", "bob", memory="2G")]},
     )
+
+
+@pytest.fixture
+def stand_ins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StandIns:
+    """Stand-in executables first on PATH (see support.StandIns)."""
+    stand_ins = StandIns(tmp_path / "stand-ins")
+    monkeypatch.setenv("PATH", f"{stand_ins.bin}:{os.environ['PATH']}")
+    return stand_ins

@@ -159,3 +159,65 @@ def write_inputs(directory: Path, users_nix: str, containers: Any) -> Path:
 def container(name: str, owner: str = "alice", **fields: Any) -> dict[str, Any]:
     """A containers.json record."""
     return {"name": name, "owner": owner, **fields}
+
+
+STAND_IN = """#!{python}
+# Stand-in for `{name}`, written by the tests: it records its argv and stdin, and answers by
+# the first rule in {rules} whose words all appear in its argv (default: exit 0, no output).
+import json, os, sys
+argv = sys.argv[1:]
+stdin = sys.stdin.read() if not sys.stdin.isatty() else ""
+with open({log!r}, "a") as log:
+    log.write(json.dumps({{"name": {name!r}, "argv": argv, "stdin": stdin}}) + "\\n")
+rules = json.load(open({rules!r})) if os.path.exists({rules!r}) else []
+for rule in rules:
+    if all(word in argv for word in rule.get("match", [])):
+        sys.stdout.write(rule.get("stdout", ""))
+        sys.stderr.write(rule.get("stderr", ""))
+        sys.exit(rule.get("exit", 0))
+"""
+
+
+class StandIns:
+    """Executables on PATH that stand in for services no test can reach.
+
+    Each records every call (argv and stdin) in calls.jsonl and answers by rules the test
+    sets; a test that uses one says what it stands in for.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.bin = directory / "bin"
+        self.bin.mkdir(parents=True, exist_ok=True)
+        self.log = directory / "calls.jsonl"
+        self.log.touch()
+        self.rules_dir = directory / "rules"
+        self.rules_dir.mkdir(exist_ok=True)
+
+    def add(self, name: str, rules: list[dict[str, Any]] | None = None) -> None:
+        import sys  # noqa: PLC0415
+
+        path = self.bin / name
+        path.write_text(
+            STAND_IN.format(
+                python=sys.executable,
+                name=name,
+                log=str(self.log),
+                rules=str(self.rules_dir / f"{name}.json"),
+            )
+        )
+        path.chmod(0o755)
+        self.rules(name, rules or [])
+
+    def rules(self, name: str, rules: list[dict[str, Any]]) -> None:
+        (self.rules_dir / f"{name}.json").write_text(json.dumps(rules))
+
+    def calls(self, name: str | None = None) -> list[dict[str, Any]]:
+        lines = self.log.read_text().splitlines()
+        calls = [json.loads(line) for line in lines]
+        return [c for c in calls if name is None or c["name"] == name]
+
+    def argvs(self, name: str) -> list[list[str]]:
+        return [c["argv"] for c in self.calls(name)]
+
+    def clear(self) -> None:
+        self.log.write_text("")

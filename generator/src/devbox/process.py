@@ -68,6 +68,8 @@ def run(
         completed = subprocess.run(
             [executable, *argv[1:]],
             input=stdin,
+            # Without input, programs read an empty stdin, never the caller's terminal.
+            stdin=subprocess.DEVNULL if stdin is None else None,
             capture_output=True,
             text=True,
             env=None if env is None else {**os.environ, **env},

@@ -231,10 +231,15 @@ def write_tree(root: Path, new: Tree, *, dry_run: bool = False) -> Report:
         return report
 
 
-def write_file(path: Path, content: bytes) -> None:
-    """Replace one file atomically: a crash leaves the old content or the new, never a mix."""
+def write_file(path: Path, content: bytes, *, parents: bool = False, mode: int = 0o644) -> None:
+    """Replace one file atomically: a crash leaves the old content or the new, never a mix.
+
+    An existing file keeps its permissions; a new one gets `mode`.
+    """
+    if parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.devbox-tmp-{os.getpid()}")
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+    mode = path.stat().st_mode & 0o777 if path.exists() else mode
     try:
         _write_bytes(temporary, content, mode)
         temporary.replace(path)
@@ -242,3 +247,8 @@ def write_file(path: Path, content: bytes) -> None:
         temporary.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def remove_file(path: Path) -> None:
+    """Remove a file if it is there."""
+    path.unlink(missing_ok=True)

@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "generate": "devbox.cli.generate",
     "check": "devbox.cli.check",
     "plan": "devbox.cli.plan",
+    "apply": "devbox.cli.apply",
     "completion": "devbox.cli.completion",
 }
 INTERNAL_ERROR = 70
