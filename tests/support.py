@@ -194,7 +194,7 @@ class StandIns:
         self.rules_dir.mkdir(exist_ok=True)
 
     def add(self, name: str, rules: list[dict[str, Any]] | None = None) -> None:
-        import sys  # noqa: PLC0415
+        import sys
 
         path = self.bin / name
         path.write_text(
