@@ -223,7 +223,7 @@
         in
         {
           # The Python test suite, run by the package's check phase.
-          pytest = devbox-ctl;
+          pytest-nix = devbox-ctl;
 
           # The committed generated example is what devbox-ctl makes of its inputs.
           generated-up-to-date =

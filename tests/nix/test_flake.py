@@ -82,7 +82,7 @@ def test_checks() -> None:
             "formatting",
             "generated-up-to-date",
             "orchestrator-vm",
-            "pytest",
+            "pytest-nix",
             "quadlet",
         ]
     }
