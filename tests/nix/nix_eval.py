@@ -15,7 +15,7 @@ def nixpkgs_lib() -> Path:
     if not root:
         pytest.skip(
             "DEVBOX_NIXPKGS_LIB is not set: point it at a checkout of nix-community/nixpkgs.lib "
-            "(outside this repository) to evaluate the Home Manager modules"
+            "(outside this repository) to evaluate the Home Manager modules and the flake"
         )
     for candidate in (Path(root) / "lib", Path(root)):
         if (candidate / "default.nix").is_file() and (candidate / "modules.nix").is_file():
