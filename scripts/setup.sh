@@ -2,7 +2,8 @@
 # Set up everything devbox's generator and tests need, on Debian 12 or 13. Safe to run twice:
 # each step checks first and does nothing when its part is already there.
 #   - Debian packages: Nix (nix-instantiate reads users.nix), podman and runc (volumes,
-#     secrets, containers in the tests), shellcheck, busybox-static (a tiny test image), git
+#     secrets, containers in the tests), shellcheck, busybox-static (a tiny test image), git,
+#     jq (the image's entrypoint uses it; its tests run it)
 #   - Quadlet, podman's unit generator: Debian 13's podman has it; on Debian 12 (podman 4.3,
 #     no Quadlet) the binary is taken from Debian 13's podman package into .tools/quadlet
 #   - the Python environment in .venv, from generator/ with the pinned versions of
@@ -18,7 +19,7 @@ as_root() {
 
 say() { printf '==> %s\n' "$*"; }
 
-packages=(nix-bin podman runc shellcheck busybox-static git ca-certificates)
+packages=(nix-bin podman runc shellcheck busybox-static git jq ca-certificates)
 python3 -c 'import venv, ensurepip' 2>/dev/null || packages+=(python3-venv python3-pip)
 missing=()
 for package in "${packages[@]}"; do
