@@ -10,9 +10,10 @@ import logging
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from devbox.errors import ToolError
 
@@ -80,3 +81,59 @@ def run(
     except subprocess.TimeoutExpired as exc:
         raise ToolError(f"{argv[0]} did not finish within {timeout:g} s") from exc
     return Result(tuple(argv), completed.returncode, completed.stdout, completed.stderr)
+
+
+def run_binary(
+    argv: Sequence[str],
+    *,
+    stdin: BinaryIO | None = None,
+    stdout: BinaryIO | None = None,
+    timeout: float | None = None,
+) -> Result:
+    """Run a program with files as its stdin or stdout (volume exports and imports)."""
+    executable = find(argv[0])
+    log.debug("run: %s", " ".join(argv))
+    try:
+        completed = subprocess.run(
+            [executable, *argv[1:]],
+            stdin=stdin if stdin is not None else subprocess.DEVNULL,
+            stdout=stdout if stdout is not None else subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ToolError(f"{argv[0]} did not finish within {timeout:g} s") from exc
+    output = completed.stdout.decode("utf-8", "replace") if completed.stdout else ""
+    return Result(
+        tuple(argv), completed.returncode, output, completed.stderr.decode("utf-8", "replace")
+    )
+
+
+def run_attached(argv: Sequence[str]) -> int:
+    """Run a program on the caller's terminal (logs -f); return its exit code."""
+    executable = find(argv[0])
+    log.debug("run: %s", " ".join(argv))
+    return subprocess.run([executable, *argv[1:]], stdin=subprocess.DEVNULL, check=False).returncode
+
+
+def run_lines(
+    argv: Sequence[str], on_line: Callable[[str], None], *, cwd: Path | None = None
+) -> Result:
+    """Run a program, handing each line of its output (stdout and stderr) to on_line."""
+    executable = find(argv[0])
+    log.debug("run: %s", " ".join(argv))
+    kept: list[str] = []
+    with subprocess.Popen(
+        [executable, *argv[1:]],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=cwd,
+    ) as child:
+        assert child.stdout is not None  # noqa: S101 - Popen with PIPE always has it
+        for line in child.stdout:
+            on_line(line.rstrip("\n"))
+            kept = [*kept[-39:], line]
+    return Result(tuple(argv), child.returncode, "".join(kept), "")

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import BinaryIO
 
 from devbox.errors import UsageError
 
@@ -252,3 +253,37 @@ def write_file(path: Path, content: bytes, *, parents: bool = False, mode: int =
 def remove_file(path: Path) -> None:
     """Remove a file if it is there."""
     path.unlink(missing_ok=True)
+
+
+def append_line(path: Path, line: str, mode: int = 0o640) -> None:
+    """Append one line to a log file in a single write, creating it (and its directory)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode)
+    try:
+        os.write(fd, (line.rstrip("\n") + "\n").encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def streamed(path: Path, mode: int = 0o600) -> Iterator[BinaryIO]:
+    """A file another program writes into; it appears at path only if the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.devbox-tmp-{os.getpid()}")
+    try:
+        with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        temporary.replace(path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def ensure_directory(path: Path, mode: int = 0o750) -> Path:
+    """Create a directory (and its parents) if it is missing; return it."""
+    path.mkdir(mode=mode, parents=True, exist_ok=True)
+    return path

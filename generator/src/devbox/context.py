@@ -1,0 +1,73 @@
+"""The runtime context of a verb that acts on the host: config, caller, declaration.
+
+Built once per command from /etc/devbox/config.json (or $DEVBOX_CONFIG when not privileged)
+and the caller's identity (identity.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devbox import declare, events, hostconfig, identity
+from devbox.errors import InputError, Problem
+from devbox.podman import Podman
+from devbox.resolve import Container, Desired
+
+
+@dataclass
+class Runtime:
+    """What a runtime verb needs."""
+
+    config: hostconfig.HostConfig
+    caller: identity.Caller
+    privileged: bool = False
+    _desired: Desired | None = field(default=None, repr=False)
+
+    @property
+    def desired(self) -> Desired:
+        """The declaration as it is now (read once)."""
+        if self._desired is None:
+            self._desired = declare.current(self.config.paths)
+        return self._desired
+
+    def refresh(self, desired: Desired) -> None:
+        """Use the declaration a change just wrote."""
+        self._desired = desired
+
+    def container(self, name: str) -> Container:
+        """A declared container, or exit 2 naming the ones the caller may see."""
+        found = self.desired.by_name().get(name)
+        if found is None:
+            mine = [c.name for c in self.desired.containers if self.caller.may_act_on(c.owner)]
+            raise InputError(
+                [
+                    Problem(
+                        str(self.config.paths.containers),
+                        "",
+                        f"no container is named {name!r}",
+                        f"yours: {', '.join(mine) or 'none yet (devbox-ctl create NAME)'}",
+                    )
+                ]
+            )
+        return found
+
+    def podman(self, owner: str) -> Podman:
+        """Podman as a user of users.nix."""
+        return Podman(owner, self.desired.users[owner].uid)
+
+    def event(self, action: str, container: str, **details: Any) -> dict[str, Any]:
+        """Append an event to the log, as this caller."""
+        automatic = bool(details.pop("automatic", False))
+        actor = "cleanup" if automatic else self.caller.name
+        return events.record(self.config.events_file, action, container, actor, **details)
+
+
+def build(*, privileged: bool, sudo_uid: str | None, config_path: Path | None = None) -> Runtime:
+    """The runtime of this process."""
+    path = config_path or hostconfig.locate(privileged=privileged)
+    config = hostconfig.load(path)
+    desired = declare.current(config.paths)
+    caller = identity.identify(identity.system_uid(sudo_uid if privileged else None), desired.users)
+    return Runtime(config=config, caller=caller, privileged=privileged, _desired=desired)

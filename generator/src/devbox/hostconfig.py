@@ -1,0 +1,90 @@
+"""/etc/devbox/config.json: where the config repository is and how to act on the host.
+
+The NixOS module writes it (docs/host-config.md). It names files and commands, never a
+secret. DEVBOX_CONFIG names another file, except under the privileged path, which reads only
+the system file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from pydantic import Field, StrictInt, StrictStr, ValidationError
+
+from devbox import pipeline
+from devbox.errors import InputError, Problem
+from devbox.models import Model
+from devbox.schema_errors import problems
+
+SYSTEM_CONFIG = Path("/etc/devbox/config.json")
+ENVIRONMENT_VARIABLE = "DEVBOX_CONFIG"
+
+
+class HostConfig(Model):
+    """The host's devbox settings."""
+
+    version: StrictInt
+    config_repo: Path
+    users_file: StrictStr = "devbox/users.nix"
+    containers_file: StrictStr = "devbox/containers.json"
+    generated_dir: StrictStr = "devbox/generated"
+    rebuild_command: list[StrictStr] = Field(default_factory=lambda: ["nixos-rebuild", "switch"])
+    op_token_file: Path | None = None
+    op_vault: StrictStr | None = None
+    tailscale_api_key_file: Path | None = None
+    tailscale_api_url: StrictStr = "https://api.tailscale.com"
+    tailnet: StrictStr = "-"
+    state_dir: Path = Path("/var/lib/devbox")
+    privileged_command: StrictStr | None = None
+
+    @property
+    def paths(self) -> pipeline.Paths:
+        """users.nix, containers.json and generated/ inside the config repository."""
+        return pipeline.Paths(
+            users=self.config_repo / self.users_file,
+            containers=self.config_repo / self.containers_file,
+            out=self.config_repo / self.generated_dir,
+        )
+
+    @property
+    def events_file(self) -> Path:
+        """The append-only event log."""
+        return self.state_dir / "events.jsonl"
+
+    @property
+    def snapshots_dir(self) -> Path:
+        """Volume exports kept before a destroy."""
+        return self.state_dir / "snapshots"
+
+
+def load(path: Path) -> HostConfig:
+    """Read and validate a host config file."""
+    if not path.is_file():
+        raise InputError(
+            [
+                Problem(
+                    str(path),
+                    "",
+                    "not found",
+                    "enable services.devbox in the NixOS configuration, or point "
+                    f"{ENVIRONMENT_VARIABLE} at a config file (docs/host-config.md)",
+                )
+            ]
+        )
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError([Problem(str(path), "", f"cannot be read ({exc})", "")]) from exc
+    try:
+        return HostConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise InputError(problems(HostConfig, exc, str(path))) from exc
+
+
+def locate(*, privileged: bool) -> Path:
+    """The config file to read: the system one, or $DEVBOX_CONFIG when not privileged."""
+    if privileged:
+        return SYSTEM_CONFIG
+    return Path(os.environ.get(ENVIRONMENT_VARIABLE) or SYSTEM_CONFIG)
