@@ -77,6 +77,10 @@ class ToolError(DevboxError):
     exit_code = ExitCode.FAILED
 
 
+class NoVolumeError(ToolError):
+    """A container's volume does not exist, so there is nothing to snapshot or read."""
+
+
 class NotAllowedError(DevboxError):
     """The caller may not act on this container or setting."""
 

@@ -1,0 +1,99 @@
+"""Fixtures for the lifecycle tests: a runtime over a temporary state directory, real podman
+volumes, and the clock.
+
+Podman runs for real (as root; ENVIRONMENT.md). devbox runs a container owner's podman through
+`systemd-run --user --machine=<owner>@ --pipe podman …`; no systemd user manager runs here, so
+the `systemd_run` fixture puts a stand-in `systemd-run` on PATH that drops its own options
+and runs the podman command line as it is (as root). It stands in for the owner's systemd
+manager only: the podman it runs is real.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from devbox import clock
+from support import require_tool
+
+SYSTEMD_RUN = """#!/bin/sh
+# Stand-in for systemd-run --user --machine=OWNER@ --wait --collect --quiet --pipe CMD...:
+# no user manager runs here, so CMD runs as it is.
+while [ $# -gt 0 ]; do
+  case $1 in
+    --*) shift ;;
+    *) break ;;
+  esac
+done
+exec "$@"
+"""
+
+
+class Clock:
+    """The injectable clock: `devbox.clock.now` returns `self.now`, which tests move."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        from datetime import timedelta
+
+        self.now += timedelta(**delta)
+        return self.now
+
+
+@pytest.fixture
+def now(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fixed = Clock(datetime(2026, 11, 2, 9, 0, tzinfo=UTC))
+    monkeypatch.setattr(clock, "now", fixed)
+    return fixed
+
+
+@pytest.fixture
+def podman() -> str:
+    return require_tool("podman", _which("podman"))
+
+
+def _which(name: str) -> str | None:
+    import shutil
+
+    return shutil.which(name)
+
+
+@pytest.fixture
+def systemd_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, podman: str) -> Path:
+    """A stand-in systemd-run on PATH that runs podman directly (see the module docstring)."""
+    bin_dir = tmp_path / "systemd-run-bin"
+    bin_dir.mkdir()
+    script = bin_dir / "systemd-run"
+    script.write_text(SYSTEMD_RUN)
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return script
+
+
+@pytest.fixture
+def volumes(systemd_run: Path) -> Iterator[Callable[[str], str]]:
+    """Make unique container names whose volumes are removed after the test."""
+    made: list[str] = []
+
+    def name(prefix: str = "lc") -> str:
+        made.append(f"{prefix}-{uuid.uuid4().hex[:8]}")
+        return made[-1]
+
+    yield name
+    for container in made:
+        subprocess.run(
+            ["podman", "volume", "rm", "--force", f"{container}-data"],
+            capture_output=True,
+            check=False,
+        )
