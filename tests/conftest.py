@@ -50,3 +50,19 @@ def stand_ins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StandIns:
     stand_ins = StandIns(tmp_path / "stand-ins")
     monkeypatch.setenv("PATH", f"{stand_ins.bin}:{os.environ['PATH']}")
     return stand_ins
+
+
+@pytest.fixture
+def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quadlet: str, nix: str):
+    """A whole devbox host (tests/host.py): real git, Nix, podman and Quadlet; stand-ins for
+    the user's systemd manager, nixos-rebuild, 1Password and Tailscale."""
+    from host import make_host
+
+    require_tool("podman", shutil.which("podman"))
+    require_tool(
+        "busybox (busybox-static)",
+        shutil.which("busybox") or ("/bin/busybox" if os.path.exists("/bin/busybox") else None),
+    )
+    made = make_host(tmp_path, monkeypatch, quadlet)
+    yield made
+    made.podman("rm", "--all", "--force", "--time", "0")

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, StrictInt, StrictStr, ValidationError
+from pydantic import BeforeValidator, Field, StrictInt, StrictStr, ValidationError
+from pydantic_core import PydanticCustomError
 
 from devbox import pipeline
 from devbox.errors import InputError, Problem
@@ -22,22 +24,37 @@ SYSTEM_CONFIG = Path("/etc/devbox/config.json")
 ENVIRONMENT_VARIABLE = "DEVBOX_CONFIG"
 
 
+def _absolute(value: object) -> object:
+    """A path in the config is absolute: it must not depend on the caller's directory."""
+    if isinstance(value, str):
+        if not value.startswith("/"):
+            raise PydanticCustomError(
+                "devbox", f"{value!r} is not an absolute path", {"fix": "write it from /"}
+            )
+        return Path(value)
+    return value
+
+
+AbsolutePath = Annotated[Path, BeforeValidator(_absolute)]
+
+
 class HostConfig(Model):
     """The host's devbox settings."""
 
     version: StrictInt
-    config_repo: Path
+    config_repo: AbsolutePath
     users_file: StrictStr = "devbox/users.nix"
     containers_file: StrictStr = "devbox/containers.json"
     generated_dir: StrictStr = "devbox/generated"
     rebuild_command: list[StrictStr] = Field(default_factory=lambda: ["nixos-rebuild", "switch"])
-    op_token_file: Path | None = None
+    op_token_file: AbsolutePath | None = None
     op_vault: StrictStr | None = None
-    tailscale_api_key_file: Path | None = None
+    tailscale_api_key_file: AbsolutePath | None = None
     tailscale_api_url: StrictStr = "https://api.tailscale.com"
     tailnet: StrictStr = "-"
-    state_dir: Path = Path("/var/lib/devbox")
+    state_dir: AbsolutePath = Path("/var/lib/devbox")
     privileged_command: StrictStr | None = None
+    deployed_manifest: AbsolutePath = Path("/etc/devbox/manifest.json")
 
     @property
     def paths(self) -> pipeline.Paths:

@@ -92,9 +92,10 @@ class Podman:
         return Path(result.stdout.strip()) if result.ok and result.stdout.strip() else None
 
     def create_volume(self, name: str, labels: dict[str, str]) -> None:
-        """Create a volume (no error if it exists)."""
-        flags = [f"--label={key}={value}" for key, value in sorted(labels.items())]
-        self.checked("volume", "create", "--ignore", *flags, name)
+        """Create a volume unless it exists (without --ignore, which podman 4.4 brought)."""
+        if not self.volume_exists(name):
+            flags = [f"--label={key}={value}" for key, value in sorted(labels.items())]
+            self.checked("volume", "create", *flags, name)
 
     def remove_volume(self, name: str) -> None:
         """Remove a volume; no error if there is none."""

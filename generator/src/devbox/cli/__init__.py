@@ -11,20 +11,61 @@ import logging
 import os
 import sys
 import traceback
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import click
 
-from devbox.errors import DevboxError, ExitCode
+from devbox.errors import DevboxError, ExitCode, NotAllowedError
 
 # Each command's module imports only click at the top, so listing them all stays cheap.
 COMMANDS: dict[str, str] = {
     "generate": "devbox.cli.generate",
     "check": "devbox.cli.check",
     "plan": "devbox.cli.plan",
+    "create": "devbox.cli.create",
+    "list": "devbox.cli.list_",
+    "status": "devbox.cli.status",
+    "start": "devbox.cli.start",
+    "stop": "devbox.cli.stop",
+    "destroy": "devbox.cli.destroy",
+    "connect": "devbox.cli.connect",
+    "logs": "devbox.cli.logs",
+    "rotate-key": "devbox.cli.rotate_key",
     "apply": "devbox.cli.apply",
     "completion": "devbox.cli.completion",
 }
+# Verbs that act on the host: run as root, or handed to the privileged path by a user.
+RUNTIME_VERBS = frozenset(
+    {
+        "create",
+        "list",
+        "status",
+        "start",
+        "stop",
+        "destroy",
+        "connect",
+        "logs",
+        "rotate-key",
+        "pin",
+        "unpin",
+        "cleanup",
+        "restore",
+        "events",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Session:
+    """How this process was started: directly, or through the privileged path."""
+
+    privileged: bool = False
+    sudo_uid: str | None = None
+    config_path: Path | None = None
+
+
 INTERNAL_ERROR = 70
 
 
@@ -67,7 +108,24 @@ def _fail(lines: list[str], code: int, hint: str = "") -> None:
     sys.exit(code)
 
 
-def main(argv: list[str] | None = None) -> Any:
+def _verb(args: list[str]) -> str | None:
+    return next((arg for arg in args if not arg.startswith("-")), None)
+
+
+def _through_sudo(args: list[str]) -> None:
+    """Hand a runtime verb to the privileged path: the user's own devbox-ctl cannot act."""
+    from devbox import hostconfig  # noqa: PLC0415 - only runtime verbs need it
+
+    config = hostconfig.load(hostconfig.locate(privileged=False))
+    if not config.privileged_command:
+        raise NotAllowedError(
+            "devbox-ctl needs root for this, and no privileged command is configured",
+            hint="run it as root, or enable services.devbox (it installs the sudo rule)",
+        )
+    os.execvp("sudo", ["sudo", "-n", "--", config.privileged_command, *args])  # noqa: S606, S607
+
+
+def main(argv: list[str] | None = None, *, session: Session | None = None) -> Any:
     """The console script: run the CLI and turn every failure into a message and exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(args)
@@ -76,8 +134,16 @@ def main(argv: list[str] | None = None) -> Any:
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s: %(message)s"
     )
+    session = session or Session()
     try:
-        return cli.main(args, prog_name="devbox-ctl", standalone_mode=False)
+        if (
+            not session.privileged
+            and _verb(args) in RUNTIME_VERBS
+            and os.geteuid() != 0
+            and not {"-h", "--help"} & set(args)
+        ):
+            _through_sudo([*(["--debug"] if debug else []), *args])
+        return cli.main(args, prog_name="devbox-ctl", standalone_mode=False, obj=session)
     except DevboxError as exc:
         if debug:
             traceback.print_exc()

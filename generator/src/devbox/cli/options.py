@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+if TYPE_CHECKING:
+    from devbox.context import Runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,3 +42,21 @@ def as_json(command: F) -> F:
 def echo_json(value: Any) -> None:
     """Print a JSON document the way every --json output is printed."""
     click.echo(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
+
+
+def runtime(ctx: click.Context) -> Runtime:
+    """The runtime context of this command (built once)."""
+    from devbox import context  # noqa: PLC0415 - keep --help fast
+    from devbox.cli import Session  # noqa: PLC0415
+
+    root = ctx.find_root()
+    cached = root.meta.get("devbox.runtime")
+    if cached is None:
+        session = root.obj if isinstance(root.obj, Session) else Session()
+        cached = context.build(
+            privileged=session.privileged,
+            sudo_uid=session.sudo_uid,
+            config_path=session.config_path,
+        )
+        root.meta["devbox.runtime"] = cached
+    return cached

@@ -1,0 +1,58 @@
+"""devbox-ctl create: declare a container, apply it, and wait until it is on the tailnet."""
+
+from __future__ import annotations
+
+import click
+
+from devbox.cli.connect import instructions
+from devbox.cli.options import runtime
+
+
+@click.command()
+@click.argument("name")
+@click.option("--with-syncthing", "syncthing", is_flag=True, help="Run Syncthing in it.")
+@click.option("--cpu", type=float, help="CPUs (default: defaultCpu of users.nix).")
+@click.option("--memory", help='Memory, e.g. "8G" (default: defaultMemory of users.nix).')
+@click.option("--owner", help="Create it for another user (admins).")
+@click.option("--no-apply", is_flag=True, help="Record and commit, but print the rebuild command.")
+@click.option(
+    "--timeout", type=float, default=300, show_default=True, help="Seconds to wait for the tailnet."
+)
+@click.pass_context
+def command(
+    ctx: click.Context,
+    name: str,
+    syncthing: bool,
+    cpu: float | None,
+    memory: str | None,
+    owner: str | None,
+    no_apply: bool,
+    timeout: float,
+) -> None:
+    """Create the container NAME and print how to connect to it.
+
+    NAME becomes the Tailscale host name: 3-63 lowercase letters, digits and hyphens. The
+    change is checked against your limit and the host's, committed to the config repository,
+    applied with the rebuild command, and the container's Tailscale auth key is fetched from
+    1Password into its podman secret (never an argument, never a file). Exit 3 if it does not
+    join the tailnet within --timeout seconds.
+    """
+    from devbox import operations  # noqa: PLC0415 - keep --help fast
+
+    rt = runtime(ctx)
+    created = operations.create(
+        rt,
+        name,
+        owner=owner,
+        cpu=cpu,
+        memory=memory,
+        syncthing=syncthing,
+        apply=not no_apply,
+        timeout=timeout,
+        progress=click.echo,
+    )
+    if created.joined:
+        click.echo(f"\n{name} is on the tailnet.\n")
+    else:
+        click.echo(f"\nOnce applied, {name} joins the tailnet; then:\n")
+    click.echo("\n".join(instructions(created.container, created.node)))

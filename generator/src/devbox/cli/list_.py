@@ -1,0 +1,78 @@
+"""devbox-ctl list: your containers (admins: --all), declared and actual."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import click
+
+from devbox.cli.options import as_json, echo_json, runtime
+
+COLUMNS = (
+    "NAME",
+    "OWNER",
+    "DECLARED",
+    "ACTUAL",
+    "CPU",
+    "MEMORY",
+    "CREATED",
+    "LAST ACTIVITY",
+    "IDLE STOP",
+    "DESTROY",
+)
+
+
+def when(value: datetime | None) -> str:
+    """A time for a table: UTC, to the minute; '-' for none."""
+    return "-" if value is None else value.strftime("%Y-%m-%d %H:%M")
+
+
+@click.command(name="list")
+@click.option("--all", "all_users", is_flag=True, help="Every user's containers (admins).")
+@as_json
+@click.pass_context
+def command(ctx: click.Context, all_users: bool, as_json: bool) -> None:
+    """List containers: declared and actual state, resources, activity, lifecycle dates.
+
+    Times are UTC. IDLE STOP is when the container would be stopped for inactivity, DESTROY
+    when a stopped one would be destroyed (see devbox-ctl status NAME --why).
+    """
+    from devbox import clock, inspect  # noqa: PLC0415 - keep --help fast
+    from devbox.errors import UsageError  # noqa: PLC0415
+
+    rt = runtime(ctx)
+    if all_users and not rt.caller.admin:
+        raise UsageError("--all is for admins (users.nix admin = true); without it you see yours")
+    now = clock.now()
+    views = [inspect.view(rt, c, now) for c in inspect.visible(rt, all_users=all_users)]
+    if as_json:
+        echo_json([v.as_json() for v in views])
+        return
+    if not views:
+        click.echo("No containers. Create one: devbox-ctl create NAME")
+        return
+    rows = [COLUMNS]
+    for v in views:
+        c, a = v.container, v.assessment
+        rows.append(
+            (
+                c.name,
+                c.owner,
+                c.state,
+                v.actual,
+                str(c.cpu),
+                c.memory,
+                when(c.created),
+                when(a.last_activity if a else None),
+                when(a.stop_at if a else None),
+                when(a.destroy_at if a else None),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    for row in rows:
+        click.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    for v in views:
+        for line in v.disagreements:
+            click.echo(f"! {v.container.name}: {line}")

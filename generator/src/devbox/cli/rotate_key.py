@@ -1,0 +1,25 @@
+"""devbox-ctl rotate-key: re-enroll a container in the tailnet with a fresh key."""
+
+from __future__ import annotations
+
+import click
+
+from devbox.cli.options import runtime
+
+
+@click.command()
+@click.argument("name")
+@click.option(
+    "--timeout", type=float, default=300, show_default=True, help="Seconds to wait for the tailnet."
+)
+@click.pass_context
+def command(ctx: click.Context, name: str, timeout: float) -> None:
+    """Fetch a fresh auth key from 1Password and re-enroll NAME, keeping its volume.
+
+    For an expired or revoked key, or a container that could not join. The key is
+    neutralised again once the container is on the tailnet.
+    """
+    from devbox import operations  # noqa: PLC0415 - keep --help fast
+
+    node = operations.rotate_key(runtime(ctx), name, timeout=timeout, progress=click.echo)
+    click.echo(f"{name} is on the tailnet again ({node.dns_name or name}).")

@@ -1,0 +1,18 @@
+"""devbox-ctl start: start a container now and declare it running."""
+
+from __future__ import annotations
+
+import click
+
+from devbox.cli.options import runtime
+
+
+@click.command()
+@click.argument("name")
+@click.option("--no-apply", is_flag=True, help="Record and commit, but print the rebuild command.")
+@click.pass_context
+def command(ctx: click.Context, name: str, no_apply: bool) -> None:
+    """Start NAME within seconds, and record it as running (a reboot keeps it running)."""
+    from devbox import operations  # noqa: PLC0415 - keep --help fast
+
+    operations.start(runtime(ctx), name, apply=not no_apply, progress=click.echo)

@@ -1,0 +1,83 @@
+"""devbox-ctl status: one container in full, and where declaration and reality disagree."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import click
+
+from devbox.cli.list_ import when
+from devbox.cli.options import as_json, echo_json, runtime
+
+if TYPE_CHECKING:
+    from devbox.inspect import View
+
+
+def _text(view: View, *, why: bool) -> list[str]:
+    c, a, unit = view.container, view.assessment, view.unit
+    syncthing = "on" if c.syncthing else "off"
+    since = f" since {view.started_at}" if view.started_at and view.actual == "running" else ""
+    volume = "present" if view.volume else "MISSING"
+    secret = "present" if view.secret else "MISSING"
+    lines = [
+        f"{c.name} (owner {c.owner})",
+        f"  declared:   {c.state} ({c.cpu} CPUs, {c.memory}, Syncthing {syncthing}), "
+        f"created {when(c.created)}",
+        f"  actual:     {view.actual}{since}",
+        f"  systemd:    {c.service} {unit.get('ActiveState', 'unknown')} "
+        f"({unit.get('SubState', '?')})",
+        f"  podman:     volume {c.volume} {volume}, key secret {secret}",
+    ]
+    if view.node is not None:
+        node = view.node
+        where = f" as {node.dns_name} ({' '.join(node.addresses)})" if node.dns_name else ""
+        lines.append(f"  tailscale:  {node.backend}{where}")
+    if a is not None:
+        lines.append(
+            f"  activity:   last {when(a.last_activity)}; idle stop {when(a.stop_at)}; "
+            f"destroy {when(a.destroy_at)} (UTC)"
+        )
+    if c.pin is not None:
+        lines.append(f"  pinned:     until {c.pin.until.isoformat()}: {c.pin.reason}")
+    if c.stopped_at is not None:
+        lines.append(f"  stopped:    {when(c.stopped_at)}")
+    lines += [f"  ! {line}" for line in view.disagreements]
+    if why and a is not None:
+        lines.append(f"  lifecycle:  {a.action}")
+        lines += [f"    - {reason}" for reason in a.reasons]
+        lines += [
+            f"    {name}: {json.dumps(value, default=str)}"
+            for name, value in sorted(a.signals.items())
+        ]
+    return lines
+
+
+@click.command()
+@click.argument("name")
+@click.option("--why", is_flag=True, help="Explain the lifecycle: every signal, the rule applied.")
+@as_json
+@click.pass_context
+def command(ctx: click.Context, name: str, why: bool, as_json: bool) -> None:
+    """Show NAME: declared and actual state, systemd, podman, Tailscale, activity.
+
+    Says plainly when the declared state and the actual state disagree, with the command
+    that resolves it. Exit 1 when they disagree.
+    """
+    from devbox import clock, identity, inspect  # noqa: PLC0415 - keep --help fast
+    from devbox.errors import ExitCode  # noqa: PLC0415
+
+    rt = runtime(ctx)
+    container = rt.container(name)
+    identity.authorize(rt.caller, container.owner, name, "see")
+    view = inspect.view(rt, container, clock.now(), detail=True)
+    if as_json:
+        document = view.as_json()
+        if why and view.assessment is not None:
+            a = view.assessment
+            document["why"] = {"action": a.action, "reasons": a.reasons, "signals": a.signals}
+        echo_json(document)
+    else:
+        click.echo("\n".join(_text(view, why=why)))
+    if view.disagreements:
+        ctx.exit(ExitCode.CHANGES)

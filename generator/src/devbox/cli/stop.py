@@ -1,0 +1,21 @@
+"""devbox-ctl stop: stop a container now and declare it stopped."""
+
+from __future__ import annotations
+
+import click
+
+from devbox.cli.options import runtime
+
+
+@click.command()
+@click.argument("name")
+@click.option("--no-apply", is_flag=True, help="Record and commit, but print the rebuild command.")
+@click.pass_context
+def command(ctx: click.Context, name: str, no_apply: bool) -> None:
+    """Stop NAME within seconds, and record it as stopped (a reboot keeps it stopped).
+
+    Its volume stays. The auto-destroy clock (stoppedDestroyDays) starts now.
+    """
+    from devbox import operations  # noqa: PLC0415 - keep --help fast
+
+    operations.stop(runtime(ctx), name, apply=not no_apply, progress=click.echo)

@@ -1,0 +1,188 @@
+"""What `list` and `status` show: each container as declared and as it really is.
+
+The declared side is containers.json (resolved); the actual side is podman's view of the
+container and its volume and key secret, the systemd unit, the Tailscale node, whether the
+last declaration has been applied, and the lifecycle assessment (last activity, when idle
+stop and auto-destroy would happen). Where the two sides disagree, the view says so in plain
+words with the command that resolves it.
+"""
+
+from __future__ import annotations
+
+import json
+import pwd
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from devbox import lifecycle, resolve, systemd, tailscale
+from devbox.context import Runtime
+from devbox.resolve import Container
+
+
+@dataclass
+class View:
+    """One container, declared and actual."""
+
+    container: Container
+    actual: str  # running | stopped | missing (no container) | unknown
+    started_at: str | None = None
+    volume: bool = True
+    secret: bool = True
+    applied: bool | None = None  # None: no deployed manifest to compare with
+    assessment: lifecycle.Assessment | None = None
+    node: tailscale.NodeState | None = None
+    unit: dict[str, str] = field(default_factory=dict)
+    shadows: list[str] = field(default_factory=list)
+    disagreements: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """The view as --json prints it."""
+        c, a = self.container, self.assessment
+        return {
+            "name": c.name,
+            "owner": c.owner,
+            "declared": c.state,
+            "actual": self.actual,
+            "cpu": c.cpu,
+            "memory": c.memory,
+            "syncthing": c.syncthing,
+            "created": resolve.timestamp(c.created),
+            "startedAt": self.started_at,
+            "stoppedAt": resolve.timestamp(c.stopped_at),
+            "pin": None
+            if c.pin is None
+            else {"until": c.pin.until.isoformat(), "reason": c.pin.reason},
+            "lastActivity": resolve.timestamp(a.last_activity) if a else None,
+            "idleStopAt": resolve.timestamp(a.stop_at) if a else None,
+            "destroyAt": resolve.timestamp(a.destroy_at) if a else None,
+            "volume": self.volume,
+            "keySecret": self.secret,
+            "applied": self.applied,
+            "tailscale": None
+            if self.node is None
+            else {
+                "state": self.node.backend,
+                "dnsName": self.node.dns_name,
+                "addresses": list(self.node.addresses),
+            },
+            "unit": self.unit,
+            "shadowedBy": self.shadows,
+            "disagreements": self.disagreements,
+        }
+
+
+def visible(rt: Runtime, *, all_users: bool) -> list[Container]:
+    """The containers the caller lists: their own, or (admins, --all) every one."""
+    containers = rt.desired.containers
+    if all_users and rt.caller.admin:
+        return list(containers)
+    return [c for c in containers if c.owner == rt.caller.name]
+
+
+def _deployed(rt: Runtime) -> dict[str, Any] | None:
+    path = rt.config.deployed_manifest
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
+def _applied(
+    container: Container, deployed: dict[str, Any] | None, files: dict[str, Any]
+) -> bool | None:
+    if deployed is None:
+        return None
+    deployed_files = deployed.get("files", {})
+    return all(
+        deployed_files.get(unit, {}).get("sha256") == files[unit]["sha256"]
+        for unit in (container.container_file, container.volume_file)
+    )
+
+
+def shadowing_files(container: Container) -> list[str]:
+    """The owner's own Quadlet files that would take the place of the devbox units.
+
+    Quadlet prefers ~/.config/containers/systemd/ over /etc: a file there with a devbox unit's
+    name, or one making the same service, wins silently.
+    """
+    try:
+        home = Path(pwd.getpwnam(container.owner).pw_dir)
+    except KeyError:
+        return []
+    directory = home / ".config" / "containers" / "systemd"
+    if not directory.is_dir():
+        return []
+    ours = {Path(container.container_file).name, Path(container.volume_file).name}
+    found = []
+    for path in sorted(directory.rglob("*")):
+        if not path.is_file():
+            continue
+        same_service = path.suffix == ".container" and (
+            path.stem == container.service.removesuffix(".service")
+            or f"ServiceName={container.service.removesuffix('.service')}" in _text(path)
+        )
+        if path.name in ours or same_service:
+            found.append(str(path))
+    return found
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _explain(view: View) -> list[str]:
+    c = view.container
+    said = []
+    if not view.secret:
+        said.append(
+            f"its key secret {c.secret} is missing, so it cannot start: devbox-ctl rotate-key "
+            f"{c.name} (or devbox-ctl create {c.name} again to finish an interrupted create)"
+        )
+    if not view.volume:
+        said.append(
+            f"its volume {c.volume} does not exist (it is created empty when the container starts)"
+        )
+    if view.applied is False:
+        said.append("the declaration is not applied yet: sudo nixos-rebuild switch")
+    if c.state == "running" and view.actual != "running":
+        said.append(
+            f"declared running but it is {view.actual}: devbox-ctl logs {c.name} shows why; "
+            f"devbox-ctl start {c.name} starts it"
+        )
+    if c.state == "stopped" and view.actual == "running":
+        said.append(f"declared stopped but it is running: devbox-ctl stop {c.name}")
+    said += [
+        f"{path} takes the place of the devbox unit: rename or remove it" for path in view.shadows
+    ]
+    return said
+
+
+def view(rt: Runtime, container: Container, now: datetime, *, detail: bool = False) -> View:
+    """The declared and the actual side of one container."""
+    podman = rt.podman(container.owner)
+    inspected = podman.inspect_container(container.name)
+    state = (inspected or {}).get("State", {})
+    status = str(state.get("Status", "missing"))
+    actual = "running" if status == "running" else ("missing" if inspected is None else "stopped")
+    result = View(container, actual, started_at=state.get("StartedAt") if inspected else None)
+    result.volume = podman.volume_exists(container.volume)
+    result.secret = podman.secret_exists(container.secret)
+    manifest = json.loads((rt.config.paths.out / "manifest.json").read_text(encoding="utf-8"))
+    result.applied = _applied(container, _deployed(rt), manifest["files"])
+    result.assessment = lifecycle.assess(rt, container, now)
+    if detail:
+        result.unit = systemd.properties(
+            container.owner,
+            container.service,
+            ["ActiveState", "SubState", "Result", "ExecMainStatus", "ActiveEnterTimestamp"],
+        )
+        if actual == "running":
+            result.node = tailscale.node_state(podman, container.name)
+        result.shadows = shadowing_files(container)
+    result.disagreements = _explain(result)
+    return result

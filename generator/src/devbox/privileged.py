@@ -1,0 +1,44 @@
+"""devbox-privileged: the one command the sudo rule lets every devbox user run as root.
+
+A user cannot edit the config repository, rebuild the system or read the 1Password token;
+devbox-ctl, run by a user, hands the runtime verbs to `sudo -n devbox-privileged VERB …`. This
+entry point trusts nothing the caller controls: the caller is the uid sudo recorded in
+SUDO_UID, the configuration is only /etc/devbox/config.json (DEVBOX_CONFIG is ignored), only
+the runtime verbs run (none of them takes a path to read or write), and identity.authorize
+lets users act on their own containers and admins on all.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from devbox import hostconfig
+from devbox.cli import RUNTIME_VERBS, Session, main
+from devbox.errors import ExitCode
+
+
+def run(
+    argv: list[str], *, sudo_uid: str | None, config_path: Path = hostconfig.SYSTEM_CONFIG
+) -> None:
+    """Run a runtime verb for the caller sudo named."""
+    verb = next((arg for arg in argv if not arg.startswith("-")), None)
+    if verb not in RUNTIME_VERBS:
+        print(
+            f"error: devbox-privileged runs only: {', '.join(sorted(RUNTIME_VERBS))}",
+            file=sys.stderr,
+        )
+        sys.exit(ExitCode.BAD_INPUT)
+    if sudo_uid is None:
+        print("error: devbox-privileged is run through sudo (SUDO_UID is not set)", file=sys.stderr)
+        sys.exit(ExitCode.DENIED)
+    main(argv, session=Session(privileged=True, sudo_uid=sudo_uid, config_path=config_path))
+
+
+def entry() -> None:
+    """The console script: as root, through sudo."""
+    if os.geteuid() != 0:
+        print("error: devbox-privileged must run as root, through sudo", file=sys.stderr)
+        sys.exit(ExitCode.DENIED)
+    run(sys.argv[1:], sudo_uid=os.environ.get("SUDO_UID"))

@@ -1,0 +1,74 @@
+"""create, end to end on a host (tests/host.py): real git, Nix, generator, Quadlet and podman;
+stand-ins for the user's systemd manager, nixos-rebuild, 1Password and Tailscale."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from host import KEY, Host
+
+
+def test_create_declares_commits_applies_and_joins(host: Host) -> None:
+    result = host.cli("create", "web", "--owner", "alice", "--timeout", "30")
+    assert result.code == 0, result.err
+    assert host.records() == [
+        {
+            "name": "web",
+            "owner": "alice",
+            "state": "running",
+            "created": host.records()[0]["created"],
+        }
+    ]
+    assert host.git_log()[0].startswith("devbox: alice created web")
+    assert host.running() == ["web"]
+    assert "web is on the tailnet." in result.out
+    assert "ssh dev@web" in result.out
+    assert "http://web:8080" in result.out
+    assert "Connect to Server → dev@web" in result.out
+    # The key went into the owner's secret through stdin, and was neutralised after joining.
+    creates = [
+        c
+        for c in host.stand_ins.calls("systemd-run")
+        if "create" in c["argv"] and "secret" in c["argv"]
+    ]
+    assert [c["stdin_sha256"] for c in creates][0] == __import__("hashlib").sha256(
+        KEY.encode()
+    ).hexdigest()
+    assert creates[-1]["stdin_bytes"] == 1
+
+
+def test_created_container_runs_with_the_generated_arguments(host: Host) -> None:
+    assert (
+        host.cli(
+            "create",
+            "web",
+            "--owner",
+            "alice",
+            "--memory",
+            "2G",
+            "--cpu",
+            "1.5",
+            "--with-syncthing",
+            "--timeout",
+            "30",
+        ).code
+        == 0
+    )
+    inspected = json.loads(host.podman("container", "inspect", "web").stdout)[0]
+    labels = inspected["Config"]["Labels"]
+    assert (labels["devbox.owner"], labels["devbox.container"], labels["devbox.managed"]) == (
+        "alice",
+        "web",
+        "true",
+    )
+    env = dict(item.split("=", 1) for item in inspected["Config"]["Env"])
+    assert env["CONTAINER_NAME"] == "web"
+    assert env["DEVBOX_TS_TAGS"] == "tag:devcontainer,tag:alice-container"
+    assert env["DEVBOX_SYNCTHING"] == "1"
+    assert "TS_AUTHKEY" not in env
+    assert inspected["HostConfig"]["Memory"] == 2 * 1024**3
+    assert inspected["HostConfig"]["NanoCpus"] == 1_500_000_000
+    assert inspected["Config"]["Hostname"] == "web"
+    mounts = {m["Destination"]: m.get("Name") for m in inspected["Mounts"]}
+    assert mounts["/home/dev"] == "web-data"
