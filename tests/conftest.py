@@ -61,7 +61,7 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quadlet: str, nix: str
     require_tool("podman", shutil.which("podman"))
     require_tool(
         "busybox (busybox-static)",
-        shutil.which("busybox") or ("/bin/busybox" if os.path.exists("/bin/busybox") else None),
+        shutil.which("busybox") or ("/bin/busybox" if Path("/bin/busybox").exists() else None),
     )
     made = make_host(tmp_path, monkeypatch, quadlet)
     yield made

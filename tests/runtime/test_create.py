@@ -32,9 +32,7 @@ def test_create_declares_commits_applies_and_joins(host: Host) -> None:
         for c in host.stand_ins.calls("systemd-run")
         if "create" in c["argv"] and "secret" in c["argv"]
     ]
-    assert [c["stdin_sha256"] for c in creates][0] == __import__("hashlib").sha256(
-        KEY.encode()
-    ).hexdigest()
+    assert creates[0]["stdin_sha256"] == hashlib.sha256(KEY.encode()).hexdigest()
     assert creates[-1]["stdin_bytes"] == 1
 
 
