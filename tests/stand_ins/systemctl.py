@@ -99,13 +99,21 @@ def start(user: str, service: str) -> bool:
     return run.returncode == 0
 
 
-def stop(service: str) -> bool:
+def stop(user: str, service: str) -> bool:
+    """ExecStop= and ExecStopPost= of the generated service (they also remove the cid file)."""
+    generated = services(unit_dir_of(user)).get(service)
     container = service.removeprefix("container-").removesuffix(".service")
-    subprocess.run(
-        ["podman", "stop", "--ignore", "-t", "2", container], capture_output=True, check=False
-    )
-    subprocess.run(
-        ["podman", "rm", "--force", "--ignore", container], capture_output=True, check=False
+    stopping = ["podman", "stop", "--ignore", "-t", "2", container]
+    subprocess.run(stopping, capture_output=True, check=False)
+    if generated is None:  # a removed unit: what is left of it goes by name
+        removing = ["podman", "rm", "--force", "--ignore", container]
+        subprocess.run(removing, capture_output=True, check=False)
+        return True
+    for key in ("ExecStop", "ExecStopPost"):
+        subprocess.run(exec_start(generated, service, key), capture_output=True, check=False)
+    # podman 5 removes the --cidfile it was given on `rm`; this machine's podman 4.3 leaves it.
+    Path(os.environ["DEVBOX_TEST_RUNTIME"], f"{service.removesuffix('.service')}.cid").unlink(
+        missing_ok=True
     )
     return True
 

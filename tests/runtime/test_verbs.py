@@ -1,0 +1,213 @@
+"""start, stop, destroy, rotate-key, connect and logs on a host (tests/host.py)."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from pathlib import Path
+
+import pytest
+from host import Host
+
+
+@pytest.fixture
+def web(host: Host) -> Host:
+    """A host with alice's container web, created and on the tailnet."""
+    result = host.cli("create", "web", "--owner", "alice", "--timeout", "30")
+    assert result.code == 0, result.err
+    host.stand_ins.clear()
+    return host
+
+
+def test_stop_takes_effect_and_is_recorded(web: Host) -> None:
+    result = web.cli("stop", "web")
+    assert result.code == 0, result.err
+    assert web.running() == []
+    record = web.records()[0]
+    assert record["state"] == "stopped"
+    assert record["stoppedAt"].endswith("Z")
+    assert web.git_log()[0].startswith("devbox: root stopped web")
+    # Applied: the deployed unit no longer starts at boot, so a reboot keeps it stopped.
+    unit = (web.deployed / "users/1001/devbox-web.container").read_text()
+    assert "[Install]" not in unit
+    # The immediate stop went through alice's manager before the rebuild.
+    assert [
+        "--user",
+        "--machine=alice@",
+        "--no-ask-password",
+        "stop",
+        "container-web.service",
+    ] in web.stand_ins.argvs("systemctl")
+
+
+def test_start_takes_effect_and_is_recorded(web: Host) -> None:
+    web.cli("stop", "web", "--no-apply")
+    assert web.running() == []
+    result = web.cli("start", "web")
+    assert result.code == 0, result.err
+    assert web.running() == ["web"]
+    record = web.records()[0]
+    assert record["state"] == "running"
+    assert "stoppedAt" not in record
+    assert (
+        "WantedBy=default.target" in (web.deployed / "users/1001/devbox-web.container").read_text()
+    )
+
+
+def test_no_apply_prints_the_command_and_records(web: Host) -> None:
+    result = web.cli("stop", "web", "--no-apply")
+    assert result.code == 0
+    assert "Not applied (--no-apply). To apply: sudo nixos-rebuild switch" in result.out
+    assert web.stand_ins.calls("nixos-rebuild") == []
+    assert web.records()[0]["state"] == "stopped"
+
+
+def test_destroy_removes_everything_after_a_snapshot(web: Host) -> None:
+    result = web.cli("destroy", "web", "--yes")
+    assert result.code == 0, result.err
+    assert web.records() == []
+    assert web.running() == []
+    assert web.podman("volume", "exists", "web-data").returncode != 0
+    assert web.podman("secret", "inspect", "devbox-web-ts-authkey").returncode != 0
+    assert "Saved the volume web-data to " in result.out
+    assert "No Tailscale API key is configured: remove the device web" in result.out
+    assert list((web.state / "snapshots").rglob("*.tar*")), "no snapshot was kept"
+    assert not (web.deployed / "users/1001/devbox-web.container").exists()
+    assert web.git_log()[0].startswith("devbox: root destroyed web")
+
+
+def test_destroy_keep_volume_says_where_it_is(web: Host) -> None:
+    result = web.cli("destroy", "web", "--yes", "--keep-volume")
+    assert result.code == 0, result.err
+    assert web.podman("volume", "exists", "web-data").returncode == 0
+    assert "Kept the volume web-data in alice's podman storage" in result.out
+    assert "devbox-ctl create web (the same name mounts it)" in result.out
+    assert web.podman("secret", "inspect", "devbox-web-ts-authkey").returncode != 0
+
+
+def test_destroy_asks_first(web: Host, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("n\n"))
+    result = web.cli("destroy", "web")
+    assert result.code == 2
+    assert "Destroy web (owner alice), and its volume web-data? [y/N]" in result.err
+    assert [r["name"] for r in web.records()] == ["web"]
+
+
+class _TailscaleApi(http.server.BaseHTTPRequestHandler):
+    """Stands in for api.tailscale.com (not reachable here): two devices, one of them web."""
+
+    deleted: list[str] = []  # noqa: RUF012 - shared with the test
+    auth: list[str] = []  # noqa: RUF012
+
+    def do_GET(self) -> None:
+        self.auth.append(self.headers["Authorization"])
+        devices = [
+            {
+                "id": "111",
+                "hostname": "web",
+                "name": "web.tail1234.ts.net",
+                "tags": ["tag:devcontainer", "tag:alice-container"],
+            },
+            {"id": "222", "hostname": "laptop", "name": "laptop.tail1234.ts.net", "tags": []},
+        ]
+        self._reply(200, {"devices": devices})
+
+    def do_DELETE(self) -> None:
+        self.deleted.append(self.path)
+        self._reply(200, None)
+
+    def _reply(self, code: int, body: object) -> None:
+        data = b"" if body is None else json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_destroy_removes_the_tailscale_device_with_an_api_key(web: Host) -> None:
+    server = http.server.HTTPServer(("127.0.0.1", 0), _TailscaleApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    key_file = web.base / "ts-api-key"
+    key_file.write_text("tskey-api-TEST\n")
+    config = json.loads(web.config_path.read_text())
+    config |= {
+        "tailscaleApiKeyFile": str(key_file),
+        "tailscaleApiUrl": f"http://127.0.0.1:{server.server_port}",
+        "tailnet": "example.com",
+    }
+    web.config_path.write_text(json.dumps(config))
+    try:
+        result = web.cli("destroy", "web", "--yes")
+    finally:
+        server.shutdown()
+    assert result.code == 0, result.err
+    assert _TailscaleApi.deleted == ["/api/v2/device/111"]
+    assert _TailscaleApi.auth == ["Bearer tskey-api-TEST"]
+    assert "Removed the Tailscale device web.tail1234.ts.net." in result.out
+
+
+def test_rotate_key_re_enrolls_without_recreating(web: Host) -> None:
+    before = web.podman("volume", "inspect", "web-data", "--format", "{{.CreatedAt}}").stdout
+    result = web.cli("rotate-key", "web", "--timeout", "30")
+    assert result.code == 0, result.err
+    assert "web is on the tailnet again" in result.out
+    calls = Path(
+        web.podman("volume", "inspect", "web-data", "--format", "{{.Mountpoint}}").stdout.strip(),
+        ".local/share/tailscale/calls",
+    ).read_text()
+    assert "logout" in calls
+    assert (
+        web.podman("volume", "inspect", "web-data", "--format", "{{.CreatedAt}}").stdout == before
+    )
+    assert web.running() == ["web"]
+    assert [c["stdin_bytes"] for c in web.stand_ins.calls("systemd-run") if "create" in c["argv"]][
+        -1
+    ] == 1
+
+
+def test_connect_prints_every_way_in(web: Host) -> None:
+    result = web.cli("connect", "web")
+    assert result.code == 0
+    assert result.out == (
+        "web (owner alice):\n"
+        "  SSH:          ssh dev@web\n"
+        "  code-server:  http://web:8080\n"
+        "  Zed:          Connect to Server → dev@web\n"
+    )
+    assert web.cli("connect", "web", "--json").json() == {
+        "ssh": "dev@web",
+        "codeServer": "http://web:8080",
+        "zed": "dev@web",
+        "syncthing": None,
+    }
+
+
+def test_connect_shows_syncthing_when_enabled(host: Host) -> None:
+    assert (
+        host.cli("create", "notes", "--owner", "bob", "--with-syncthing", "--timeout", "30").code
+        == 0
+    )
+    result = host.cli("connect", "notes")
+    assert (
+        "Syncthing:    http://notes:8384  (user dev; password: ssh dev@notes cat ~/.config/syncthing/gui-password)"
+        in result.out
+    )
+
+
+def test_logs_show_the_container_output(web: Host, capfd: pytest.CaptureFixture[str]) -> None:
+    web.podman("exec", "web", "sh", "-c", "echo hello-from-web > /proc/1/fd/1")
+    result = web.cli("logs", "web")
+    assert result.code == 0
+    assert "hello-from-web" in capfd.readouterr().out
+
+
+def test_an_unknown_container_names_yours(web: Host) -> None:
+    result = web.cli("stop", "nope", uid=1001)
+    assert result.code == 2
+    assert "no container is named 'nope'; yours: web" in result.err
