@@ -52,7 +52,10 @@ def exec_start(text: str, service: str, key: str = "ExecStart") -> list[str]:
 
 
 def unit_dir_of(user: str) -> Path:
-    manifest = json.loads((Path(os.environ["DEVBOX_TEST_DEPLOYED"]) / "manifest.json").read_text())
+    deployed = Path(os.environ["DEVBOX_TEST_DEPLOYED"]) / "manifest.json"
+    if not deployed.is_file():  # nothing applied yet: the user's manager knows no devbox unit
+        return Path(os.environ["DEVBOX_TEST_RUNTIME"]) / "no-units"
+    manifest = json.loads(deployed.read_text())
     uid = manifest["users"][user]["uid"]
     return Path(os.environ["DEVBOX_TEST_DEPLOYED"]) / "users" / str(uid)
 
@@ -103,6 +106,9 @@ def stop(user: str, service: str) -> bool:
     """ExecStop= and ExecStopPost= of the generated service (they also remove the cid file)."""
     generated = services(unit_dir_of(user)).get(service)
     container = service.removeprefix("container-").removesuffix(".service")
+    if generated is None and podman_state(container)["status"] == "missing":
+        sys.stderr.write(f"Failed to stop {service}: Unit {service} not loaded.\n")
+        sys.exit(5)
     stopping = ["podman", "stop", "--ignore", "-t", "2", container]
     subprocess.run(stopping, capture_output=True, check=False)
     if generated is None:  # a removed unit: what is left of it goes by name

@@ -255,7 +255,7 @@ def stop(
     container = rt.container(name)
     authorize(rt.caller, container.owner, name, "stop")
     result = systemd.act(container.owner, "stop", [container.service])
-    if not result.ok:
+    if not result.ok and not systemd.not_loaded(result):
         raise ToolError(f"{container.service} did not stop: {result.stderr.strip()}")
     progress(f"Stopped {name}.")
     rt.event(

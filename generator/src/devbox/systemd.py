@@ -12,6 +12,9 @@ from collections.abc import Sequence
 from devbox import process
 from devbox.errors import ToolError
 
+# systemctl's exit status for "no such unit" (LSB "program is not installed").
+NOT_LOADED = 5
+
 
 def _user_systemctl(user: str, *args: str) -> list[str]:
     return ["systemctl", "--user", f"--machine={user}@", "--no-ask-password", *args]
@@ -31,6 +34,11 @@ def act(user: str, verb: str, units: Sequence[str], *, wait: bool = True) -> pro
     """start, stop or restart units in the user's manager; the caller decides about errors."""
     args = [verb, *([] if wait else ["--no-block"]), *units]
     return process.run(_user_systemctl(user, *args), timeout=600)
+
+
+def not_loaded(result: process.Result) -> bool:
+    """Whether systemctl failed because the manager knows no such unit (nothing to stop)."""
+    return result.returncode == NOT_LOADED or "not loaded" in result.stderr
 
 
 def properties(user: str, unit: str, names: Sequence[str]) -> dict[str, str]:
