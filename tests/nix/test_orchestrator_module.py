@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from devbox import hostconfig
 from support import REPO, run_cli
 
 EXAMPLE = REPO / "examples" / "basic" / "generated"
@@ -263,7 +264,13 @@ def test_config_json_names_paths_and_the_privileged_command(nix: str) -> None:
       };
     }"""
     result = evaluate(nix, extra=extra)
-    assert json.loads(result["etc"]["devbox/config.json"]["text"]) == {
+    written = json.loads(result["etc"]["devbox/config.json"]["text"])
+    # What the module writes is what devbox-ctl reads (its model rejects unknown keys).
+    config = hostconfig.HostConfig.model_validate(written)
+    assert config.paths.users == Path("/etc/nixos/devbox/users.nix")
+    assert config.deployed_manifest == Path("/etc/devbox/manifest.json")
+    assert "devbox/manifest.json" in result["etc"]
+    assert written == {
         "version": 1,
         "configRepo": "/etc/nixos",
         "usersFile": "devbox/users.nix",
