@@ -43,7 +43,22 @@ let
   usersWithContainers = filterAttrs (_: user: user.containers != [ ]) users;
 
   podman = config.virtualisation.podman.package;
-  privilegedCommand = "${cfg.package}/bin/devbox-privileged";
+  # The one command the sudo rule allows. sudo resets PATH, and the runtime verbs run git,
+  # nix-instantiate, nixos-rebuild, op and systemd's systemctl/systemd-run (podman itself runs
+  # as the owner, in the owner's systemd manager, with that manager's PATH).
+  privileged = pkgs.writeShellApplication {
+    name = "devbox-privileged";
+    runtimeInputs = [
+      cfg.package
+      cfg.opPackage
+      config.nix.package
+      config.system.build.nixos-rebuild
+      config.systemd.package
+      pkgs.git
+    ];
+    text = ''exec ${cfg.package}/bin/devbox-privileged "$@"'';
+  };
+  privilegedCommand = "${privileged}/bin/devbox-privileged";
   manifestPath = "/etc/devbox/manifest.json";
 
   isStorePath = path: hasPrefix "${builtins.storeDir}/" (toString path);
@@ -315,6 +330,18 @@ in
         allows). The devbox flake's `nixosModules.orchestrator` sets it.
       '';
       example = literalExpression "inputs.devbox.packages.x86_64-linux.devbox-ctl";
+    };
+
+    opPackage = mkOption {
+      type = types.package;
+      default = pkgs._1password-cli;
+      defaultText = literalExpression "pkgs._1password-cli";
+      description = ''
+        The 1Password CLI ({command}`op`) that fetches each owner's Tailscale auth key with the
+        service-account token. It is unfree in nixpkgs: allow it
+        (`nixpkgs.config.allowUnfreePredicate`), or set another package providing {command}`op`.
+      '';
+      example = literalExpression "pkgs._1password-cli";
     };
 
     image = mkOption {

@@ -203,6 +203,10 @@ in
       default = { };
     };
 
+    systemd.package = mkOption {
+      type = types.package;
+      default = stubPackage "systemd";
+    };
     systemd.packages = list types.package;
     systemd.tmpfiles.rules = list types.str;
     systemd.services = mkOption {
@@ -230,6 +234,7 @@ in
   config = {
     system.build.nixos-rebuild = stubPackage "nixos-rebuild";
     _module.args.pkgs = {
+      _1password-cli = stubPackage "1password-cli";
       coreutils = stubPackage "coreutils";
       git = stubPackage "git";
       gnused = stubPackage "gnused";

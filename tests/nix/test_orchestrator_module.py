@@ -35,6 +35,7 @@ VM_INPUT = REPO / "tests" / "nixos" / "orchestrator"
 VM_STATES = ("base", "changed", "removed")
 STUB_STORE = "/nix/store/00000000000000000000000000000000"
 DEVBOX = f"{STUB_STORE}-devbox"
+PRIVILEGED = f"{STUB_STORE}-devbox-privileged/bin/devbox-privileged"
 IMAGE = f"{STUB_STORE}-devcontainer.tar.gz"
 
 
@@ -245,7 +246,7 @@ def test_sudo_allows_the_users_exactly_the_privileged_command(nix: str) -> None:
             "groups": [],
             "host": "ALL",
             "runAs": "root",
-            "commands": [{"command": f"{DEVBOX}/bin/devbox-privileged", "options": ["NOPASSWD"]}],
+            "commands": [{"command": PRIVILEGED, "options": ["NOPASSWD"]}],
         }
     ]
     assert result["sudoRs"] == []
@@ -282,7 +283,7 @@ def test_config_json_names_paths_and_the_privileged_command(nix: str) -> None:
         "tailscaleApiKeyFile": None,
         "tailnet": "-",
         "stateDir": "/var/lib/devbox",
-        "privilegedCommand": f"{DEVBOX}/bin/devbox-privileged",
+        "privilegedCommand": PRIVILEGED,
     }
     assert result["tmpfiles"] == ["d /var/lib/devbox 0700 root root - -"]
     assert result["failedAssertions"] == []
