@@ -16,6 +16,7 @@ import errno
 import fcntl
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -287,3 +288,94 @@ def ensure_directory(path: Path, mode: int = 0o750) -> Path:
     """Create a directory (and its parents) if it is missing; return it."""
     path.mkdir(mode=mode, parents=True, exist_ok=True)
     return path
+
+
+def link(target: Path, path: Path) -> None:
+    """Make path a symbolic link to target."""
+    os.symlink(target, path)
+
+
+@contextlib.contextmanager
+def temporary_directory(prefix: str) -> Iterator[Path]:
+    """A private directory (mode 0700) removed with everything in it when the block ends."""
+    directory = tempfile.mkdtemp(prefix=prefix)
+    try:
+        yield Path(directory)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+# Files inside a container's volume, written by root on the host. The volume's files belong
+# to the container's user, who may have put links anywhere in it: every directory is opened
+# below the volume's top without following links, and what devbox creates there is given
+# the owner of the volume's top directory, so the container's user can read and remove it.
+
+
+def _open_below(root: Path, parts: tuple[str, ...], *, create: bool) -> int:
+    """A directory fd for root/parts, refusing links; missing directories made when create."""
+    if any(part in ("", ".", "..") or "/" in part for part in parts):
+        raise OSError(errno.EINVAL, "not a path inside the volume", "/".join(parts))
+    top = os.stat(root)
+    directory = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in parts:
+            if create:
+                try:
+                    os.mkdir(part, 0o755, dir_fd=directory)
+                    os.chown(part, top.st_uid, top.st_gid, dir_fd=directory, follow_symlinks=False)
+                except FileExistsError:
+                    pass
+            following = os.open(
+                part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=directory
+            )
+            os.close(directory)
+            directory = following
+    except BaseException:
+        os.close(directory)
+        raise
+    return directory
+
+
+def write_inside(root: Path, relative: str, content: bytes, mode: int = 0o644) -> None:
+    """Replace root/relative atomically, as the owner of root, without following links."""
+    *parents, name = relative.split("/")
+    owner = os.stat(root)
+    directory = _open_below(root, tuple(parents), create=True)
+    temporary = f".{name}.devbox-tmp-{os.getpid()}"
+    try:
+        fd = os.open(
+            temporary,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            mode,
+            dir_fd=directory,
+        )
+        try:
+            os.write(fd, content)
+            os.fchown(fd, owner.st_uid, owner.st_gid)
+            os.fchmod(fd, mode)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(temporary, name, src_dir_fd=directory, dst_dir_fd=directory)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary, dir_fd=directory)
+        raise
+    finally:
+        os.close(directory)
+
+
+def remove_inside(root: Path, relative: str) -> bool:
+    """Remove root/relative if it is there (a link itself, never its target); True if it was."""
+    *parents, name = relative.split("/")
+    try:
+        directory = _open_below(root, tuple(parents), create=False)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    try:
+        os.unlink(name, dir_fd=directory)
+    except FileNotFoundError:
+        return False
+    finally:
+        os.close(directory)
+    return True
