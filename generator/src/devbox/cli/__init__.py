@@ -33,6 +33,13 @@ COMMANDS: dict[str, str] = {
     "connect": "devbox.cli.connect",
     "logs": "devbox.cli.logs",
     "rotate-key": "devbox.cli.rotate_key",
+    "pin": "devbox.cli.pin",
+    "unpin": "devbox.cli.unpin",
+    "cleanup": "devbox.cli.cleanup",
+    "restore": "devbox.cli.restore",
+    "events": "devbox.cli.events",
+    "monitor": "devbox.cli.monitor",
+    "keepalive": "devbox.cli.keepalive",
     "apply": "devbox.cli.apply",
     "completion": "devbox.cli.completion",
 }
@@ -143,7 +150,10 @@ def main(argv: list[str] | None = None, *, session: Session | None = None) -> An
             and not {"-h", "--help"} & set(args)
         ):
             _through_sudo([*(["--debug"] if debug else []), *args])
-        return cli.main(args, prog_name="devbox-ctl", standalone_mode=False, obj=session)
+        code = cli.main(args, prog_name="devbox-ctl", standalone_mode=False, obj=session)
+        # Without standalone mode click returns the code of ctx.exit() instead of exiting.
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except DevboxError as exc:
         if debug:
             traceback.print_exc()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import TYPE_CHECKING
 
 import click
@@ -80,4 +81,4 @@ def command(ctx: click.Context, name: str, why: bool, as_json: bool) -> None:
     else:
         click.echo("\n".join(_text(view, why=why)))
     if view.disagreements:
-        ctx.exit(ExitCode.CHANGES)
+        sys.exit(ExitCode.CHANGES)

@@ -1,0 +1,140 @@
+"""list and status: declared and actual state side by side, and every disagreement said plainly."""
+
+from __future__ import annotations
+
+import pwd
+import subprocess
+from pathlib import Path
+
+import pytest
+from host import Host
+
+
+@pytest.fixture
+def two(host: Host) -> Host:
+    """alice's web (running) and bob's api (created, not applied)."""
+    assert host.cli("create", "web", "--owner", "alice", "--timeout", "30").code == 0
+    assert host.cli("create", "api", "--owner", "bob", "--memory", "2G", "--no-apply").code == 0
+    return host
+
+
+def test_list_shows_the_callers_containers(two: Host) -> None:
+    mine = two.cli("list", "--json", uid=1002).json()
+    assert [(c["name"], c["owner"], c["declared"], c["actual"]) for c in mine] == [
+        ("api", "bob", "running", "missing")
+    ]
+    assert mine[0]["memory"] == "2G"
+    assert mine[0]["applied"] is False
+    everyone = two.cli("list", "--all", "--json", uid=1001).json()
+    assert [(c["name"], c["actual"]) for c in everyone] == [("api", "missing"), ("web", "running")]
+    web = everyone[1]
+    assert web["applied"] is True
+    assert web["created"].endswith("Z")
+    assert {"lastActivity", "idleStopAt", "destroyAt"} <= web.keys()
+
+
+def test_list_text_says_where_reality_differs(two: Host) -> None:
+    result = two.cli("list", "--all")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[0].split() == [
+        "NAME",
+        "OWNER",
+        "DECLARED",
+        "ACTUAL",
+        "CPU",
+        "MEMORY",
+        "CREATED",
+        "LAST",
+        "ACTIVITY",
+        "IDLE",
+        "STOP",
+        "DESTROY",
+    ]
+    assert lines[1].split()[:6] == ["api", "bob", "running", "missing", "2", "2G"]
+    assert lines[2].split()[:6] == ["web", "alice", "running", "running", "2", "4G"]
+    assert "! api: the declaration is not applied yet: sudo nixos-rebuild switch" in result.out
+    assert (
+        "! api: declared running but it is missing: devbox-ctl logs api shows why; devbox-ctl start api starts it"
+        in result.out
+    )
+
+
+def test_status_of_a_healthy_container(two: Host) -> None:
+    result = two.cli("status", "web")
+    assert result.code == 0, result.out + result.err
+    assert "web (owner alice)" in result.out
+    assert "  declared:   running (2 CPUs, 4G, Syncthing off)" in result.out
+    assert "  actual:     running since " in result.out
+    assert "  systemd:    container-web.service active (running)" in result.out
+    assert "  podman:     volume web-data present, key secret present" in result.out
+    assert "  tailscale:  Running as web.tail1234.ts.net (100.64.0.7)" in result.out
+    assert " ! " not in result.out
+
+
+def test_status_says_plainly_when_a_running_container_is_stopped(two: Host) -> None:
+    two.podman("stop", "-t", "1", "web")
+    result = two.cli("status", "web")
+    assert result.code == 1
+    assert (
+        "  ! declared running but it is stopped: devbox-ctl logs web shows why; devbox-ctl start web starts it"
+        in result.out
+    )
+
+
+def test_status_says_when_a_stopped_container_runs(two: Host) -> None:
+    two.cli("stop", "web")
+    # Someone starts it by hand, behind the declaration's back.
+    manager = two.stand_ins.bin / "systemctl"
+    subprocess.run(
+        [manager, "--user", "--machine=alice@", "start", "container-web.service"], check=True
+    )
+    result = two.cli("status", "web")
+    assert result.code == 1
+    assert "  ! declared stopped but it is running: devbox-ctl stop web" in result.out
+
+
+def test_status_reports_a_missing_key_secret(two: Host) -> None:
+    two.podman("secret", "rm", "devbox-web-ts-authkey")
+    result = two.cli("status", "web", "--json")
+    assert result.json()["keySecret"] is False
+    assert any(
+        "its key secret devbox-web-ts-authkey is missing" in line
+        for line in result.json()["disagreements"]
+    )
+
+
+def test_status_reports_a_users_own_quadlet_file_that_shadows_the_unit(
+    two: Host, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home-alice"
+    own = home / ".config/containers/systemd"
+    own.mkdir(parents=True)
+    (own / "devbox-web.container").write_text("[Container]\nImage=docker.io/library/alpine\n")
+    (own / "mine.container").write_text("[Container]\nImage=x\nServiceName=container-web\n")
+    (own / "unrelated.container").write_text("[Container]\nImage=x\n")
+    real = pwd.getpwnam
+
+    def getpwnam(name: str) -> pwd.struct_passwd:
+        if name == "alice":
+            return pwd.struct_passwd(("alice", "x", 1001, 1001, "", str(home), "/bin/sh"))
+        return real(name)
+
+    monkeypatch.setattr(pwd, "getpwnam", getpwnam)
+    result = two.cli("status", "web")
+    assert result.code == 1
+    assert (
+        f"  ! {own}/devbox-web.container takes the place of the devbox unit: rename or remove it"
+        in result.out
+    )
+    assert (
+        f"  ! {own}/mine.container takes the place of the devbox unit: rename or remove it"
+        in result.out
+    )
+    assert "unrelated" not in result.out
+
+
+def test_status_of_someone_elses_container_is_refused(two: Host) -> None:
+    result = two.cli("status", "web", uid=1002)
+    assert result.code == 4
+    assert "bob may not see web: it belongs to alice" in result.err
