@@ -183,7 +183,7 @@ def mtime_inside(root: Path, relative: PurePosixPath) -> datetime | None:
     except OSError as exc:
         raise Unreadable(f"{relative}: {exc.strerror or exc}") from exc
     try:
-        return _utc(os.fstat(fd).st_mtime)
+        return from_epoch(os.fstat(fd).st_mtime)
     finally:
         os.close(fd)
 
@@ -212,7 +212,8 @@ def _open_inside(root: Path, relative: PurePosixPath) -> int:
         os.close(directory)
 
 
-def _utc(seconds: float) -> datetime:
+def from_epoch(seconds: float) -> datetime:
+    """A file time (seconds since the epoch) in UTC, whole seconds."""
     return datetime.fromtimestamp(int(seconds), UTC)
 
 

@@ -10,6 +10,7 @@ git history of containers.json carries the declarative side.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,3 +43,20 @@ def read(path: Path) -> list[dict[str, Any]]:
         if isinstance(event, dict):
             events.append(event)
     return events
+
+
+def select(
+    events: list[dict[str, Any]],
+    *,
+    container: str | None = None,
+    since: str | None = None,
+    visible: Callable[[dict[str, Any]], bool] = lambda _event: True,
+) -> list[dict[str, Any]]:
+    """The events of one container (or all), at or after a time (RFC 3339, UTC), visible ones."""
+    return [
+        event
+        for event in events
+        if (container is None or event.get("container") == container)
+        and (since is None or str(event.get("time", "")) >= since)
+        and visible(event)
+    ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -137,3 +138,33 @@ def run_lines(
             on_line(line.rstrip("\n"))
             kept = [*kept[-39:], line]
     return Result(tuple(argv), child.returncode, "".join(kept), "")
+
+
+def run_while(argv: Sequence[str], every: float, on_tick: Callable[[], None]) -> int:
+    """Run a program on the caller's terminal, calling on_tick every `every` seconds.
+
+    SIGTERM, SIGINT and SIGHUP are passed on to it. Returns its exit code (128+N when a
+    signal N ended it, as a shell reports).
+    """
+    executable = find(argv[0])
+    log.debug("run: %s", " ".join(argv))
+    child = subprocess.Popen([executable, *argv[1:]])
+    forwarded = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    previous = {number: signal.getsignal(number) for number in forwarded}
+
+    def forward(number: int, _frame: object) -> None:
+        child.send_signal(number)
+
+    for number in forwarded:
+        signal.signal(number, forward)
+    try:
+        while True:
+            try:
+                code = child.wait(timeout=every)
+            except subprocess.TimeoutExpired:
+                on_tick()
+                continue
+            return code if code >= 0 else 128 - code
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)

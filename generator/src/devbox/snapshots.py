@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tarfile
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from devbox import clock, resolve, write
+from devbox import activity, clock, declare, deploy, resolve, rules, write
 from devbox.context import Runtime
-from devbox.errors import NoVolumeError, ToolError
+from devbox.errors import NoVolumeError, ToolError, UsageError
+from devbox.identity import authorize
 from devbox.resolve import Container
 
 VERSION = 1
@@ -123,3 +127,224 @@ def take(rt: Runtime, container: Container) -> Path:
     text = json.dumps(snapshot.description(), indent=2, sort_keys=True) + "\n"
     write.write_file(directory / f"{name}{DESCRIPTION}", text.encode("utf-8"), mode=0o600)
     return data
+
+
+# Finding, checking and pruning snapshots
+
+
+def _load(description: Path) -> Snapshot | None:
+    """A snapshot from its description; None for one that is not a finished snapshot."""
+    try:
+        raw = json.loads(description.read_text(encoding="utf-8"))
+        data = description.with_name(str(raw["file"]))
+        snapshot = Snapshot(
+            id=str(raw["id"]),
+            container=str(raw["container"]),
+            owner=str(raw["owner"]),
+            created=datetime.fromisoformat(str(raw["created"])),
+            volume=str(raw["volume"]),
+            sha256=str(raw["sha256"]),
+            size=int(raw["size"]),
+            settings=dict(raw.get("settings") or {}),
+            path=data,
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return snapshot if data.parent == description.parent and data.is_file() else None
+
+
+def every(rt: Runtime) -> list[Snapshot]:
+    """Every finished snapshot, oldest first."""
+    directory = rt.config.snapshots_dir
+    if not directory.is_dir():
+        return []
+    found = [_load(path) for path in directory.glob(f"*{DESCRIPTION}")]
+    return sorted((s for s in found if s is not None), key=lambda s: (s.created, s.id))
+
+
+def find(rt: Runtime, container: str, snapshot: str | None = None) -> Snapshot:
+    """A container's snapshot by id, or its latest; UsageError naming what there is."""
+    mine = [s for s in every(rt) if s.container == container]
+    if snapshot is not None:
+        chosen = next((s for s in mine if s.id == snapshot), None)
+    else:
+        chosen = mine[-1] if mine else None
+    if chosen is None:
+        there = ", ".join(s.id for s in mine) or "none"
+        raise UsageError(
+            f"no snapshot {snapshot or 'at all'} of {container} (snapshots of it: {there})",
+            hint="devbox-ctl restore --list shows every snapshot you may restore",
+        )
+    return chosen
+
+
+def verify(snapshot: Snapshot) -> None:
+    """Refuse a snapshot whose data is not what was exported."""
+    sha256, size = digest(snapshot.path)
+    if (sha256, size) != (snapshot.sha256, snapshot.size):
+        raise ToolError(
+            f"snapshot {snapshot.id} is damaged: its data does not match its sha256",
+            hint="restore an older snapshot with --from (devbox-ctl restore --list)",
+        )
+
+
+def expired(rt: Runtime, now: datetime) -> list[Snapshot]:
+    """Snapshots older than snapshotRetentionDays."""
+    keep = timedelta(days=rt.desired.policy.snapshot_retention_days)
+    return [s for s in every(rt) if s.created + keep < now]
+
+
+def prune(rt: Runtime, now: datetime) -> list[Snapshot]:
+    """Remove expired snapshots (description first, so none is ever half there)."""
+    gone = expired(rt, now)
+    for snapshot in gone:
+        write.remove_file(snapshot.path.with_name(f"{snapshot.id}{DESCRIPTION}"))
+        write.remove_file(snapshot.path)
+    return gone
+
+
+# Restoring
+
+
+@dataclass
+class Restored:
+    """What restore did."""
+
+    container: Container
+    snapshot: Snapshot
+    applied: bool = False
+    joined: bool = False
+
+
+# Not restored: the Tailscale state belongs to the destroyed node (a restored container
+# enrolls as a new one with a fresh key, so a copy never fights the original for its
+# identity), and a login notice belongs to the old container's warnings.
+DROPPED = (".local/share/tailscale", activity.NOTICE.as_posix())
+
+
+def _dropped(member: str) -> bool:
+    name = member.removeprefix("./").rstrip("/")
+    return any(name == path or name.startswith(path + "/") for path in DROPPED)
+
+
+def _filtered(source: Path, into: BinaryIO) -> None:
+    """Copy a snapshot's tar stream without the dropped paths."""
+    with (
+        tarfile.open(source, "r:") as archive,
+        tarfile.open(fileobj=into, mode="w|", format=tarfile.PAX_FORMAT) as copy,
+    ):
+        for member in archive:
+            if _dropped(member.name):
+                continue
+            copy.addfile(member, archive.extractfile(member) if member.isreg() else None)
+
+
+def import_snapshot(rt: Runtime, snapshot: Snapshot, container: Container) -> None:
+    """Fill the container's (new, empty) volume with the snapshot's files."""
+    podman = rt.podman(container.owner)
+    podman.create_volume(
+        container.volume,
+        {
+            "devbox.managed": "true",
+            "devbox.container": container.name,
+            "devbox.owner": container.owner,
+        },
+    )
+    read_end, write_end = os.pipe()
+    failure: list[BaseException] = []
+
+    def feed() -> None:
+        try:
+            with os.fdopen(write_end, "wb") as into:
+                _filtered(snapshot.path, into)
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller below
+            failure.append(exc)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    with os.fdopen(read_end, "rb") as source:
+        podman.import_volume(container.volume, source)
+    feeder.join()
+    if failure:
+        raise ToolError(f"reading snapshot {snapshot.id} failed: {failure[0]}")
+
+
+def restore(
+    rt: Runtime,
+    name: str,
+    *,
+    snapshot_id: str | None = None,
+    as_name: str | None = None,
+    apply: bool = True,
+    timeout: float = 300,
+    progress: Callable[[str], None] = print,
+) -> Restored:
+    """Bring a snapshot back as a new container with that data."""
+    from devbox import operations  # noqa: PLC0415 - the runtime verbs import this module
+
+    snapshot = find(rt, name, snapshot_id)
+    authorize(rt.caller, snapshot.owner, snapshot.container, "restore")
+    target = as_name or name
+    issue = rules.container_name(target)
+    if issue:
+        raise UsageError(f"{issue[0]}; {issue[1]}")
+    if target in rt.desired.by_name():
+        raise UsageError(
+            f"a container named {target} exists",
+            hint=f"restore it under another name: devbox-ctl restore {name} --as NEWNAME",
+        )
+    if rt.podman(snapshot.owner).volume_exists(f"{target}-data"):
+        raise UsageError(
+            f"the volume {target}-data exists (kept by destroy --keep-volume?)",
+            hint=f"remove it (podman volume rm {target}-data, as {snapshot.owner}) or restore "
+            f"--as another name",
+        )
+    verify(snapshot)
+    progress(f"Restoring {target} from snapshot {snapshot.id} ({snapshot.size} bytes)")
+    _declare(rt, snapshot, target, "stopped")
+    container = rt.container(target)
+    import_snapshot(rt, snapshot, container)
+    progress(f"Filled the volume {container.volume} from {snapshot.path}")
+    operations.provision_key(rt, container)
+    _declare(rt, snapshot, target, "running")
+    container = rt.container(target)
+    rt.event(
+        "restore",
+        target,
+        owner=container.owner,
+        snapshot=snapshot.id,
+        fromContainer=snapshot.container,
+        sha256=snapshot.sha256,
+    )
+    done = Restored(container, snapshot)
+    if not apply:
+        progress(f"Not applied (--no-apply). To apply: sudo {deploy.command_line(rt.config)}")
+        return done
+    progress(f"Applying: {deploy.command_line(rt.config)}")
+    deploy.rebuild(rt.config, lambda line: progress(f"  {line}"))
+    done.applied = True
+    operations.wait_until_joined(rt, container, timeout, progress)
+    operations.neutralise_key(rt, container)
+    done.joined = True
+    return done
+
+
+def _declare(rt: Runtime, snapshot: Snapshot, target: str, state: str) -> None:
+    """Record the restored container: first stopped (until its volume is full), then running."""
+
+    def change(records: declare.Records) -> str:
+        record = declare.find(records, target)
+        if record is None:
+            record = {"name": target, "owner": snapshot.owner}
+            settings = snapshot.settings
+            record |= {"cpu": settings["cpu"]} if "cpu" in settings else {}
+            record |= {"memory": settings["memory"]} if "memory" in settings else {}
+            record |= {"syncthing": True} if settings.get("syncthing") else {}
+            record["created"] = resolve.timestamp(clock.now())
+            records.append(record)
+        record["state"] = state
+        verb = "is restoring" if state == "stopped" else "restored"
+        return f"devbox: {rt.caller.name} {verb} {target} from snapshot {snapshot.id}"
+
+    edited = declare.edit(rt.config.paths, rt.config.config_repo, change, who=rt.caller.name)
+    rt.refresh(edited.desired)

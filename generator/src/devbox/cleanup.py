@@ -1,0 +1,225 @@
+"""devbox-ctl cleanup: the daily run that warns, stops idle containers and destroys old ones.
+
+For every declared container it takes the lifecycle assessment (lifecycle.py) and does what
+it says: send a warning once per lead time, stop, destroy (after a snapshot), or tell the
+owner why a destroy was refused. A dry run shows the same assessments and changes nothing.
+Then snapshots past their retention are pruned. Declaration changes are applied with one
+rebuild at the end.
+
+One container's failure does not stop the others; it is reported, and the run exits 3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from devbox import (
+    declare,
+    deploy,
+    lifecycle,
+    notify,
+    operations,
+    resolve,
+    snapshots,
+    write,
+)
+from devbox.context import Runtime
+from devbox.errors import DevboxError, NotAllowedError
+from devbox.resolve import Container
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Row:
+    """One container's assessment and what cleanup did about it."""
+
+    container: Container
+    assessment: lifecycle.Assessment
+    done: str = ""
+    error: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        """The row as --json prints it."""
+        c, a = self.container, self.assessment
+        return {
+            "name": c.name,
+            "owner": c.owner,
+            "state": c.state,
+            "action": a.action,
+            "warnHours": a.warn_hours,
+            "lastActivity": resolve.timestamp(a.last_activity),
+            "stopAt": resolve.timestamp(a.stop_at),
+            "destroyAt": resolve.timestamp(a.destroy_at),
+            "reasons": a.reasons,
+            "signals": a.signals,
+            "done": self.done or None,
+            "error": self.error or None,
+        }
+
+
+@dataclass
+class Report:
+    """A cleanup run."""
+
+    time: datetime
+    dry_run: bool
+    rows: list[Row] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+    applied: bool = False
+    errors: list[str] = field(default_factory=list)
+
+    def count(self, *actions: str) -> int:
+        """How many containers the assessments put under these actions."""
+        return sum(1 for row in self.rows if row.assessment.action in actions)
+
+    def as_json(self) -> dict[str, Any]:
+        """The run as --json prints it."""
+        return {
+            "time": resolve.timestamp(self.time),
+            "dryRun": self.dry_run,
+            "containers": [row.as_json() for row in self.rows],
+            "snapshotsPruned": self.pruned,
+            "applied": self.applied,
+            "errors": self.errors,
+        }
+
+
+def visible(rt: Runtime) -> list[Container]:
+    """The containers the caller may see: all for admins and the system, else their own."""
+    return [c for c in rt.desired.containers if rt.caller.may_act_on(c.owner)]
+
+
+def run(rt: Runtime, now: datetime, *, dry_run: bool, progress: Progress = print) -> Report:
+    """Assess every container; unless dry_run, act on each assessment and prune snapshots."""
+    if not dry_run and not rt.caller.admin:
+        raise NotAllowedError(
+            f"{rt.caller.name} may not run cleanup: it acts on every container",
+            hint="devbox-ctl cleanup --dry-run shows what it would do with yours",
+        )
+    report = Report(now, dry_run)
+    if dry_run:
+        report.rows = [Row(c, lifecycle.assess(rt, c, now)) for c in visible(rt)]
+        report.pruned = [s.id for s in snapshots.expired(rt, now)]
+        return report
+    lock = write.ensure_directory(rt.config.state_dir / notify.LEDGER.parent, mode=0o700)
+    with write.locked(lock):
+        changed = False
+        for container in list(rt.desired.containers):
+            row = Row(container, lifecycle.assess(rt, container, now))
+            report.rows.append(row)
+            try:
+                changed |= _act(rt, row, now)
+            except DevboxError as exc:
+                row.error = exc.message
+                report.errors.append(f"{container.name}: {exc.message}")
+        report.pruned = [s.id for s in snapshots.prune(rt, now)]
+        if changed:
+            try:
+                deploy.rebuild(rt.config, lambda line: progress(f"  {line}"))
+                report.applied = True
+            except DevboxError as exc:
+                report.errors.append(exc.message)
+    return report
+
+
+def _details(row: Row, rt: Runtime) -> dict[str, object]:
+    return {
+        "signals": row.assessment.signals,
+        "policy": lifecycle.policy_summary(rt.desired.policy),
+    }
+
+
+def _act(rt: Runtime, row: Row, now: datetime) -> bool:
+    """Do what the assessment says; True when the declaration changed."""
+    container, a = row.container, row.assessment
+    ledger = notify.Ledger.load(rt.config.state_dir)
+    if ledger.obsolete(container.name, a.episode):
+        ledger.save()
+        if notify.clear_notice(rt, container):
+            row.done = "removed an obsolete warning"
+    if a.record_stopped_at:
+        _record_stopped_at(rt, container, now)
+        row.done = "recorded now as its stop time"
+        rt.event("record-stop-time", container.name, automatic=True, owner=container.owner)
+        # stoppedAt reaches no unit: the next rebuild deploys it, none is needed now.
+        return False
+    if a.action in (lifecycle.WARN_STOP, lifecycle.WARN_DESTROY):
+        _warn(rt, row, ledger, now)
+        return False
+    if a.action == lifecycle.REFUSE_DESTROY:
+        if a.episode is not None and not ledger.sent(container.name, "refuse", a.episode.due):
+            _warn(rt, row, ledger, now)
+            row.done = "refused to destroy; told the owner"
+        else:
+            row.done = "refused to destroy (the owner was told)"
+        return False
+    if a.action == lifecycle.STOP:
+        days = rt.desired.policy.idle_stop_days
+        reason = f"idle: no activity since {resolve.timestamp(a.last_activity)} ({days} days)"
+        operations.stop(
+            rt,
+            container.name,
+            reason=reason,
+            automatic=True,
+            apply=False,
+            progress=lambda _line: None,
+            details=_details(row, rt),
+        )
+        notify.clear_notice(rt, container)
+        row.done = "stopped"
+        return True
+    if a.action == lifecycle.DESTROY:
+        done = operations.destroy(
+            rt,
+            container.name,
+            reason=f"stopped since {resolve.timestamp(container.stopped_at)} "
+            f"({rt.desired.policy.stopped_destroy_days} days)",
+            automatic=True,
+            apply=False,
+            progress=lambda _line: None,
+            details=_details(row, rt),
+        )
+        ledger.obsolete(container.name, None)
+        ledger.save()
+        row.done = f"destroyed (snapshot {done.snapshot})" if done.snapshot else "destroyed"
+        return True
+    return False
+
+
+def _warn(rt: Runtime, row: Row, ledger: notify.Ledger, now: datetime) -> None:
+    container, a = row.container, row.assessment
+    message = notify.compose(container, a, rt, now)
+    delivery = notify.deliver(rt, container, message)
+    if a.episode is not None:
+        ledger.mark(container.name, a.episode.kind, a.episode.due, a.warn_hours or 0, now)
+        ledger.save()
+    at = a.stop_at if a.action == lifecycle.WARN_STOP else a.destroy_at
+    rt.event(
+        "warning",
+        container.name,
+        automatic=True,
+        owner=container.owner,
+        warning=message.kind,
+        at=resolve.timestamp(at),
+        leadHours=a.warn_hours,
+        reason=a.reasons[-1],
+        cancel=message.cancel,
+        channels=delivery.as_json(),
+        **_details(row, rt),
+    )
+    row.done = f"warned ({message.kind}, {a.warn_hours} h ahead)" if a.warn_hours else "warned"
+
+
+def _record_stopped_at(rt: Runtime, container: Container, now: datetime) -> None:
+    def change(records: declare.Records) -> str:
+        record = declare.find(records, container.name)
+        if record is not None and record.get("state") == "stopped" and not record.get("stoppedAt"):
+            record["stoppedAt"] = resolve.timestamp(now)
+        return f"devbox: cleanup recorded the stop time of {container.name}"
+
+    edited = declare.edit(rt.config.paths, rt.config.config_repo, change, who="cleanup")
+    rt.refresh(edited.desired)

@@ -1,0 +1,89 @@
+"""devbox-ctl cleanup: warn, stop idle containers, destroy long-stopped ones (the daily timer)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import click
+
+from devbox.cli.options import as_json, echo_json, runtime
+
+if TYPE_CHECKING:
+    from devbox.cleanup import Report, Row
+
+HEADLINES = {
+    "none": "nothing to do",
+    "warn-stop": "warn: stops at {stop}",
+    "stop": "STOP now",
+    "warn-destroy": "warn: destroyed at {destroy}",
+    "destroy": "DESTROY now (after a snapshot)",
+    "refuse-destroy": "refuse to destroy: unsaved work",
+}
+
+
+def _stamp(value: datetime | None) -> str:
+    return "-" if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _row(row: Row, dry_run: bool) -> list[str]:
+    c, a = row.container, row.assessment
+    headline = HEADLINES[a.action].format(stop=_stamp(a.stop_at), destroy=_stamp(a.destroy_at))
+    done = "" if dry_run or not row.done else f"  -> {row.done}"
+    failed = f"  FAILED: {row.error}" if row.error else ""
+    lines = [f"{c.name} ({c.owner}, {c.state}): {headline}{done}{failed}"]
+    lines += [f"    {reason}" for reason in a.reasons]
+    signals = {k: v for k, v in a.signals.items() if k not in ("created", "stoppedAt", "pin")}
+    lines += [
+        f"    {name}: {json.dumps(value, sort_keys=True)}"
+        for name, value in sorted(signals.items())
+    ]
+    return lines
+
+
+def _summary(report: Report) -> str:
+    return (
+        f"{report.count('stop')} to stop, {report.count('destroy')} to destroy, "
+        f"{report.count('warn-stop', 'warn-destroy')} to warn, "
+        f"{report.count('refuse-destroy')} refused, {report.count('none')} with nothing to do; "
+        f"{len(report.pruned)} snapshots past their retention"
+    )
+
+
+@click.command()
+@click.option(
+    "--dry-run", is_flag=True, help="Show what would happen, when and why; change nothing."
+)
+@as_json
+@click.pass_context
+def command(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
+    """Warn, stop idle containers and destroy long-stopped ones, by the users.nix policy.
+
+    Each container's assessment is shown with its reasons and every signal's last-seen
+    time. --dry-run changes nothing (users see their own containers; acting needs an admin or
+    root, as the daily timer runs it). Exit 3 when an action failed (the others still ran).
+    """
+    from devbox import cleanup, clock  # noqa: PLC0415 - keep --help fast
+    from devbox.errors import ExitCode  # noqa: PLC0415
+
+    rt = runtime(ctx)
+    now = clock.now()
+    # The rebuild's output, live; the report follows.
+    progress = (lambda _line: None) if as_json else click.echo
+    report = cleanup.run(rt, now, dry_run=dry_run, progress=progress)
+    if as_json:
+        echo_json(report.as_json())
+    else:
+        mode = "dry run: nothing is changed" if dry_run else "acting"
+        click.echo(f"devbox cleanup at {_stamp(now)} ({mode})")
+        for row in report.rows:
+            click.echo("\n".join(_row(row, dry_run)))
+        click.echo(("Would: " if dry_run else "Done: ") + _summary(report))
+        if report.applied:
+            click.echo("Applied the changed declaration.")
+        for error in report.errors:
+            click.echo(f"error: {error}", err=True)
+    if report.errors:
+        sys.exit(ExitCode.FAILED)

@@ -1,0 +1,64 @@
+"""devbox-ctl keepalive: inside a container, count it as active while nobody watches it."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+
+def _home() -> Path:
+    return Path(os.environ.get("HOME") or "/home/dev")
+
+
+@click.command(context_settings={"ignore_unknown_options": False})
+@click.option(
+    "--for",
+    "duration",
+    metavar="DURATION",
+    help="How long: 90m, 48h, 3d.  [default: 24h, or while CMD runs]",
+)
+@click.option("--reason", default="", help="What it is for (shown by cleanup and status --why).")
+@click.option("--list", "list_leases", is_flag=True, help="Show the leases.")
+@click.option("--cancel", metavar="ID", help="End a lease early (ID, or all).")
+@click.argument("cmd", nargs=-1, type=click.UNPROCESSED)
+def command(
+    duration: str | None, reason: str, list_leases: bool, cancel: str | None, cmd: tuple[str, ...]
+) -> None:
+    """Keep this container from being stopped for idleness.
+
+    \b
+    devbox-ctl keepalive --for 48h --reason "training run"
+    devbox-ctl keepalive -- make -j8 world      (a lease while the command runs)
+    devbox-ctl keepalive --list
+    devbox-ctl keepalive --cancel ID|all
+
+    A lease counts as activity until it ends; the host caps each lease at maxPinDays.
+    With -- CMD the lease is renewed while CMD runs and ended when it exits (--for then
+    caps it); the exit code is CMD's.
+    """  # noqa: D301 - \b is click's mark for a paragraph it must not rewrap
+    from devbox import keepalive  # noqa: PLC0415 - keep --help fast
+    from devbox.errors import UsageError  # noqa: PLC0415
+
+    home = _home()
+    if list_leases or cancel:
+        if cmd or duration:
+            raise UsageError("--list and --cancel take no duration and no command")
+        if cancel:
+            ended = keepalive.release(home, cancel)
+            click.echo(f"Ended {ended} lease{'s' if ended != 1 else ''}.")
+            return
+        for lease in keepalive.current(home):
+            until = lease.until.strftime("%Y-%m-%d %H:%M UTC")
+            click.echo(f"{lease.id}  until {until}  {lease.reason}")
+        return
+    limit = keepalive.parse_duration(duration) if duration else None
+    if cmd:
+        sys.exit(keepalive.hold(home, list(cmd), reason, limit))
+    lease = keepalive.take(home, limit or keepalive.parse_duration("24h"), reason)
+    click.echo(
+        f"Kept alive until {lease.until.strftime('%Y-%m-%d %H:%M UTC')} (lease {lease.id}); "
+        f"devbox-ctl keepalive --cancel {lease.id} ends it early."
+    )

@@ -1,0 +1,68 @@
+"""devbox-ctl pin: exempt a container from idle stop and auto-destroy until a day."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import click
+
+from devbox.cli.options import as_json, echo_json, runtime
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a day; write it like 2026-12-24") from None
+
+
+@click.command()
+@click.argument("name", required=False)
+@click.option(
+    "--until", "until", metavar="DATE", help="The last day of the pin (UTC), e.g. 2026-12-24."
+)
+@click.option("--reason", help="Why, in one line (shown to admins and in the event log).")
+@click.option("--list", "list_pins", is_flag=True, help="Show the pins you may see (admins: all).")
+@as_json
+@click.pass_context
+def command(
+    ctx: click.Context,
+    name: str | None,
+    until: str | None,
+    reason: str | None,
+    list_pins: bool,
+    as_json: bool,
+) -> None:
+    """Pin NAME until the end of DATE (UTC): no idle stop, no auto-destroy before then.
+
+    A pin reaches at most containers.maxPinDays ahead; each user holds at most
+    containers.maxPinsPerUser pins. Users pin their own containers, admins any. Pinning a
+    pinned container replaces its pin. `devbox-ctl unpin NAME` ends it.
+    """
+    from devbox import clock, pins, resolve  # noqa: PLC0415 - keep --help fast
+    from devbox.errors import UsageError  # noqa: PLC0415
+
+    rt = runtime(ctx)
+    if list_pins:
+        shown = [
+            {
+                "name": c.name,
+                "owner": c.owner,
+                "until": resolve.day(c.pin.until),
+                "reason": c.pin.reason,
+            }
+            for c in pins.pinned(rt)
+            if c.pin is not None
+        ]
+        if as_json:
+            echo_json(shown)
+        for row in [] if as_json else shown:
+            click.echo(f"{row['name']} ({row['owner']}): until {row['until']}: {row['reason']}")
+        return
+    if name is None or until is None or reason is None:
+        raise UsageError("pin needs NAME, --until DATE and --reason TEXT (or --list)")
+    container = pins.pin(rt, name, _day(until), reason, clock.now())
+    if as_json:
+        echo_json({"name": container.name, "until": until, "reason": reason.strip()})
+    else:
+        click.echo(f"Pinned {name} until the end of {until} (UTC): {reason.strip()}")

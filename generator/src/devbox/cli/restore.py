@@ -1,0 +1,84 @@
+"""devbox-ctl restore: bring a destroyed container's snapshot back as a new container."""
+
+from __future__ import annotations
+
+import click
+
+from devbox.cli.options import as_json, echo_json, runtime
+
+
+@click.command()
+@click.argument("name", required=False)
+@click.option(
+    "--from", "snapshot", metavar="SNAPSHOT", help="Which snapshot (default: the latest of NAME)."
+)
+@click.option(
+    "--as", "as_name", metavar="NEWNAME", help="The new container's name (default: NAME)."
+)
+@click.option("--list", "list_snapshots", is_flag=True, help="Show the snapshots you may restore.")
+@click.option("--no-apply", is_flag=True, help="Record and commit, but print the rebuild command.")
+@click.option(
+    "--timeout", type=float, default=300, show_default=True, help="Seconds to wait for the tailnet."
+)
+@as_json
+@click.pass_context
+def command(
+    ctx: click.Context,
+    name: str | None,
+    snapshot: str | None,
+    as_name: str | None,
+    list_snapshots: bool,
+    no_apply: bool,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Restore NAME from its latest snapshot (or --from SNAPSHOT), as NAME or --as NEWNAME.
+
+    The new container gets the snapshot's files in /home/dev and its settings (CPU, memory,
+    Syncthing), joins the tailnet as a new node with a fresh key, and counts against the
+    owner's limits. Snapshots are taken before every destroy and kept snapshotRetentionDays.
+    """
+    from devbox import snapshots  # noqa: PLC0415 - keep --help fast
+    from devbox.errors import UsageError  # noqa: PLC0415
+
+    rt = runtime(ctx)
+    if list_snapshots:
+        shown = [
+            s.description() | {"path": str(s.path)}
+            for s in snapshots.every(rt)
+            if rt.caller.may_act_on(s.owner) and (name is None or s.container == name)
+        ]
+        if as_json:
+            echo_json(shown)
+            return
+        for s in shown:
+            click.echo(
+                f"{s['id']}  {s['container']} ({s['owner']})  {s['created']}  {s['size']} bytes"
+            )
+        return
+    if name is None:
+        raise UsageError("restore needs NAME (or --list)")
+    done = snapshots.restore(
+        rt,
+        name,
+        snapshot_id=snapshot,
+        as_name=as_name,
+        apply=not no_apply,
+        timeout=timeout,
+        progress=(lambda _line: None) if as_json else click.echo,
+    )
+    c = done.container
+    if as_json:
+        echo_json(
+            {
+                "name": c.name,
+                "owner": c.owner,
+                "snapshot": done.snapshot.id,
+                "applied": done.applied,
+                "joined": done.joined,
+            }
+        )
+        return
+    click.echo(f"Restored {c.name} (owner {c.owner}) from {done.snapshot.id}.")
+    if done.joined:
+        click.echo(f"Connect: ssh dev@{c.name}   http://{c.name}:8080   Zed: dev@{c.name}")

@@ -1,0 +1,20 @@
+"""devbox-ctl unpin: end a container's pin."""
+
+from __future__ import annotations
+
+import click
+
+from devbox.cli.options import runtime
+
+
+@click.command()
+@click.argument("name")
+@click.pass_context
+def command(ctx: click.Context, name: str) -> None:
+    """End NAME's pin: idle stop and auto-destroy apply again (after their warnings)."""
+    from devbox import pins  # noqa: PLC0415 - keep --help fast
+
+    rt = runtime(ctx)
+    had = rt.container(name).pin is not None
+    pins.unpin(rt, name)
+    click.echo(f"Unpinned {name}." if had else f"{name} was not pinned.")
