@@ -112,7 +112,8 @@ def test_removed_and_stopped_containers_are_stopped(
     assert result.code == 0, result.err
     assert manager_calls(stand_ins) == [
         ["daemon-reload"],
-        ["stop", "container-api.service", "container-web.service"],
+        ["stop", "container-api.service"],
+        ["stop", "container-web.service"],
     ]
     # The removed container's unit is gone from the manager: it is also removed by name.
     assert stand_ins.argvs("systemd-run") == [
@@ -130,6 +131,16 @@ def test_removed_and_stopped_containers_are_stopped(
             "api",
         ]
     ]
+
+
+def test_a_removed_unit_the_manager_no_longer_knows_is_not_a_failure(
+    host: dict[str, Path], stand_ins: StandIns
+) -> None:
+    deploy(host, BASE)
+    stand_ins.rules("systemctl", [{"match": ["stop"], "exit": 5, "stderr": "Unit not loaded."}])
+    result = deploy(host, [BASE[0], BASE[2], BASE[3]])
+    assert result.code == 0, result.err
+    assert result.out == "stopped container-api.service: removed from the declaration\n"
 
 
 def test_a_stopped_container_declared_running_again_is_started(

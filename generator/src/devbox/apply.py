@@ -157,11 +157,13 @@ def run(
     actions = plan_actions(desired, applied, image_changed=image_changed and bool(applied))
     systemd.daemon_reload(user)
     failed = []
-    for verb, units in (
-        ("stop", actions.stop),
-        ("restart", actions.restart),
-        ("start", actions.start),
-    ):
+    for unit in actions.stop:
+        # One at a time: a unit the manager no longer knows (removed, already stopped) is not
+        # a failure, and must not hide the failure of another.
+        result = systemd.act(user, "stop", [unit])
+        if not result.ok and not systemd.not_loaded(result):
+            failed.append(f"stop {unit}")
+    for verb, units in (("restart", actions.restart), ("start", actions.start)):
         if units and not systemd.act(user, verb, units).ok:
             failed.append(f"{verb} {' '.join(units)}")
     for name in actions.removed:
