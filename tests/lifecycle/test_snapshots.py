@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +14,7 @@ import pytest
 from lifecycle_support import fill_volume, runtime
 
 from devbox import snapshots
-from devbox.errors import NoVolumeError
+from devbox.errors import NoVolumeError, ToolError, UsageError
 
 
 def test_take_exports_the_volume_and_describes_it(
@@ -50,3 +52,100 @@ def test_take_refuses_a_missing_volume(tmp_path: Path, volumes: Callable[[str], 
     with pytest.raises(NoVolumeError, match="nothing to snapshot"):
         snapshots.take(rt, rt.container(name))
     assert not list((tmp_path / "state").glob("snapshots/*"))
+
+
+def tree(root: Path) -> dict[str, tuple]:
+    """Every entry below root: type, mode, owner and content (or link target)."""
+    found = {}
+    for path in sorted(root.rglob("*")):
+        info = path.lstat()
+        if path.is_symlink():
+            what: object = ("link", str(path.readlink()))
+        elif path.is_dir():
+            what = ("dir",)
+        else:
+            what = ("file", path.read_bytes())
+        found[path.relative_to(root).as_posix()] = (*what, info.st_mode, info.st_uid, info.st_gid)
+    return found
+
+
+def mountpoint(container: str) -> Path:
+    return Path(
+        subprocess.run(
+            ["podman", "volume", "inspect", f"{container}-data", "--format", "{{.Mountpoint}}"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
+
+
+def test_a_snapshot_restores_to_the_same_bytes(
+    tmp_path: Path, volumes: Callable[[str], str], now
+) -> None:
+    name, copy = volumes("snap"), volumes("copy")
+    root = fill_volume(
+        name,
+        {
+            "project/main.py": b"print('hi')\n",
+            "project/data.bin": bytes(range(256)) * 64,
+            ".ssh/authorized_keys": b"ssh-ed25519 AAAA test\n",
+            ".local/share/tailscale/tailscaled.state": b"node identity",
+            ".local/state/devbox/notice": b"old warning\n",
+        },
+    )
+    (root / "project" / "link").symlink_to("main.py")
+    (root / "empty").mkdir()
+    (root / ".ssh").chmod(0o700)
+    (root / ".ssh/authorized_keys").chmod(0o600)
+    os.chown(root / "project/main.py", 1000, 1000)
+    rt = runtime(
+        tmp_path / "state", [{"name": name, "owner": "bob"}, {"name": copy, "owner": "bob"}]
+    )
+    snapshots.take(rt, rt.container(name))
+    snapshot = snapshots.find(rt, name)
+    snapshots.verify(snapshot)
+
+    snapshots.import_snapshot(rt, snapshot, rt.container(copy))
+
+    expected = {
+        path: entry
+        for path, entry in tree(root).items()
+        if not path.startswith(".local/share/tailscale") and path != ".local/state/devbox/notice"
+    }
+    assert tree(mountpoint(copy)) == expected
+
+
+def test_a_damaged_snapshot_is_refused(tmp_path: Path, volumes: Callable[[str], str], now) -> None:
+    name = volumes("snap")
+    fill_volume(name, {"a": b"a"})
+    rt = runtime(tmp_path / "state", [{"name": name, "owner": "bob"}])
+    data = snapshots.take(rt, rt.container(name))
+    with data.open("r+b") as file:
+        file.seek(600)
+        file.write(b"X")
+    with pytest.raises(ToolError, match="is damaged"):
+        snapshots.verify(snapshots.find(rt, name))
+
+
+def test_snapshots_are_found_by_container_and_pruned_after_retention(
+    tmp_path: Path, volumes: Callable[[str], str], now
+) -> None:
+    name = volumes("snap")
+    fill_volume(name, {"a": b"a"})
+    rt = runtime(tmp_path / "state", [{"name": name, "owner": "bob"}], snapshotRetentionDays=30)
+    first = snapshots.take(rt, rt.container(name))
+    now.advance(days=10)
+    second = snapshots.take(rt, rt.container(name))
+    assert snapshots.find(rt, name).path == second
+    assert snapshots.find(rt, name, f"{name}-20261102T090000Z").path == first
+    with pytest.raises(UsageError, match=f"no snapshot nope of {name}"):
+        snapshots.find(rt, name, "nope")
+    with pytest.raises(UsageError, match="no snapshot at all of other"):
+        snapshots.find(rt, "other")
+
+    now.advance(days=21)  # the first is 31 days old, the second 21
+    assert [s.path for s in snapshots.prune(rt, now.now)] == [first]
+    assert not first.exists()
+    assert not first.with_suffix(".json").exists()
+    assert [s.path for s in snapshots.every(rt)] == [second]
