@@ -22,6 +22,18 @@ export PAGER="${PAGER:-less}"
 # The Home Manager modules' session variables (EDITOR, VISUAL, ...).
 @sessionVariables@
 
+# devbox's cleanup leaves its warnings here (an idle stop or an auto-destroy
+# coming, when, and the command that cancels it); every interactive login shows
+# them until they no longer apply. Not for other shells: their output may be a
+# protocol (scp, Zed's remote server).
+case $- in
+*i*)
+	if [ -r "$HOME/.local/state/devbox/notice" ]; then
+		cat "$HOME/.local/state/devbox/notice"
+	fi
+	;;
+esac
+
 # Interactive bash login shells also get /etc/bashrc.
 if [ -n "${BASH_VERSION:-}" ] && [ -n "${PS1:-}" ] && [ -r /etc/bashrc ]; then
 	# shellcheck source=/dev/null
