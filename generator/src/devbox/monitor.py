@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -130,14 +131,23 @@ class Monitor:
     """Samples the signals and keeps the record."""
 
     def __init__(
-        self, home: Path, container: str, *, interval: int = activity.INTERVAL, proc: Path = PROC
+        self,
+        home: Path,
+        container: str,
+        *,
+        interval: int = activity.INTERVAL,
+        proc: Path = PROC,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.home = home
         self.container = container
         self.interval = interval
         self.proc = proc
+        # The clock that never jumps, against which the wall clock's jumps are seen; tests
+        # that move the wall clock (devbox.clock.now) move this one with it.
+        self.monotonic = monotonic
         now = clock.now()
-        self._last = (now, time.monotonic())
+        self._last = (now, monotonic())
         self.record = self._resume(previous_record(home, container), now)
 
     def _resume(self, previous: Record | None, now: datetime) -> Record:
@@ -159,7 +169,7 @@ class Monitor:
 
     def tick(self) -> Record:
         """Sample, update the record, write it; return it."""
-        now, ticks = clock.now(), time.monotonic()
+        now, ticks = clock.now(), self.monotonic()
         signals = dict(self.record.signals)
         walked = timedelta(seconds=ticks - self._last[1])
         if abs((now - self._last[0]) - walked) > JUMP:
