@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from support import require_tool
+
 
 def nixpkgs_lib() -> Path:
     """The nixpkgs library named by DEVBOX_NIXPKGS_LIB (a checkout, or its lib/ folder)."""
@@ -15,7 +17,7 @@ def nixpkgs_lib() -> Path:
     if not root:
         pytest.skip(
             "DEVBOX_NIXPKGS_LIB is not set: point it at a checkout of nix-community/nixpkgs.lib "
-            "(outside this repository) to evaluate the Home Manager modules and the flake"
+            "(outside this repository) to evaluate the Nix modules and the flake"
         )
     for candidate in (Path(root) / "lib", Path(root)):
         if (candidate / "default.nix").is_file() and (candidate / "modules.nix").is_file():
@@ -27,11 +29,5 @@ def nixpkgs_lib() -> Path:
 
 
 def nix_instantiate() -> str:
-    found = shutil.which("nix-instantiate")
-    if found:
-        return found
-    message = "Nix (nix-instantiate) is not installed"
-    if os.environ.get("DEVBOX_REQUIRE_TOOLS") == "1":
-        pytest.fail(message + "; DEVBOX_REQUIRE_TOOLS=1 makes this a failure")
-    pytest.skip(message)
-    raise AssertionError  # unreachable: skip raises
+    """nix-instantiate, or skip (fail under DEVBOX_REQUIRE_TOOLS=1) without it."""
+    return require_tool("Nix (nix-instantiate)", shutil.which("nix-instantiate"))

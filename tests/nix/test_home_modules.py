@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from nix_eval import nix_instantiate, nixpkgs_lib
 
 REPO = Path(__file__).resolve().parents[2]

@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from devbox import hostconfig
+from nix_eval import nixpkgs_lib
 from support import REPO, run_cli
 
 EXAMPLE = REPO / "examples" / "basic" / "generated"
@@ -37,23 +38,6 @@ STUB_STORE = "/nix/store/00000000000000000000000000000000"
 DEVBOX = f"{STUB_STORE}-devbox"
 PRIVILEGED = f"{STUB_STORE}-devbox-privileged/bin/devbox-privileged"
 IMAGE = f"{STUB_STORE}-devcontainer.tar.gz"
-
-
-def nixpkgs_lib() -> Path:
-    """The nixpkgs library named by DEVBOX_NIXPKGS_LIB (a checkout, or its lib/ folder)."""
-    root = os.environ.get("DEVBOX_NIXPKGS_LIB")
-    if not root:
-        pytest.skip(
-            "DEVBOX_NIXPKGS_LIB is not set: point it at a checkout of nix-community/nixpkgs.lib "
-            "(outside this repository) to evaluate the module"
-        )
-    for candidate in (Path(root) / "lib", Path(root)):
-        if (candidate / "default.nix").is_file() and (candidate / "modules.nix").is_file():
-            return candidate
-    pytest.fail(
-        f"DEVBOX_NIXPKGS_LIB={root} holds no nixpkgs lib (lib/default.nix, lib/modules.nix)"
-    )
-    raise AssertionError  # unreachable: fail raises
 
 
 @functools.cache

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from host import KEY, Host
 
 DEVBOX = [sys.executable, "-m", "devbox"]
@@ -230,9 +231,8 @@ def test_a_uid_that_is_not_in_users_nix_may_do_nothing(host: Host) -> None:
 def test_the_privileged_path_runs_only_runtime_verbs_and_ignores_devbox_config(
     host: Host, tmp_path: Path
 ) -> None:
-    from host import run_privileged
-
     from devbox import privileged
+    from host import run_privileged
 
     refused = run_privileged(("generate", "--out", "/etc"), 1002, host.config_path, host.base)
     assert refused.code == 2

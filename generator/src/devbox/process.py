@@ -55,6 +55,13 @@ def find(program: str) -> str:
     return found
 
 
+def _command(argv: Sequence[str]) -> list[str]:
+    """The argv with the program resolved on PATH (a ToolError if missing), logged."""
+    executable = find(argv[0])
+    log.debug("run: %s", " ".join(argv))
+    return [executable, *argv[1:]]
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -64,11 +71,9 @@ def run(
     timeout: float | None = None,
 ) -> Result:
     """Run a program to completion and capture its output; a missing program is a ToolError."""
-    executable = find(argv[0])
-    log.debug("run: %s", " ".join(argv))
     try:
         completed = subprocess.run(
-            [executable, *argv[1:]],
+            _command(argv),
             input=stdin,
             # Without input, programs read an empty stdin, never the caller's terminal.
             stdin=subprocess.DEVNULL if stdin is None else None,
@@ -92,11 +97,9 @@ def run_binary(
     timeout: float | None = None,
 ) -> Result:
     """Run a program with files as its stdin or stdout (volume exports and imports)."""
-    executable = find(argv[0])
-    log.debug("run: %s", " ".join(argv))
     try:
         completed = subprocess.run(
-            [executable, *argv[1:]],
+            _command(argv),
             stdin=stdin if stdin is not None else subprocess.DEVNULL,
             stdout=stdout if stdout is not None else subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -113,20 +116,16 @@ def run_binary(
 
 def run_attached(argv: Sequence[str]) -> int:
     """Run a program on the caller's terminal (logs -f); return its exit code."""
-    executable = find(argv[0])
-    log.debug("run: %s", " ".join(argv))
-    return subprocess.run([executable, *argv[1:]], stdin=subprocess.DEVNULL, check=False).returncode
+    return subprocess.run(_command(argv), stdin=subprocess.DEVNULL, check=False).returncode
 
 
 def run_lines(
     argv: Sequence[str], on_line: Callable[[str], None], *, cwd: Path | None = None
 ) -> Result:
     """Run a program, handing each line of its output (stdout and stderr) to on_line."""
-    executable = find(argv[0])
-    log.debug("run: %s", " ".join(argv))
     kept: list[str] = []
     with subprocess.Popen(
-        [executable, *argv[1:]],
+        _command(argv),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -146,9 +145,7 @@ def run_while(argv: Sequence[str], every: float, on_tick: Callable[[], None]) ->
     SIGTERM, SIGINT and SIGHUP are passed on to it. Returns its exit code (128+N when a
     signal N ended it, as a shell reports).
     """
-    executable = find(argv[0])
-    log.debug("run: %s", " ".join(argv))
-    child = subprocess.Popen([executable, *argv[1:]])
+    child = subprocess.Popen(_command(argv))
     forwarded = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
     previous = {number: signal.getsignal(number) for number in forwarded}
 
