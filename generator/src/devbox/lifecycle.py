@@ -175,7 +175,9 @@ def _unknown(facts: Facts, signals: dict[str, Any], now: datetime) -> Assessment
             "no automatic destroy while activity cannot be read; "
             f"`devbox-ctl destroy {facts.name}` destroys it by hand (after a snapshot)"
         )
-    return Assessment(now, None, None, NONE, reasons, signals)
+    # A stop time is recorded all the same: it only starts the destroy clock.
+    record = not facts.running and facts.stopped_at is None
+    return Assessment(now, None, None, NONE, reasons, signals, record_stopped_at=record)
 
 
 def _pin_reason(facts: Facts, now: datetime) -> list[str]:

@@ -88,13 +88,17 @@ class Ledger:
         self.data["containers"].setdefault(container, {})[kind] = entry
 
     def obsolete(self, container: str, episode: lifecycle.Episode | None) -> bool:
-        """Forget every schedule of the container but `episode`; True if one was forgotten."""
+        """Forget every schedule of the container but `episode`'s; True if one was forgotten.
+
+        A refusal shares its destroy's due time, and keeps that destroy's warnings.
+        """
         kinds = self.data["containers"].get(container, {})
-        keep = {}
-        if episode is not None and episode.kind in kinds:
-            entry = kinds[episode.kind]
-            if isinstance(entry, dict) and entry.get("due") == resolve.timestamp(episode.due):
-                keep[episode.kind] = entry
+        due = None if episode is None else resolve.timestamp(episode.due)
+        keep = {
+            kind: entry
+            for kind, entry in kinds.items()
+            if isinstance(entry, dict) and due is not None and entry.get("due") == due
+        }
         if keep == kinds:
             return False
         if keep:
