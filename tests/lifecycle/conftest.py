@@ -10,14 +10,17 @@ manager only: the podman it runs is real.
 
 from __future__ import annotations
 
+import http.server
 import os
 import subprocess
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from lifecycle_support import Hook
 
 from devbox import clock
 from support import require_tool
@@ -97,3 +100,14 @@ def volumes(systemd_run: Path) -> Iterator[Callable[[str], str]]:
             capture_output=True,
             check=False,
         )
+
+
+@pytest.fixture
+def webhook() -> Iterator[str]:
+    """A local HTTP server standing in for an ntfy topic (lifecycle_support.Hook); its URL."""
+    Hook.received = []
+    server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/devbox-warnings"
+    server.shutdown()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from devbox import hostconfig, identity, models, resolve
 from devbox.context import Runtime
@@ -59,3 +60,83 @@ def fill_volume(container: str, files: dict[str, bytes]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
     return root
+
+
+# What the monitor sees: a process table of the test's own
+
+
+SSH_ARGV = [
+    "/bin/tailscaled",
+    "be-child",
+    "ssh",
+    "--login-shell=/bin/bash",
+    "--uid=1000",
+    "--local-user=dev",
+    "--has-tty=true",
+    "--tty-name=pts/3",
+    "--shell",
+]
+
+
+def fake_proc(directory: Path, argvs: list[list[str]]) -> Path:
+    """A process table with exactly these processes (what /proc/<pid>/cmdline holds)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for old in directory.iterdir():
+        (old / "cmdline").unlink()
+        old.rmdir()
+    for pid, argv in enumerate(argvs, start=100):
+        (directory / str(pid)).mkdir()
+        (directory / str(pid) / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
+    return directory
+
+
+# Git repositories in a volume
+
+
+GIT = [
+    "git",
+    "-c",
+    "user.name=dev",
+    "-c",
+    "user.email=dev@example.org",
+    "-c",
+    "init.defaultBranch=main",
+]
+
+
+def git(where: Path, *args: str) -> str:
+    return subprocess.run(
+        [*GIT, "-C", str(where), *args], check=True, capture_output=True, text=True
+    ).stdout
+
+
+def repository(home: Path, name: str, remote: Path | None) -> Path:
+    path = home / name
+    path.mkdir(parents=True)
+    git(path, "init", "-q")
+    (path / "README").write_text(f"{name}\n")
+    git(path, "add", "README")
+    git(path, "commit", "-qm", "first")
+    if remote is not None:
+        subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+        git(path, "remote", "add", "origin", str(remote))
+        git(path, "push", "-q", "origin", "main")
+    return path
+
+
+# A webhook receiver standing in for ntfy
+
+
+class Hook(http.server.BaseHTTPRequestHandler):
+    """Records every POST it receives (headers and body) and answers 200."""
+
+    received: ClassVar[list[tuple[dict[str, str], bytes]]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        Hook.received.append((dict(self.headers), self.rfile.read(length)))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass

@@ -15,34 +15,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from lifecycle_support import SSH_ARGV, fake_proc
 
 from devbox import activity, monitor
 
-SSH_ARGV = [
-    "/bin/tailscaled",
-    "be-child",
-    "ssh",
-    "--login-shell=/bin/bash",
-    "--uid=1000",
-    "--local-user=dev",
-    "--has-tty=true",
-    "--tty-name=pts/3",
-    "--shell",
-]
 ZED_PROXY = ["/home/dev/.zed_server/zed-remote-server-stable-0.170.4", "proxy", "--identifier", "x"]
 ZED_RUN = ["/home/dev/.zed_server/zed-remote-server-stable-0.170.4", "run", "--log-file", "l"]
-
-
-def fake_proc(directory: Path, argvs: list[list[str]]) -> Path:
-    """A process table with exactly these processes (what /proc/<pid>/cmdline holds)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for old in directory.iterdir():
-        (old / "cmdline").unlink()
-        old.rmdir()
-    for pid, argv in enumerate(argvs, start=100):
-        (directory / str(pid)).mkdir()
-        (directory / str(pid) / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
-    return directory
 
 
 @pytest.fixture

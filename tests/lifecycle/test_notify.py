@@ -7,45 +7,17 @@ terminal inside it, opened with `podman exec -t` on a pseudo-terminal of the tes
 
 from __future__ import annotations
 
-import http.server
 import os
 import pty
 import select
 import subprocess
-import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
-from lifecycle_support import runtime
+from lifecycle_support import Hook, runtime
 
 from devbox import activity, lifecycle, notify, write
-
-
-class Hook(http.server.BaseHTTPRequestHandler):
-    received: ClassVar[list[tuple[dict[str, str], bytes]]] = []
-
-    def do_POST(self) -> None:
-        length = int(self.headers["Content-Length"])
-        Hook.received.append((dict(self.headers), self.rfile.read(length)))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def webhook() -> Iterator[str]:
-    """A local HTTP server standing in for an ntfy topic; yields its URL."""
-    Hook.received = []
-    server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/devbox-warnings"
-    server.shutdown()
 
 
 def stop_warning(now) -> lifecycle.Assessment:

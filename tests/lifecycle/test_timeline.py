@@ -20,8 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from test_activity import SSH_ARGV, fake_proc
-from test_notify import Hook, webhook  # noqa: F401 - the webhook fixture
+from lifecycle_support import SSH_ARGV, Hook, fake_proc
 
 from devbox import activity, monitor
 
@@ -106,7 +105,7 @@ def events(host) -> list[tuple[str, str]]:
 
 
 @pytest.mark.slow
-def test_two_weeks_of_a_container(host, now, webhook: str, tmp_path: Path) -> None:  # noqa: F811
+def test_two_weeks_of_a_container(host, now, webhook: str, tmp_path: Path) -> None:
     now.now = DAY0
     set_policy(host, webhook=webhook)
     web = Container(host, now, tmp_path / "proc")

@@ -6,42 +6,12 @@ Each repository is made with the real git; the remote is a bare repository besid
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
+from lifecycle_support import git, repository
 
 from devbox import work
-
-GIT = [
-    "git",
-    "-c",
-    "user.name=dev",
-    "-c",
-    "user.email=dev@example.org",
-    "-c",
-    "init.defaultBranch=main",
-]
-
-
-def git(where: Path, *args: str) -> str:
-    return subprocess.run(
-        [*GIT, "-C", str(where), *args], check=True, capture_output=True, text=True
-    ).stdout
-
-
-def repository(home: Path, name: str, remote: Path | None) -> Path:
-    path = home / name
-    path.mkdir(parents=True)
-    git(path, "init", "-q")
-    (path / "README").write_text(f"{name}\n")
-    git(path, "add", "README")
-    git(path, "commit", "-qm", "first")
-    if remote is not None:
-        subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
-        git(path, "remote", "add", "origin", str(remote))
-        git(path, "push", "-q", "origin", "main")
-    return path
 
 
 @pytest.fixture

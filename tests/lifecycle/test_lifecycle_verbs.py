@@ -10,8 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_activity import fake_proc
-from test_work import git, repository
+from lifecycle_support import fake_proc, git, repository
 
 from devbox import activity, monitor
 
