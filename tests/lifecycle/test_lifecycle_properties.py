@@ -79,7 +79,7 @@ def situations(draw: st.DrawFn) -> tuple[lifecycle.Facts, datetime, dict]:
     return facts, now, truth
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(situation=situations(), policy=policies)
 def test_no_stop_inside_the_activity_window_no_destroy_too_early_nothing_on_a_guess(
     situation: tuple[lifecycle.Facts, datetime, dict], policy: models.Policy
