@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -257,3 +260,25 @@ def test_no_volume_is_unknown(now) -> None:
         None, container="web", running=True, now=now.now, max_lease=timedelta(days=1)
     )
     assert seen.unknown == ["the volume does not exist, so activity cannot be read"]
+
+
+def test_devbox_ctl_monitor_writes_until_sigterm_then_exits_0(tmp_path: Path) -> None:
+    env = {**os.environ, "HOME": str(tmp_path), "CONTAINER_NAME": "web"}
+    ctl = Path(sys.executable).with_name("devbox-ctl")
+    child = subprocess.Popen([str(ctl), "monitor", "--interval", "1"], env=env)
+    record = tmp_path / activity.RECORD
+    deadline = time.monotonic() + 20
+    while not record.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    child.send_signal(signal.SIGTERM)
+    assert child.wait(timeout=10) == 0
+    assert read(tmp_path)["container"] == "web"
+    missing = subprocess.run(
+        [str(ctl), "monitor"],
+        env={**env, "CONTAINER_NAME": ""},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert missing.returncode == 2
+    assert "error: CONTAINER_NAME and HOME must be set" in missing.stderr

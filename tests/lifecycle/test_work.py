@@ -108,3 +108,11 @@ def test_caches_are_skipped_and_too_many_directories_is_a_doubt(
         (home / f"d{n}").mkdir()
     result = work.inspect(home)
     assert result.unknown == ["more than 3 directories: too many to look through"]
+
+
+def test_a_git_directory_part_that_is_a_link_is_a_doubt(home: Path, tmp_path: Path) -> None:
+    linked = repository(home, "linked-refs", None)
+    (tmp_path / "refs").mkdir()
+    (linked / ".git" / "refs").rename(tmp_path / "real-refs")
+    (linked / ".git" / "refs").symlink_to(tmp_path / "real-refs")
+    assert work.inspect(home).unknown == ["~/linked-refs: .git/refs is a link"]

@@ -164,11 +164,12 @@ def _scratch(git: str, scratch: Path, git_dir: Path, common: Path) -> None:
     head = _small(git_dir / "HEAD")
     write.write_file(scratch / "HEAD", head.encode("utf-8"))
     write.write_file(scratch / "config", _format_settings(git, common).encode("utf-8"))
-    for name in LINKED:
-        if (common / name).exists():
-            write.link(common / name, scratch / name)
-    if (git_dir / "index").is_file():
-        write.link(git_dir / "index", scratch / "index")
+    for source, name in [(common, name) for name in LINKED] + [(git_dir, "index")]:
+        if (source / name).is_symlink():
+            # The repository's own parts, not somewhere else root could be led to read.
+            raise _Doubt(f".git/{name} is a link")
+        if (source / name).exists():
+            write.link(source / name, scratch / name)
 
 
 def _environment(home: Path) -> dict[str, str]:
