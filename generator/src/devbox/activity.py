@@ -26,7 +26,7 @@ import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from pydantic import ValidationError as PydanticValidationError
@@ -63,6 +63,9 @@ class Reader(BaseModel):
         alias_generator=to_camel,
         populate_by_name=True,
     )
+
+
+ReaderModel = TypeVar("ReaderModel", bound=Reader)
 
 
 class SignalState(Reader):
@@ -220,28 +223,25 @@ def from_epoch(seconds: float) -> datetime:
 # Parsing
 
 
-def parse_record(content: bytes) -> Record:
-    """activity.json's content as a record; Unreadable with the reason otherwise."""
+def _parse(model: type[ReaderModel], content: bytes) -> ReaderModel:
     raw = _json(content)
     version = raw.get("version") if isinstance(raw, dict) else None
     if version != VERSION:
         raise Unreadable(f"version {version!r} is not one this devbox-ctl reads ({VERSION})")
     try:
-        return Record.model_validate(raw, strict=False)
+        return model.model_validate(raw, strict=False)
     except PydanticValidationError as exc:
         raise Unreadable(_first_error(exc)) from exc
+
+
+def parse_record(content: bytes) -> Record:
+    """activity.json's content as a record; Unreadable with the reason otherwise."""
+    return _parse(Record, content)
 
 
 def parse_leases(content: bytes) -> Leases:
     """keepalive.json's content; Unreadable with the reason otherwise."""
-    raw = _json(content)
-    version = raw.get("version") if isinstance(raw, dict) else None
-    if version != VERSION:
-        raise Unreadable(f"version {version!r} is not one this devbox-ctl reads ({VERSION})")
-    try:
-        return Leases.model_validate(raw, strict=False)
-    except PydanticValidationError as exc:
-        raise Unreadable(_first_error(exc)) from exc
+    return _parse(Leases, content)
 
 
 def _json(content: bytes) -> Any:

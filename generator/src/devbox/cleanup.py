@@ -221,5 +221,4 @@ def _record_stopped_at(rt: Runtime, container: Container, now: datetime) -> None
             record["stoppedAt"] = resolve.timestamp(now)
         return f"devbox: cleanup recorded the stop time of {container.name}"
 
-    edited = declare.edit(rt.config.paths, rt.config.config_repo, change, who="cleanup")
-    rt.refresh(edited.desired)
+    rt.change(change, who="cleanup")

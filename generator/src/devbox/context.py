@@ -6,6 +6,7 @@ and the caller's identity (identity.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,18 @@ class Runtime:
             self._desired = declare.current(self.config.paths)
         return self._desired
 
-    def refresh(self, desired: Desired) -> None:
-        """Use the declaration a change just wrote."""
-        self._desired = desired
+    def change(
+        self, change: Callable[[declare.Records], str], *, who: str | None = None
+    ) -> Desired:
+        """Change containers.json (validated, regenerated, committed) and use the result.
+
+        The change goes through declare.edit; the declaration it wrote replaces this runtime's.
+        """
+        edited = declare.edit(
+            self.config.paths, self.config.config_repo, change, who=who or self.caller.name
+        )
+        self._desired = edited.desired
+        return edited.desired
 
     def container(self, name: str) -> Container:
         """A declared container, or exit 2 naming the ones the caller may see."""

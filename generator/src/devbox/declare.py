@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from devbox import gitrepo, load, pipeline, render, write
-from devbox.errors import InputError, Problem
+from devbox.errors import InputError, Problem, UsageError
 from devbox.models import SCHEMA_VERSION
 from devbox.resolve import Desired
 
@@ -61,6 +61,14 @@ def dump(document: dict[str, Any]) -> bytes:
 def find(records: Records, name: str) -> dict[str, Any] | None:
     """The record of a container, or None."""
     return next((r for r in records if isinstance(r, dict) and r.get("name") == name), None)
+
+
+def required(records: Records, name: str) -> dict[str, Any]:
+    """The record of a container that must still be declared (another change may have won)."""
+    record = find(records, name)
+    if record is None:
+        raise UsageError(f"{name} is no longer declared (another change removed it)")
+    return record
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -51,9 +51,7 @@ class View:
             "created": resolve.timestamp(c.created),
             "startedAt": self.started_at,
             "stoppedAt": resolve.timestamp(c.stopped_at),
-            "pin": None
-            if c.pin is None
-            else {"until": c.pin.until.isoformat(), "reason": c.pin.reason},
+            "pin": resolve.pin_json(c.pin),
             "lastActivity": resolve.timestamp(a.last_activity) if a else None,
             "idleStopAt": resolve.timestamp(a.stop_at) if a else None,
             "destroyAt": resolve.timestamp(a.destroy_at) if a else None,

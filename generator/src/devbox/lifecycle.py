@@ -154,9 +154,7 @@ def decide(facts: Facts, policy: Policy, now: datetime) -> Assessment:
     signals = dict(observation.signals) | {
         "created": resolve.timestamp(facts.created),
         "stoppedAt": resolve.timestamp(facts.stopped_at),
-        "pin": None
-        if facts.pin is None
-        else {"until": facts.pin.until.isoformat(), "reason": facts.pin.reason},
+        "pin": resolve.pin_json(facts.pin),
     }
     if observation.unknown:
         return _unknown(facts, signals, now)

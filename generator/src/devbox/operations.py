@@ -174,8 +174,7 @@ def create(
         records.append(record)
         return f"devbox: {owner} created {name}"
 
-    edited = declare.edit(rt.config.paths, rt.config.config_repo, change, who=rt.caller.name)
-    rt.refresh(edited.desired)
+    rt.change(change)
     container = rt.container(name)
     if resumed:
         progress(f"{name} is already declared; continuing its creation.")
@@ -208,9 +207,7 @@ def _set_state(
     rt: Runtime, container: Container, state: str, apply: bool, progress: Progress
 ) -> bool:
     def change(records: declare.Records) -> str:
-        record = declare.find(records, container.name)
-        if record is None:
-            raise UsageError(f"{container.name} is no longer declared")
+        record = declare.required(records, container.name)
         record["state"] = state
         if state == "stopped":
             record["stoppedAt"] = resolve.timestamp(clock.now())
@@ -219,8 +216,7 @@ def _set_state(
         verb = "stopped" if state == "stopped" else "started"
         return f"devbox: {rt.caller.name} {verb} {container.name}"
 
-    edited = declare.edit(rt.config.paths, rt.config.config_repo, change, who=rt.caller.name)
-    rt.refresh(edited.desired)
+    rt.change(change)
     return _apply(rt, apply, progress)
 
 
@@ -308,8 +304,7 @@ def destroy(
         records[:] = [r for r in records if not (isinstance(r, dict) and r.get("name") == name)]
         return f"devbox: {rt.caller.name if not automatic else 'cleanup'} destroyed {name}"
 
-    edited = declare.edit(rt.config.paths, rt.config.config_repo, change, who=rt.caller.name)
-    rt.refresh(edited.desired)
+    rt.change(change)
     rt.event(
         "destroy",
         name,

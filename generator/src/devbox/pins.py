@@ -59,23 +59,17 @@ def pin(rt: Runtime, name: str, until: date, reason: str, now: datetime) -> Cont
     previous = container.pin
 
     def change(records: declare.Records) -> str:
-        record = declare.find(records, name)
-        if record is None:
-            raise UsageError(f"{name} is no longer declared")
-        record["pin"] = {"until": resolve.day(until), "reason": reason}
+        declare.required(records, name)["pin"] = {"until": resolve.day(until), "reason": reason}
         return f"devbox: {rt.caller.name} pinned {name} until {resolve.day(until)}: {reason}"
 
-    edited = declare.edit(rt.config.paths, rt.config.config_repo, change, who=rt.caller.name)
-    rt.refresh(edited.desired)
+    rt.change(change)
     rt.event(
         "pin",
         name,
         owner=container.owner,
         until=resolve.day(until),
         reason=reason,
-        previous=None
-        if previous is None
-        else {"until": resolve.day(previous.until), "reason": previous.reason},
+        previous=resolve.pin_json(previous),
     )
     return rt.container(name)
 
@@ -94,13 +88,12 @@ def unpin(rt: Runtime, name: str) -> Container:
             record.pop("pin", None)
         return f"devbox: {rt.caller.name} unpinned {name}"
 
-    edited = declare.edit(rt.config.paths, rt.config.config_repo, change, who=rt.caller.name)
-    rt.refresh(edited.desired)
+    rt.change(change)
     rt.event(
         "unpin",
         name,
         owner=container.owner,
-        previous={"until": resolve.day(previous.until), "reason": previous.reason},
+        previous=resolve.pin_json(previous),
     )
     return rt.container(name)
 

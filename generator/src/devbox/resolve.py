@@ -35,6 +35,11 @@ def day(value: date) -> str:
     return value.isoformat()
 
 
+def pin_json(pin: Pin | None) -> dict[str, str] | None:
+    """A pin as containers.json, the manifest, events and --json write it."""
+    return None if pin is None else {"until": day(pin.until), "reason": pin.reason}
+
+
 @dataclass(frozen=True)
 class Container:
     """One container, fully resolved."""
@@ -116,9 +121,7 @@ class Container:
             "units": [self.container_file, self.volume_file],
             "created": timestamp(self.created),
             "stoppedAt": timestamp(self.stopped_at),
-            "pin": None
-            if self.pin is None
-            else {"until": day(self.pin.until), "reason": self.pin.reason},
+            "pin": pin_json(self.pin),
         }
 
 

@@ -346,5 +346,4 @@ def _declare(rt: Runtime, snapshot: Snapshot, target: str, state: str) -> None:
         verb = "is restoring" if state == "stopped" else "restored"
         return f"devbox: {rt.caller.name} {verb} {target} from snapshot {snapshot.id}"
 
-    edited = declare.edit(rt.config.paths, rt.config.config_repo, change, who=rt.caller.name)
-    rt.refresh(edited.desired)
+    rt.change(change)
