@@ -122,3 +122,19 @@ def test_bad_input_from_the_console_script_has_no_traceback(tmp_path: Path, nix:
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("error: containers.json: containers[0].name:")
     assert not (tmp_path / "generated").exists()
+
+
+def test_help_imports_no_heavy_library() -> None:
+    """--help stays fast (the benchmark measures it) because no command imports these early."""
+    probe = (
+        "import sys, contextlib, io\n"
+        "from devbox.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['--help'])\n"
+        "heavy = sorted(m for m in ('pydantic', 'jinja2', 'deepdiff') if m in sys.modules)\n"
+        "print(','.join(heavy))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""

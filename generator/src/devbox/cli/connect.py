@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from devbox.cli.options import as_json, echo_json, runtime
-from devbox.resolve import Container
-from devbox.tailscale import NodeState
+
+if TYPE_CHECKING:  # keep --help fast: these import pydantic
+    from devbox.resolve import Container
+    from devbox.tailscale import NodeState
 
 
 def instructions(container: Container, node: NodeState | None = None) -> list[str]:
