@@ -160,8 +160,36 @@ def _explain(view: View) -> list[str]:
     return said
 
 
-def view(rt: Runtime, container: Container, now: datetime, *, detail: bool = False) -> View:
+@dataclass(frozen=True)
+class Trees:
+    """The generated and the deployed manifest's files, read once for every view."""
+
+    generated: dict[str, Any]
+    deployed: dict[str, Any] | None
+
+    @classmethod
+    def read(cls, rt: Runtime) -> Trees:
+        """Read both manifests."""
+        manifest = json.loads((rt.config.paths.out / "manifest.json").read_text(encoding="utf-8"))
+        return cls(manifest["files"], _deployed(rt))
+
+
+def views(rt: Runtime, containers: list[Container], now: datetime) -> list[View]:
+    """The views of several containers (list)."""
+    trees = Trees.read(rt)
+    return [view(rt, container, now, trees=trees) for container in containers]
+
+
+def view(
+    rt: Runtime,
+    container: Container,
+    now: datetime,
+    *,
+    detail: bool = False,
+    trees: Trees | None = None,
+) -> View:
     """The declared and the actual side of one container."""
+    trees = trees or Trees.read(rt)
     podman = rt.podman(container.owner)
     inspected = podman.inspect_container(container.name)
     state = (inspected or {}).get("State", {})
@@ -170,8 +198,7 @@ def view(rt: Runtime, container: Container, now: datetime, *, detail: bool = Fal
     result = View(container, actual, started_at=state.get("StartedAt") if inspected else None)
     result.volume = podman.volume_exists(container.volume)
     result.secret = podman.secret_exists(container.secret)
-    manifest = json.loads((rt.config.paths.out / "manifest.json").read_text(encoding="utf-8"))
-    result.applied = _applied(container, _deployed(rt), manifest["files"])
+    result.applied = _applied(container, trees.deployed, trees.generated)
     result.assessment = lifecycle.assess(rt, container, now)
     if detail:
         result.unit = systemd.properties(

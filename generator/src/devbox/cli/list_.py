@@ -44,7 +44,7 @@ def command(ctx: click.Context, all_users: bool, as_json: bool) -> None:
     if all_users and not rt.caller.admin:
         raise UsageError("--all is for admins (users.nix admin = true); without it you see yours")
     now = clock.now()
-    views = [inspect.view(rt, c, now) for c in inspect.visible(rt, all_users=all_users)]
+    views = inspect.views(rt, inspect.visible(rt, all_users=all_users), now)
     if as_json:
         echo_json([v.as_json() for v in views])
         return
