@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,3 +34,21 @@ def nixpkgs_lib() -> Path:
 def nix_instantiate() -> str:
     """nix-instantiate, or skip (fail under DEVBOX_REQUIRE_TOOLS=1) without it."""
     return require_tool("Nix (nix-instantiate)", shutil.which("nix-instantiate"))
+
+
+def instantiate(
+    path: Path, lib: Path | None = None, **args: str
+) -> subprocess.CompletedProcess[str]:
+    """`nix-instantiate --eval --strict --json PATH` with nixpkgs' lib and `--arg NAME VALUE`s."""
+    argv = [nix_instantiate(), "--eval", "--strict", "--json", str(path)]
+    argv += ["--arg", "lib", f"import {lib or nixpkgs_lib()}"]
+    for name, value in args.items():
+        argv += ["--arg", name, value]
+    return subprocess.run(argv, capture_output=True, text=True, check=False)
+
+
+def evaluate(path: Path, lib: Path | None = None, **args: str) -> Any:
+    """The JSON value of a Nix file evaluated with nixpkgs' lib; its error fails the test."""
+    result = instantiate(path, lib, **args)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)

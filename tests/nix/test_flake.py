@@ -11,11 +11,10 @@ inputs without Nix.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
-from nix_eval import nix_instantiate, nixpkgs_lib
+from nix_eval import evaluate
 
 REPO = Path(__file__).resolve().parents[2]
 EVAL = REPO / "tests" / "nix" / "eval-flake.nix"
@@ -23,23 +22,7 @@ ALL_SYSTEMS = ["aarch64-darwin", "aarch64-linux", "x86_64-darwin", "x86_64-linux
 
 
 def flake_shape() -> dict[str, Any]:
-    result = subprocess.run(
-        [
-            nix_instantiate(),
-            "--eval",
-            "--strict",
-            "--json",
-            str(EVAL),
-            "--arg",
-            "lib",
-            f"import {nixpkgs_lib()}",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    value: dict[str, Any] = json.loads(result.stdout)
+    value: dict[str, Any] = evaluate(EVAL)
     return value
 
 

@@ -12,13 +12,12 @@ named by DEVBOX_NIXPKGS_LIB; without it the tests skip.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from nix_eval import nix_instantiate, nixpkgs_lib
+from nix_eval import evaluate, instantiate
 
 REPO = Path(__file__).resolve().parents[2]
 EVAL = REPO / "tests" / "nix" / "eval-home-modules.nix"
@@ -58,35 +57,13 @@ DEV = [
 GIT = ["git", "gh", "git-lfs"]
 
 
-def evaluate(module: str, config: str = "{ }") -> dict[str, Any]:
-    result = subprocess.run(
-        [
-            nix_instantiate(),
-            "--eval",
-            "--strict",
-            "--json",
-            str(EVAL),
-            "--arg",
-            "lib",
-            f"import {nixpkgs_lib()}",
-            "--arg",
-            "module",
-            json.dumps(module),
-            "--arg",
-            "config",
-            config,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    value: dict[str, Any] = json.loads(result.stdout)
+def evaluate_module(module: str, config: str = "{ }") -> dict[str, Any]:
+    value: dict[str, Any] = evaluate(EVAL, module=json.dumps(module), config=config)
     return value
 
 
 def test_the_devcontainer_profile_installs_the_whole_toolkit() -> None:
-    result = evaluate("devcontainer")
+    result = evaluate_module("devcontainer")
     assert sorted(result["packages"]) == sorted(CLI + DEV + GIT)
     # One list: what the image takes (devbox.packages) is what a workstation installs.
     assert result["homePackages"] == result["packages"]
@@ -98,13 +75,13 @@ def test_the_devcontainer_profile_installs_the_whole_toolkit() -> None:
 def test_each_module_installs_its_own_packages_only_when_enabled(
     module: str, expected: list[str]
 ) -> None:
-    assert evaluate(module)["packages"] == []
-    enabled = evaluate(module, f"{{ devbox.{module}.enable = true; }}")
+    assert evaluate_module(module)["packages"] == []
+    enabled = evaluate_module(module, f"{{ devbox.{module}.enable = true; }}")
     assert sorted(enabled["packages"]) == sorted(expected)
 
 
 def test_extra_packages_join_the_same_list() -> None:
-    result = evaluate(
+    result = evaluate_module(
         "devcontainer",
         "{ pkgs, ... }: { devbox.cli.extraPackages = [ pkgs.httpie ]; }",
     )
@@ -113,12 +90,12 @@ def test_extra_packages_join_the_same_list() -> None:
 
 
 def test_a_profile_part_can_be_switched_off() -> None:
-    result = evaluate("devcontainer", "{ devbox.dev.enable = false; }")
+    result = evaluate_module("devcontainer", "{ devbox.dev.enable = false; }")
     assert sorted(result["packages"]) == sorted(CLI + GIT)
 
 
 def test_git_configuration() -> None:
-    git = evaluate("git", "{ devbox.git.enable = true; }")["git"]
+    git = evaluate_module("git", "{ devbox.git.enable = true; }")["git"]
     # The package comes through devbox.packages, so Home Manager must not add a second one.
     assert git["package"] is None
     assert git["lfs"] == {"enable": True, "package": None}
@@ -131,7 +108,7 @@ def test_git_configuration() -> None:
 
 
 def test_git_identity_and_branch_are_options() -> None:
-    settings = evaluate(
+    settings = evaluate_module(
         "git",
         '{ devbox.git = { enable = true; userName = "Ada Lovelace"; '
         'userEmail = "ada@example.com"; defaultBranch = "trunk"; }; }',
@@ -141,12 +118,12 @@ def test_git_identity_and_branch_are_options() -> None:
 
 
 def test_no_editor_leaves_the_session_variables_alone() -> None:
-    result = evaluate("cli", "{ devbox.cli = { enable = true; editor = null; }; }")
+    result = evaluate_module("cli", "{ devbox.cli = { enable = true; editor = null; }; }")
     assert result["sessionVariables"] == {}
 
 
 def test_every_option_is_typed_described_with_default_and_example() -> None:
-    options = evaluate("devcontainer")["options"]
+    options = evaluate_module("devcontainer")["options"]
     assert set(options) == {
         "devbox.packages",
         "devbox.cli.enable",
@@ -169,26 +146,10 @@ def test_every_option_is_typed_described_with_default_and_example() -> None:
 
 def test_a_package_outside_nixpkgs_names_fails_to_evaluate() -> None:
     # The stand-in package set is closed: a misspelt attribute is an error, not a silent skip.
-    result = subprocess.run(
-        [
-            nix_instantiate(),
-            "--eval",
-            "--strict",
-            "--json",
-            str(EVAL),
-            "--arg",
-            "lib",
-            f"import {nixpkgs_lib()}",
-            "--arg",
-            "module",
-            '"cli"',
-            "--arg",
-            "config",
-            "{ pkgs, ... }: { devbox.cli = { enable = true; extraPackages = [ pkgs.ripgrepp ]; }; }",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    result = instantiate(
+        EVAL,
+        module='"cli"',
+        config="{ pkgs, ... }: { devbox.cli = { enable = true; extraPackages = [ pkgs.ripgrepp ]; }; }",
     )
     assert result.returncode != 0
     assert "ripgrepp" in result.stderr

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+import nix_eval
 from devbox import hostconfig
 from nix_eval import nixpkgs_lib
 from support import REPO, run_cli
@@ -42,29 +43,7 @@ IMAGE = f"{STUB_STORE}-devcontainer.tar.gz"
 
 @functools.cache
 def _evaluate(lib: Path, generated: Path, extra: str) -> Any:
-    result = subprocess.run(
-        [
-            "nix-instantiate",
-            "--eval",
-            "--strict",
-            "--json",
-            str(EVAL),
-            "--arg",
-            "lib",
-            f"import {lib}",
-            "--arg",
-            "generatedDir",
-            str(generated),
-            "--arg",
-            "extraConfig",
-            extra,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return nix_eval.evaluate(EVAL, lib, generatedDir=str(generated), extraConfig=extra)
 
 
 def evaluate(nix: str, generated: Path = EXAMPLE, extra: str = "{ }") -> Any:
