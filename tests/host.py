@@ -153,35 +153,9 @@ def make_host(base: Path, monkeypatch: pytest.MonkeyPatch, quadlet: str) -> Host
     (repo / "devbox/users.nix").write_text(USERS_NIX)
     (repo / "devbox/containers.json").write_text('{"version": 1, "containers": []}\n')
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
-    subprocess.run(
-        [
-            "git",
-            "-C",
-            str(repo),
-            "-c",
-            "user.name=admin",
-            "-c",
-            "user.email=admin@host",
-            "add",
-            ".",
-        ],
-        check=True,
-    )
-    subprocess.run(
-        [
-            "git",
-            "-C",
-            str(repo),
-            "-c",
-            "user.name=admin",
-            "-c",
-            "user.email=admin@host",
-            "commit",
-            "-qm",
-            "devbox users",
-        ],
-        check=True,
-    )
+    admin = ["git", "-C", str(repo), "-c", "user.name=admin", "-c", "user.email=admin@host"]
+    subprocess.run([*admin, "add", "."], check=True)
+    subprocess.run([*admin, "commit", "-qm", "devbox users"], check=True)
     token_file = base / "op-token"
     token_file.write_text(OP_TOKEN + "\n")
     token_file.chmod(0o600)

@@ -178,16 +178,19 @@ def _unknown(facts: Facts, signals: dict[str, Any], now: datetime) -> Assessment
     return Assessment(now, None, None, NONE, reasons, signals, record_stopped_at=record)
 
 
-def _pin_reason(facts: Facts, now: datetime) -> list[str]:
+def _pinned(facts: Facts, due: datetime, now: datetime) -> tuple[datetime, list[str]]:
+    """A pin postpones a due stop or destroy to the end of its last day; and why."""
     end = pin_end(facts.pin)
     if facts.pin is None or end is None:
-        return []
+        return due, []
     if now < end:
-        return [
+        reason = (
             f"pinned until {facts.pin.until.isoformat()} ({facts.pin.reason}): "
             f"exempt until {_stamp(end)}"
-        ]
-    return [f"its pin ended at {_stamp(end)}"]
+        )
+    else:
+        reason = f"its pin ended at {_stamp(end)}"
+    return max(due, end), [reason]
 
 
 def _running(facts: Facts, policy: Policy, signals: dict[str, Any], now: datetime) -> Assessment:
@@ -213,10 +216,8 @@ def _running(facts: Facts, policy: Policy, signals: dict[str, Any], now: datetim
         reasons.append(f"kept alive by a keep-alive lease until {_stamp(observation.active_until)}")
     due = base + timedelta(days=policy.idle_stop_days)
     reasons.append(f"idle stop {policy.idle_stop_days} days after that: {_stamp(due)}")
-    end = pin_end(facts.pin)
-    if end is not None and end > due:
-        due = end
-    reasons += _pin_reason(facts, now)
+    due, pinned = _pinned(facts, due, now)
+    reasons += pinned
     leads = tuple(policy.stop_warning_hours)
     episode = Episode("stop", due, leads)
     sent = facts.sent("stop", due)
@@ -255,10 +256,8 @@ def _stopped(facts: Facts, policy: Policy, signals: dict[str, Any], now: datetim
         reasons.append(f"but active after that, at {_stamp(last)}: counted from then")
     due = base + timedelta(days=policy.stopped_destroy_days)
     reasons.append(f"destroy {policy.stopped_destroy_days} days after that: {_stamp(due)}")
-    end = pin_end(facts.pin)
-    if end is not None and end > due:
-        due = end
-    reasons += _pin_reason(facts, now)
+    due, pinned = _pinned(facts, due, now)
+    reasons += pinned
     leads = tuple(policy.destroy_warning_hours)
     sent = facts.sent("destroy", due)
     destroy_at = effective(due, leads, sent, now)
