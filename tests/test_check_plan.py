@@ -31,7 +31,7 @@ def test_check_detects_a_hand_edit_with_a_diff(config: Path) -> None:
     assert result.code == 1
     assert "-PodmanArgs=--cpus=2 --memory=64G\n+PodmanArgs=--cpus=2 --memory=4G\n" in result.out
     assert "generated/users/1001/devbox-web.container" in result.out
-    assert "1 files differ" in result.err
+    assert "(1 file differs)" in result.err
 
 
 def test_check_detects_stale_missing_and_extra_files(config: Path) -> None:
@@ -127,3 +127,38 @@ def test_plan_reports_settings_and_users(config: Path) -> None:
     assert 'memory: "4G" → "6G"' in result.out
     assert "users:\n    bob.admin: false → true\n" in result.out
     assert 'settings:\n    defaultMemory: "4G" → "6G"\n' in result.out
+
+
+def test_plan_reports_a_hand_edited_unit_as_drift(config: Path) -> None:
+    run_cli("generate", cwd=config)
+    unit = config / "generated/users/1001/devbox-web.container"
+    unit.write_text(unit.read_text().replace("--memory=4G", "--memory=64G"))
+    (config / "generated/users/1002/stray.container").write_text("[Container]\n")
+    result = run_cli("plan", cwd=config)
+    assert result.code == 1
+    assert result.out == (
+        "No changes: 2 containers up to date.\n"
+        "generated has drifted: 2 files differ from what its manifest.json records (edited by "
+        "hand?); devbox-ctl check shows the diff, devbox-ctl generate rewrites them:\n"
+        "    users/1001/devbox-web.container\n"
+        "    users/1002/stray.container\n"
+    )
+    plan = run_cli("plan", "--json", cwd=config).json()
+    assert plan["drifted"] == ["users/1001/devbox-web.container", "users/1002/stray.container"]
+    assert plan["changed"] is True
+    run_cli("generate", cwd=config)
+    assert run_cli("plan", cwd=config).code == 0
+
+
+def test_plan_reports_a_deleted_unit_beside_a_semantic_change(config: Path) -> None:
+    run_cli("generate", cwd=config)
+    (config / "generated/users/1002/devbox-api-data.volume").unlink()
+    _edit_record(config, "web", cpu=3)
+    result = run_cli("plan", cwd=config)
+    assert result.code == 1
+    assert "~ web (alice): restarts\n" in result.out
+    assert result.out.endswith(
+        "generated has drifted: 1 file differs from what its manifest.json records (edited by "
+        "hand?); devbox-ctl check shows the diff, devbox-ctl generate rewrites them:\n"
+        "    users/1002/devbox-api-data.volume\n"
+    )

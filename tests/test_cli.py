@@ -69,6 +69,14 @@ def test_completion_scripts(shell: str) -> None:
     assert "_DEVBOX_CTL_COMPLETE" in result.out
 
 
+def test_completion_help_lists_one_shell_a_line() -> None:
+    result = run_cli("completion", "--help")
+    assert result.code == 0
+    assert "\\b" not in result.out
+    assert '  bash: eval "$(devbox-ctl completion bash)"   (e.g. in ~/.bashrc)\n' in result.out
+    assert '  zsh:  eval "$(devbox-ctl completion zsh)"    (e.g. in ~/.zshrc)\n' in result.out
+
+
 def test_completion_completes_commands() -> None:
     if not CONSOLE.exists():
         pytest.skip("devbox-ctl is not installed as a console script in this environment")

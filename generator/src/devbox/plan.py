@@ -55,11 +55,16 @@ class Plan:
     users: list[FieldChange] = field(default_factory=list)
     other_files: list[str] = field(default_factory=list)
     first: bool = False  # no generated tree yet: everything is new
+    # Files on disk that are not what manifest.json records (edited, added or deleted by hand):
+    # the next `generate` rewrites them, and a rebuild now would deploy the edits.
+    drifted: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
-        """Whether a rebuild would change anything."""
-        return bool(self.containers or self.settings or self.users or self.other_files)
+        """Whether a rebuild would change anything, or the tree is not what it records."""
+        return bool(
+            self.containers or self.settings or self.users or self.other_files or self.drifted
+        )
 
     def of(self, action: str) -> list[ContainerChange]:
         """The container changes of one action."""
@@ -157,6 +162,23 @@ def _effect(old: dict[str, Any], new: dict[str, Any], units_changed: bool) -> st
     if was_running:
         return "stops"
     return "stays stopped"
+
+
+def drift(old: dict[str, Any], on_disk: dict[str, bytes]) -> list[str]:
+    """The files of the generated tree that differ from what its manifest.json records.
+
+    A hand edit leaves the manifest as it was, so the semantic plan (manifest against inputs)
+    cannot see it; the recorded hashes can.
+    """
+    if not old.get("files"):
+        return []
+    recorded: dict[str, Any] = old["files"]
+    return sorted(
+        path
+        for path in (recorded.keys() | on_disk.keys()) - {manifest.FILENAME}
+        if path not in on_disk
+        or recorded.get(path, {}).get("sha256") != manifest.sha256(on_disk[path])
+    )
 
 
 def compute(old: dict[str, Any], desired: Desired, tree: dict[str, bytes]) -> Plan:

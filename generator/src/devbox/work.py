@@ -23,6 +23,7 @@ from pathlib import Path
 
 from devbox import lifecycle, process, write
 from devbox.errors import ToolError
+from devbox.wording import counted
 
 # How deep below /home/dev repositories are looked for, and how much walking is too much.
 MAX_DEPTH = 6
@@ -222,10 +223,10 @@ def _repository_work(git: str, root: Path, worktree: Path) -> list[str]:
     work = []
     changed = [entry for entry in status.split("\0") if entry.strip()]
     if changed:
-        work.append(f"uncommitted changes ({len(changed)} files)")
+        work.append(f"uncommitted changes ({counted(len(changed), 'file')})")
     count = int(commits.strip() or "0")
     if count:
-        work.append(f"{count} commits on no remote (a branch not pushed, or a stash)")
+        work.append(f"{counted(count, 'commit')} on no remote (a branch not pushed, or a stash)")
     return work
 
 

@@ -10,6 +10,7 @@ import click
 
 from devbox.cli.options import as_json, echo_json, inputs
 from devbox.errors import ExitCode
+from devbox.wording import files_differ
 
 
 def _diff(path: str, old: bytes | None, new: bytes | None, out: Path) -> str:
@@ -54,7 +55,8 @@ def command(users: Path | None, containers: Path | None, out: Path | None, as_js
         for path in changes:
             click.echo(_diff(path, on_disk.get(path), tree.get(path), paths.out), nl=False)
         click.echo(
-            f"{paths.out} is not what the inputs produce ({len(changes)} files differ); "
+            f"{paths.out} is not what the inputs produce "
+            f"({files_differ(len(changes))}); "
             "run devbox-ctl generate",
             err=True,
         )

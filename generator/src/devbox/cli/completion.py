@@ -9,13 +9,13 @@ from click.shell_completion import get_completion_class
 @click.command()
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
 def command(shell: str) -> None:
-    r"""Print the completion script for SHELL.
+    """Print the completion script for SHELL.
 
     \b
     bash: eval "$(devbox-ctl completion bash)"   (e.g. in ~/.bashrc)
     zsh:  eval "$(devbox-ctl completion zsh)"    (e.g. in ~/.zshrc)
     fish: devbox-ctl completion fish > ~/.config/fish/completions/devbox-ctl.fish
-    """
+    """  # noqa: D301 - click needs a real backspace ("\b", not r"\b") to keep these lines
     from devbox.cli import cli  # noqa: PLC0415 - the group imports this module lazily
 
     completion = get_completion_class(shell)

@@ -11,6 +11,7 @@ import click
 
 from devbox.cli.options import as_json, echo_json, inputs
 from devbox.errors import ExitCode
+from devbox.wording import counted, files_differ
 
 if TYPE_CHECKING:
     from devbox.plan import FieldChange, Plan
@@ -26,10 +27,24 @@ def _field_lines(changes: list[FieldChange], indent: str = "    ") -> list[str]:
     return [f"{indent}{c.field}: {_value(c.old)} → {_value(c.new)}" for c in changes]
 
 
-def render_text(plan: Plan) -> list[str]:
+def _drift_lines(plan: Plan, out: str) -> list[str]:
+    if not plan.drifted:
+        return []
+    return [
+        f"{out} has drifted: {files_differ(len(plan.drifted))} from what its "
+        "manifest.json records (edited by hand?); devbox-ctl check shows the diff, "
+        "devbox-ctl generate rewrites them:",
+        *(f"    {path}" for path in plan.drifted),
+    ]
+
+
+def render_text(plan: Plan, out: str = "generated") -> list[str]:
     """The plan as people read it."""
-    if not plan.changed:
-        return [f"No changes: {plan.unchanged} containers up to date."]
+    if not (plan.containers or plan.settings or plan.users or plan.other_files):
+        return [
+            f"No changes: {counted(plan.unchanged, 'container')} up to date.",
+            *_drift_lines(plan, out),
+        ]
     lines = [
         *(["No generated tree yet: everything is new."] if plan.first else []),
         f"Plan: {len(plan.of('added'))} to add, {len(plan.of('changed'))} to change, "
@@ -44,7 +59,7 @@ def render_text(plan: Plan) -> list[str]:
         lines += ["settings:", *_field_lines(plan.settings)]
     if plan.other_files:
         lines += ["other files:", *(f"    {path}" for path in plan.other_files)]
-    return lines
+    return lines + _drift_lines(plan, out)
 
 
 def render_json(plan: Plan) -> dict[str, Any]:
@@ -70,6 +85,7 @@ def render_json(plan: Plan) -> dict[str, Any]:
         "users": fields(plan.users),
         "settings": fields(plan.settings),
         "otherFiles": plan.other_files,
+        "drifted": plan.drifted,
         "first": plan.first,
     }
 
@@ -82,17 +98,20 @@ def command(users: Path | None, containers: Path | None, out: Path | None, as_js
 
     Compares what the inputs now resolve to with what the generated directory deploys:
     containers added, removed and changed (each changed field, old → new, and whether the
-    container restarts). Exit 0 when nothing would change, 1 when something would.
+    container restarts), and the files of the generated directory that were edited by hand.
+    Exit 0 when nothing would change, 1 when something would or the tree has drifted.
     """
-    from devbox import pipeline  # noqa: PLC0415 - keep --help fast
+    from devbox import pipeline, write  # noqa: PLC0415 - keep --help fast
     from devbox import plan as planning  # noqa: PLC0415
 
     paths = pipeline.Paths.choose(users, containers, out)
     desired, tree = pipeline.build(paths)
-    result = planning.compute(planning.read_old(paths.out), desired, tree)
+    old = planning.read_old(paths.out)
+    result = planning.compute(old, desired, tree)
+    result.drifted = planning.drift(old, write.read_tree(paths.out))
     if as_json:
         echo_json(render_json(result))
     else:
-        click.echo("\n".join(render_text(result)))
+        click.echo("\n".join(render_text(result, paths.out.name)))
     if result.changed:
         sys.exit(ExitCode.CHANGES)
