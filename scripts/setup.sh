@@ -28,7 +28,9 @@ for package in "${packages[@]}"; do
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"
+  as_root bash "$repo/scripts/wait-for-apt.sh"
   as_root apt-get update -q
+  as_root bash "$repo/scripts/wait-for-apt.sh"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
 fi
 
@@ -38,19 +40,23 @@ else
   quadlet="$repo/.tools/quadlet"
   if [ ! -x "$quadlet" ]; then
     say "fetching Quadlet from Debian 13's podman package (Debian 12's podman has none)"
-    work=$(mktemp -d)
-    trap 'rm -rf "$work"' EXIT
-    uri=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-    [ -n "$uri" ] || uri=$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list)
-    mkdir -p "$work/lists/partial"
-    echo "deb $uri trixie main" >"$work/sources.list"
-    apt_trixie=(-o "Dir::Etc::sourcelist=$work/sources.list" -o "Dir::Etc::sourceparts=-"
-      -o "Dir::State::Lists=$work/lists" -o "Debug::NoLocking=1")
-    apt-get "${apt_trixie[@]}" update -q >/dev/null
-    (cd "$work" && apt-get "${apt_trixie[@]}" download podman >/dev/null 2>&1)
-    dpkg -x "$work"/podman_*.deb "$work/root"
-    mkdir -p "$repo/.tools"
-    install -m 0755 "$work/root/usr/libexec/podman/quadlet" "$quadlet"
+    # A subshell of its own: its scratch directory and the trap that removes it end with it,
+    # and neither touches a variable or a trap of a script that sources this one.
+    (
+      scratch=$(mktemp -d)
+      trap 'rm -rf "$scratch"' EXIT
+      uri=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+      [ -n "$uri" ] || uri=$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list)
+      mkdir -p "$scratch/lists/partial"
+      echo "deb $uri trixie main" >"$scratch/sources.list"
+      apt_trixie=(-o "Dir::Etc::sourcelist=$scratch/sources.list" -o "Dir::Etc::sourceparts=-"
+        -o "Dir::State::Lists=$scratch/lists" -o "Debug::NoLocking=1")
+      apt-get "${apt_trixie[@]}" update -q >/dev/null
+      (cd "$scratch" && apt-get "${apt_trixie[@]}" download podman >/dev/null 2>&1)
+      dpkg -x "$scratch"/podman_*.deb "$scratch/root"
+      mkdir -p "$repo/.tools"
+      install -m 0755 "$scratch/root/usr/libexec/podman/quadlet" "$quadlet"
+    )
   fi
 fi
 "$quadlet" -version >/dev/null
