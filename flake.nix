@@ -38,11 +38,13 @@
         fileset = fileset.unions [
           ./generator
           ./tests
+          ./bench
           ./examples
           ./containers
           ./home
           ./nixos
           ./flake.nix
+          ./flake.lock
           ./pytest.ini
           ./ruff.toml
           (fileset.maybeMissing ./scripts)
@@ -65,29 +67,22 @@
         ];
       };
 
-      # Nix inside a build: a private store and state under the build directory, as nixpkgs'
-      # own lib tests do (lib/tests/test-with-nix.nix), so that nix-instantiate can evaluate
-      # users.nix and the modules in the sandbox.
-      nixInTheSandbox = ''
-        export TEST_ROOT=$(mktemp -d)
-        export HOME=$TEST_ROOT/home
-        mkdir -p "$HOME"
-        export NIX_BUILD_HOOK=
-        export NIX_CONF_DIR=$TEST_ROOT/etc
-        export NIX_LOCALSTATE_DIR=$TEST_ROOT/var
-        export NIX_LOG_DIR=$TEST_ROOT/var/log/nix
-        export NIX_STATE_DIR=$TEST_ROOT/var/nix
-        export NIX_STORE_DIR=$TEST_ROOT/store
-        export PAGER=cat
-      '';
-
       # podman's Quadlet generator: `make install.bin` installs it under libexec/podman.
       quadletOf = pkgs: "${pkgs.podman}/libexec/podman/quadlet";
 
       pyproject = lib.importTOML ./generator/pyproject.toml;
+      # The Python packages of the project, listed once, in generator/pyproject.toml: a
+      # requirement such as "pydantic>=2.7" names the nixpkgs attribute python3.pkgs.pydantic.
+      requirementName = requirement: builtins.head (builtins.match "([A-Za-z0-9_.-]+).*" requirement);
+      pythonPackages = ps: requirements: map (requirement: ps.${requirementName requirement}) requirements;
+      runtimeDependencies = ps: pythonPackages ps pyproject.project.dependencies;
+      checkDependencies =
+        ps:
+        pythonPackages ps (
+          pyproject.project.optional-dependencies.test ++ pyproject.project.optional-dependencies.lint
+        );
 
-      # The generator and devbox-ctl. Its check phase runs the whole Python test suite
-      # (pytest-nix): tests whose tool is missing in the sandbox (a real podman) skip.
+      # The generator and devbox-ctl. Its check phase runs what CI runs (pytest-nix).
       mkDevboxCtl =
         pkgs:
         let
@@ -104,33 +99,34 @@
           sourceRoot = "${testedSource.name}/generator";
 
           build-system = [ ps.setuptools ];
-          dependencies = [
-            ps.click
-            ps.pydantic
-            ps.jinja2
-            ps.deepdiff
-          ];
+          dependencies = runtimeDependencies ps;
 
-          nativeCheckInputs = [
-            ps.pytest
-            ps.hypothesis
-            ps.pytest-xdist
+          # What scripts/check.sh runs besides Python: Nix evaluates users.nix and the
+          # modules, jq and shellcheck check the image's scripts, git makes the repositories
+          # the lifecycle tests inspect.
+          nativeCheckInputs = checkDependencies ps ++ [
             pkgs.nix
             pkgs.jq
             pkgs.shellcheck
+            pkgs.git
           ];
 
+          env = {
+            DEVBOX_NIXPKGS_LIB = "${nixpkgs}";
+          }
+          // lib.optionalAttrs pkgs.stdenv.hostPlatform.isLinux {
+            DEVBOX_QUADLET = quadletOf pkgs;
+          };
+
+          # What CI runs (scripts/check.sh: ruff, mypy --strict, pytest), from the repository
+          # root, with the installed package; scripts/nix-in-build.sh gives Nix a private
+          # store. Tests whose tool is missing here (a real podman) skip.
           checkPhase = ''
             runHook preCheck
             pushd ..
-            ${nixInTheSandbox}
-            export PATH="$out/bin:$PATH"
-            export PYTHONPATH="$out/${python.sitePackages}:$PYTHONPATH"
-            export DEVBOX_NIXPKGS_LIB=${nixpkgs}
-            ${lib.optionalString pkgs.stdenv.hostPlatform.isLinux ''
-              export DEVBOX_QUADLET=${quadletOf pkgs}
-            ''}
-            pytest tests -p no:cacheprovider
+            source scripts/nix-in-build.sh
+            PATH="$out/bin:$PATH" PYTHONPATH="$out/${python.sitePackages}:$PYTHONPATH" \
+              bash scripts/check.sh -n "$NIX_BUILD_CORES" -p no:cacheprovider
             popd
             runHook postCheck
           '';
@@ -235,7 +231,7 @@
                 ];
               }
               ''
-                ${nixInTheSandbox}
+                source ${./scripts/nix-in-build.sh}
                 cp -r ${exampleSource} source
                 chmod -R u+w source
                 cd source
@@ -301,17 +297,9 @@
       devShells = forAllSystems (pkgs: {
         default = pkgs.mkShell {
           packages = [
-            (pkgs.python3.withPackages (ps: [
-              ps.click
-              ps.pydantic
-              ps.jinja2
-              ps.deepdiff
-              ps.pytest
-              ps.hypothesis
-              ps.pytest-xdist
-              ps.mypy
-              ps.setuptools
-            ]))
+            (pkgs.python3.withPackages (
+              ps: runtimeDependencies ps ++ checkDependencies ps ++ [ ps.setuptools ]
+            ))
             pkgs.ruff
             pkgs.nix
             pkgs.nixfmt

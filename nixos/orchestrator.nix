@@ -26,6 +26,7 @@ let
     mkIf
     mkMerge
     mkOption
+    mkPackageOption
     nameValuePair
     optional
     optionals
@@ -278,16 +279,12 @@ in
       example = literalExpression "inputs.devbox.packages.x86_64-linux.devbox-ctl";
     };
 
-    opPackage = mkOption {
-      type = types.package;
-      default = pkgs._1password-cli;
-      defaultText = literalExpression "pkgs._1password-cli";
-      description = ''
-        The 1Password CLI ({command}`op`) that fetches each owner's Tailscale auth key with the
-        service-account token. It is unfree in nixpkgs: allow it
+    opPackage = mkPackageOption pkgs "_1password-cli" {
+      extraDescription = ''
+        It provides the 1Password CLI ({command}`op`) that fetches each owner's Tailscale auth
+        key with the service-account token. It is unfree in nixpkgs: allow it
         (`nixpkgs.config.allowUnfreePredicate`), or set another package providing {command}`op`.
       '';
-      example = literalExpression "pkgs._1password-cli";
     };
 
     image = mkOption {

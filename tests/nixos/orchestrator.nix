@@ -30,6 +30,14 @@ let
       "trap 'exit 0' TERM; while :; do sleep 1; done"
     ];
   };
+
+  # The 1Password CLI is unfree, and runNixOSTest gives the nodes this read-only pkgs, which
+  # refuses unfree packages; the test never reaches 1Password anyway (stand-ins/op.sh).
+  opStandIn = pkgs.writeShellApplication {
+    name = "op";
+    runtimeInputs = [ pkgs.coreutils ];
+    text = builtins.readFile ./stand-ins/op.sh;
+  };
 in
 pkgs.testers.runNixOSTest {
   name = "devbox-orchestrator";
@@ -45,6 +53,7 @@ pkgs.testers.runNixOSTest {
         enable = true;
         generatedDir = generated + "/base";
         image = testImage;
+        opPackage = opStandIn;
       };
 
       specialisation = {
