@@ -61,6 +61,10 @@ STDENV = (
 
 BIN_DIRS = ("/bin/", "/sbin/", "/usr/bin/", "/usr/sbin/")
 
+# Programs a nixpkgs package has that its Debian counterpart leaves to another package:
+# nixpkgs' bash links bin/sh to bash (pkgs/shells/bash/5.nix, postInstall), Debian's sh is dash.
+ALSO = {"bash": {"sh": "bash"}}
+
 
 def executables(attribute: str) -> list[Path]:
     """The executables the Debian package standing for a nixpkgs attribute installs."""
@@ -81,8 +85,12 @@ def path_of(attributes: list[str] | tuple[str, ...], folder: Path) -> str:
     """A PATH (one folder of links) with exactly the programs of these nixpkgs attributes."""
     folder.mkdir(parents=True, exist_ok=True)
     for attribute in attributes:
-        for program in executables(attribute):
+        programs = executables(attribute)
+        for program in programs:
             link = folder / program.name
             if not link.exists():
                 link.symlink_to(program)
+        for name, target in ALSO.get(attribute, {}).items():
+            if not (folder / name).exists():
+                (folder / name).symlink_to(next(p for p in programs if p.name == target))
     return str(folder)
