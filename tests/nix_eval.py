@@ -55,3 +55,16 @@ def evaluate(path: Path, lib: Path | None = None, **args: str) -> Any:
     result = instantiate(path, lib, **args)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
+
+
+def evaluate_expression(expression: str) -> Any:
+    """The JSON value of a Nix expression in which `lib` is nixpkgs' lib; its error fails.
+
+    Read-only mode: a path the expression interpolates gets its store path without being
+    copied into the store.
+    """
+    argv = [nix_instantiate(), "--readonly-mode", "--eval", "--strict", "--json"]
+    argv += ["--arg", "lib", f"import {nixpkgs_lib()}", "--expr", f"{{ lib }}: {expression}"]
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
