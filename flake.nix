@@ -156,7 +156,7 @@
         pkgs.callPackage ./containers/devcontainer {
           devbox-ctl = self.packages.${pkgs.stdenv.hostPlatform.system}.devbox-ctl;
           toolkit = toolkit.packages;
-          inherit (toolkit) gitConfig sessionVariables;
+          inherit (toolkit) gitConfig gitIgnore sessionVariables;
         };
     in
     {

@@ -11,7 +11,8 @@
 {
   lib,
   dockerTools,
-  runCommand,
+  linkFarm,
+  writeText,
   writeShellApplication,
   replaceVars,
   bashInteractive,
@@ -42,6 +43,7 @@
   devbox-ctl,
   toolkit,
   gitConfig ? null,
+  gitIgnore ? null,
   sessionVariables ? { },
   zedRemoteServer ? callPackage ./zed-remote-server.nix { },
 }:
@@ -77,12 +79,26 @@ let
     );
   };
 
-  etc = runCommand "devbox-devcontainer-etc" { } ''
-    mkdir -p $out/etc
-    ln -s ${profile} $out/etc/profile
-    ln -s ${./bashrc.sh} $out/etc/bashrc
-    ${lib.optionalString (gitConfig != null) "ln -s ${gitConfig} $out/etc/gitconfig"}
-  '';
+  systemGitConfig = writeText "gitconfig" (
+    import ./gitconfig.nix { inherit lib gitConfig gitIgnore; }
+  );
+
+  etc = linkFarm "devbox-devcontainer-etc" (
+    [
+      {
+        name = "etc/profile";
+        path = profile;
+      }
+      {
+        name = "etc/bashrc";
+        path = ./bashrc.sh;
+      }
+    ]
+    ++ lib.optional (gitConfig != null || gitIgnore != null) {
+      name = "etc/gitconfig";
+      path = systemGitConfig;
+    }
+  );
 
   entrypoint = writeShellApplication {
     name = "devbox-entrypoint";
