@@ -52,14 +52,8 @@ let
   gid = 1000;
   home = "/home/dev";
 
-  # Two locales instead of glibc's few hundred megabytes of all of them.
-  locales = glibcLocales.override {
-    allLocales = false;
-    locales = [
-      "C.UTF-8/UTF-8"
-      "en_US.UTF-8/UTF-8"
-    ];
-  };
+  # Two locales instead of glibc's few hundred megabytes of all of them (locales.nix).
+  locales = import ./locales.nix { inherit glibcLocales; };
   localeArchive = "${locales}/lib/locale/locale-archive";
   tzdir = "${tzdata}/share/zoneinfo";
 

@@ -24,6 +24,10 @@ let
             homeDirectory = "/home/dev";
             stateVersion = "26.05";
           };
+          # Home Manager's i18n module puts LOCALE_ARCHIVE_2_27 into the session variables,
+          # which the image copies into /etc/profile: the image's two locales, not the full
+          # glibcLocales (modules/config/i18n.nix).
+          i18n.glibcLocales = import ./locales.nix { inherit (pkgs) glibcLocales; };
         }
       ];
     }).config;
