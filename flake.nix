@@ -20,7 +20,8 @@
       inherit (lib) fileset;
 
       # devbox-ctl, its dev shell and the Home Manager modules work wherever Nix does (the
-      # modules on macOS too); the image, the orchestrator and every check are x86_64-linux.
+      # modules on macOS too); the image and the orchestrator on every Linux system; the checks
+      # run on x86_64-linux.
       systems = [
         "x86_64-linux"
         "aarch64-linux"
@@ -166,7 +167,9 @@
           devbox-ctl = mkDevboxCtl pkgs;
           default = self.packages.${pkgs.stdenv.hostPlatform.system}.devbox-ctl;
         }
-        // lib.optionalAttrs (pkgs.stdenv.hostPlatform.system == linux) {
+        # The image for every Linux system, so that the orchestrator wrapper below has its
+        # default on an aarch64-linux host too.
+        // lib.optionalAttrs pkgs.stdenv.hostPlatform.isLinux {
           devcontainer = mkDevcontainer pkgs;
         }
       );
