@@ -235,35 +235,19 @@
               }
               ''
                 source ${./scripts/nix-in-build.sh}
-                cp -r ${exampleSource} source
-                chmod -R u+w source
-                cd source
-                devbox-ctl check \
-                  --users examples/basic/users.nix \
-                  --containers examples/basic/containers.json \
-                  --out examples/basic/generated
+                bash ${./scripts/check-generated.sh} ${exampleSource}
                 touch $out
               '';
 
           # podman's own generator accepts every generated unit, per user as the module
           # installs them.
           quadlet = pkgs.runCommand "devbox-quadlet" { } ''
-            export HOME=$(mktemp -d)
-            found=0
-            for dir in ${exampleSource}/examples/basic/generated/users/*/; do
-              [ -d "$dir" ] || continue
-              found=1
-              echo "quadlet: $dir"
-              QUADLET_UNIT_DIRS=$dir ${quadletOf pkgs} -dryrun -user > /dev/null
-            done
-            if [ "$found" = 0 ]; then
-              echo "no generated units under examples/basic/generated/users" >&2
-              exit 1
-            fi
+            bash ${./scripts/check-quadlet.sh} ${exampleSource}/examples/basic/generated/users ${quadletOf pkgs}
             touch $out
           '';
 
-          # nixfmt (RFC style) for Nix, ruff for Python, shellcheck for shell.
+          # nixfmt (RFC style) for Nix, ruff for Python, shellcheck for shell
+          # (scripts/check-formatting.sh).
           formatting =
             pkgs.runCommand "devbox-formatting"
               {
@@ -276,18 +260,7 @@
               }
               ''
                 cd ${formattedSource}
-                # The golden tests' inputs are data (some malformed on purpose), not code.
-                find . -name '*.nix' -not -path './tests/golden/*' -print0 | xargs -0 nixfmt --check
-                ruff format --check --no-cache .
-                # Shell files: *.sh, and scripts without the suffix that start with a sh/bash #!.
-                find . -type f \( -name '*.sh' -o -path './scripts/*' -o -path './.ci/*' \) -print0 |
-                  while IFS= read -r -d "" file; do
-                    first=""
-                    IFS= read -r first < "$file" || true
-                    if [[ $file == *.sh || $first =~ ^\#!.*(/|env\ )(ba)?sh ]]; then
-                      printf '%s\0' "$file"
-                    fi
-                  done | xargs -0 -r shellcheck
+                bash scripts/check-formatting.sh
                 touch $out
               '';
 
