@@ -42,8 +42,12 @@ def nix_instantiate() -> str:
 def instantiate(
     path: Path, lib: Path | None = None, **args: str
 ) -> subprocess.CompletedProcess[str]:
-    """`nix-instantiate --eval --strict --json PATH` with nixpkgs' lib and `--arg NAME VALUE`s."""
-    argv = [nix_instantiate(), "--eval", "--strict", "--json", str(path)]
+    """`nix-instantiate --eval --strict --json PATH` with nixpkgs' lib and `--arg NAME VALUE`s.
+
+    Read-only mode: a path the evaluation interpolates gets its store path without being
+    copied into the store.
+    """
+    argv = [nix_instantiate(), "--readonly-mode", "--eval", "--strict", "--json", str(path)]
     argv += ["--arg", "lib", f"import {lib or nixpkgs_lib()}"]
     for name, value in args.items():
         argv += ["--arg", name, value]

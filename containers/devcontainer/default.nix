@@ -144,15 +144,10 @@ dockerTools.buildLayeredImage {
   ]
   ++ toolkit;
 
-  # Relative paths: the commands run in the customisation layer's root.
+  # customise-root.sh runs in the customisation layer's root (relative paths);
   # fakeroot makes the ownership stick in the layer without root at build time.
   fakeRootCommands = ''
-    mkdir -p ./tmp ./var/tmp .${home} ./var/run/tailscale
-    chmod 1777 ./tmp ./var/tmp
-    # The home is the mount point of the volume; a new volume copies its owner.
-    chown ${toString uid}:${toString gid} .${home}
-    # tailscaled's socket, where the tailscale CLI looks for it by default.
-    chown ${toString uid}:${toString gid} ./var/run/tailscale
+    bash ${./customise-root.sh} ${toString uid} ${toString gid} ${home}
   '';
 
   config = {
