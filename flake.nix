@@ -74,14 +74,12 @@
       pyproject = lib.importTOML ./generator/pyproject.toml;
       # The Python packages of the project, listed once, in generator/pyproject.toml: a
       # requirement such as "pydantic>=2.7" names the nixpkgs attribute python3.pkgs.pydantic.
-      requirementName = requirement: builtins.head (builtins.match "([A-Za-z0-9_.-]+).*" requirement);
-      pythonPackages = ps: requirements: map (requirement: ps.${requirementName requirement}) requirements;
+      requirementName =
+        requirement: builtins.head (builtins.match "([A-Za-z0-9_.-]+).*" requirement);
+      pythonPackages = ps: map (requirement: ps.${requirementName requirement});
+      extras = pyproject.project.optional-dependencies;
       runtimeDependencies = ps: pythonPackages ps pyproject.project.dependencies;
-      checkDependencies =
-        ps:
-        pythonPackages ps (
-          pyproject.project.optional-dependencies.test ++ pyproject.project.optional-dependencies.lint
-        );
+      checkDependencies = ps: pythonPackages ps (extras.test ++ extras.lint);
 
       # The generator and devbox-ctl. Its check phase runs what CI runs (pytest-nix).
       mkDevboxCtl =

@@ -63,7 +63,8 @@ in
       };
     })
     (lib.mkIf pkgs.stdenv.hostPlatform.isLinux {
-      home.sessionVariables.LOCALE_ARCHIVE_2_27 = "${config.i18n.glibcLocales}/lib/locale/locale-archive";
+      home.sessionVariables.LOCALE_ARCHIVE_2_27 =
+        "${config.i18n.glibcLocales}/lib/locale/locale-archive";
     })
   ];
 }

@@ -12,6 +12,7 @@
 }:
 let
   inherit (lib) mkOption types;
+  fakeStore = "/nix/store/00000000000000000000000000000000";
 
   failed = map (assertion: assertion.message) (
     builtins.filter (assertion: !assertion.assertion) config.assertions
@@ -76,6 +77,6 @@ in
       if failed != [ ] then
         throw "Failed assertions:\n${lib.concatMapStringsSep "\n" (message: "- ${message}") failed}"
       else
-        builtins.seq (builtins.toJSON system) "/nix/store/00000000000000000000000000000000-nixos-system";
+        builtins.seq (builtins.toJSON system) "${fakeStore}-nixos-system";
   };
 }

@@ -95,7 +95,10 @@ let
         platforms = arguments.meta.platforms or python3.meta.platforms;
         inherit (arguments.meta) mainProgram;
         inputs =
-          arguments.build-system ++ arguments.dependencies ++ arguments.nativeCheckInputs ++ [ python3 ];
+          arguments.build-system
+          ++ arguments.dependencies
+          ++ arguments.nativeCheckInputs
+          ++ [ python3 ];
         extra = {
           inherit arguments;
         };
