@@ -11,6 +11,7 @@ here too, as it would be in the build sandbox or on the NixOS host.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -70,7 +71,8 @@ def executables(attribute: str) -> list[Path]:
     """The executables the Debian package standing for a nixpkgs attribute installs."""
     package = DEBIAN_PACKAGE.get(attribute)
     assert package, f"no Debian package stands for pkgs.{attribute}: add it to DEBIAN_PACKAGE"
-    listed = subprocess.run(["dpkg", "-L", package], capture_output=True, text=True, check=False)
+    dpkg = require_tool("dpkg (Debian's package manager)", shutil.which("dpkg"))
+    listed = subprocess.run([dpkg, "-L", package], capture_output=True, text=True, check=False)
     require_tool(f"{package} (for pkgs.{attribute})", "ok" if listed.returncode == 0 else None)
     found = []
     for line in listed.stdout.splitlines():

@@ -59,7 +59,9 @@ def test_the_generated_example_is_up_to_date_and_a_change_is_found(
     tmp_path: Path, nix: str
 ) -> None:
     devbox_ctl = require_tool(
-        "devbox-ctl", shutil.which("devbox-ctl", path=str(Path(sys.executable).parent))
+        "devbox-ctl",
+        shutil.which("devbox-ctl", path=str(Path(sys.executable).parent))
+        or shutil.which("devbox-ctl"),
     )
     path = f"{Path(devbox_ctl).parent}:{Path(nix).parent}:/usr/bin:/bin"
     source = tmp_path / "example-source"
@@ -94,7 +96,9 @@ def formatting_tree(tmp_path: Path) -> Path:
 
 def formatting_path(tmp_path: Path) -> tuple[str, Path]:
     shellcheck = require_tool("shellcheck", shutil.which("shellcheck"))
-    ruff = require_tool("ruff", shutil.which("ruff", path=str(Path(sys.executable).parent)))
+    ruff = require_tool(
+        "ruff", shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+    )
     stand_in = tmp_path / "stand-in"
     stand_in.mkdir()
     record = tmp_path / "nixfmt-args"
