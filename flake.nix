@@ -20,7 +20,8 @@
       inherit (lib) fileset;
 
       # devbox-ctl, its dev shell and the Home Manager modules work wherever Nix does (the
-      # modules on macOS too); the image, the orchestrator and every check are x86_64-linux.
+      # modules on macOS too); the image and the orchestrator on every Linux system; the checks
+      # run on x86_64-linux.
       systems = [
         "x86_64-linux"
         "aarch64-linux"
@@ -38,11 +39,13 @@
         fileset = fileset.unions [
           ./generator
           ./tests
+          ./bench
           ./examples
           ./containers
           ./home
           ./nixos
           ./flake.nix
+          ./flake.lock
           ./pytest.ini
           ./ruff.toml
           (fileset.maybeMissing ./scripts)
@@ -65,29 +68,20 @@
         ];
       };
 
-      # Nix inside a build: a private store and state under the build directory, as nixpkgs'
-      # own lib tests do (lib/tests/test-with-nix.nix), so that nix-instantiate can evaluate
-      # users.nix and the modules in the sandbox.
-      nixInTheSandbox = ''
-        export TEST_ROOT=$(mktemp -d)
-        export HOME=$TEST_ROOT/home
-        mkdir -p "$HOME"
-        export NIX_BUILD_HOOK=
-        export NIX_CONF_DIR=$TEST_ROOT/etc
-        export NIX_LOCALSTATE_DIR=$TEST_ROOT/var
-        export NIX_LOG_DIR=$TEST_ROOT/var/log/nix
-        export NIX_STATE_DIR=$TEST_ROOT/var/nix
-        export NIX_STORE_DIR=$TEST_ROOT/store
-        export PAGER=cat
-      '';
-
       # podman's Quadlet generator: `make install.bin` installs it under libexec/podman.
       quadletOf = pkgs: "${pkgs.podman}/libexec/podman/quadlet";
 
       pyproject = lib.importTOML ./generator/pyproject.toml;
+      # The Python packages of the project, listed once, in generator/pyproject.toml: a
+      # requirement such as "pydantic>=2.7" names the nixpkgs attribute python3.pkgs.pydantic.
+      requirementName =
+        requirement: builtins.head (builtins.match "([A-Za-z0-9_.-]+).*" requirement);
+      pythonPackages = ps: map (requirement: ps.${requirementName requirement});
+      extras = pyproject.project.optional-dependencies;
+      runtimeDependencies = ps: pythonPackages ps pyproject.project.dependencies;
+      checkDependencies = ps: pythonPackages ps (extras.test ++ extras.lint);
 
-      # The generator and devbox-ctl. Its check phase runs the whole Python test suite
-      # (pytest-nix): tests whose tool is missing in the sandbox (a real podman) skip.
+      # The generator and devbox-ctl. Its check phase runs what CI runs (pytest-nix).
       mkDevboxCtl =
         pkgs:
         let
@@ -104,33 +98,34 @@
           sourceRoot = "${testedSource.name}/generator";
 
           build-system = [ ps.setuptools ];
-          dependencies = [
-            ps.click
-            ps.pydantic
-            ps.jinja2
-            ps.deepdiff
-          ];
+          dependencies = runtimeDependencies ps;
 
-          nativeCheckInputs = [
-            ps.pytest
-            ps.hypothesis
-            ps.pytest-xdist
+          # What scripts/check.sh runs besides Python: Nix evaluates users.nix and the
+          # modules, jq and shellcheck check the image's scripts, git makes the repositories
+          # the lifecycle tests inspect.
+          nativeCheckInputs = checkDependencies ps ++ [
             pkgs.nix
             pkgs.jq
             pkgs.shellcheck
+            pkgs.git
           ];
 
+          env = {
+            DEVBOX_NIXPKGS_LIB = "${nixpkgs}";
+          }
+          // lib.optionalAttrs pkgs.stdenv.hostPlatform.isLinux {
+            DEVBOX_QUADLET = quadletOf pkgs;
+          };
+
+          # What CI runs (scripts/check.sh: ruff, mypy --strict, pytest), from the repository
+          # root, with the installed package; scripts/nix-in-build.sh gives Nix a private
+          # store. Tests whose tool is missing here (a real podman) skip.
           checkPhase = ''
             runHook preCheck
             pushd ..
-            ${nixInTheSandbox}
-            export PATH="$out/bin:$PATH"
-            export PYTHONPATH="$out/${python.sitePackages}:$PYTHONPATH"
-            export DEVBOX_NIXPKGS_LIB=${nixpkgs}
-            ${lib.optionalString pkgs.stdenv.hostPlatform.isLinux ''
-              export DEVBOX_QUADLET=${quadletOf pkgs}
-            ''}
-            pytest tests -p no:cacheprovider
+            source scripts/nix-in-build.sh
+            PATH="$out/bin:$PATH" PYTHONPATH="$out/${python.sitePackages}:$PYTHONPATH" \
+              bash scripts/check.sh -n "$NIX_BUILD_CORES" -p no:cacheprovider
             popd
             runHook postCheck
           '';
@@ -160,7 +155,7 @@
         pkgs.callPackage ./containers/devcontainer {
           devbox-ctl = self.packages.${pkgs.stdenv.hostPlatform.system}.devbox-ctl;
           toolkit = toolkit.packages;
-          inherit (toolkit) gitConfig sessionVariables;
+          inherit (toolkit) gitConfig gitIgnore sessionVariables;
         };
     in
     {
@@ -170,7 +165,9 @@
           devbox-ctl = mkDevboxCtl pkgs;
           default = self.packages.${pkgs.stdenv.hostPlatform.system}.devbox-ctl;
         }
-        // lib.optionalAttrs (pkgs.stdenv.hostPlatform.system == linux) {
+        # The image for every Linux system, so that the orchestrator wrapper below has its
+        # default on an aarch64-linux host too.
+        // lib.optionalAttrs pkgs.stdenv.hostPlatform.isLinux {
           devcontainer = mkDevcontainer pkgs;
         }
       );
@@ -235,36 +232,20 @@
                 ];
               }
               ''
-                ${nixInTheSandbox}
-                cp -r ${exampleSource} source
-                chmod -R u+w source
-                cd source
-                devbox-ctl check \
-                  --users examples/basic/users.nix \
-                  --containers examples/basic/containers.json \
-                  --out examples/basic/generated
+                source ${./scripts/nix-in-build.sh}
+                bash ${./scripts/check-generated.sh} ${exampleSource}
                 touch $out
               '';
 
           # podman's own generator accepts every generated unit, per user as the module
           # installs them.
           quadlet = pkgs.runCommand "devbox-quadlet" { } ''
-            export HOME=$(mktemp -d)
-            found=0
-            for dir in ${exampleSource}/examples/basic/generated/users/*/; do
-              [ -d "$dir" ] || continue
-              found=1
-              echo "quadlet: $dir"
-              QUADLET_UNIT_DIRS=$dir ${quadletOf pkgs} -dryrun -user > /dev/null
-            done
-            if [ "$found" = 0 ]; then
-              echo "no generated units under examples/basic/generated/users" >&2
-              exit 1
-            fi
+            bash ${./scripts/check-quadlet.sh} ${exampleSource}/examples/basic/generated/users ${quadletOf pkgs}
             touch $out
           '';
 
-          # nixfmt (RFC style) for Nix, ruff for Python, shellcheck for shell.
+          # nixfmt (RFC style) for Nix, ruff for Python, shellcheck for shell
+          # (scripts/check-formatting.sh).
           formatting =
             pkgs.runCommand "devbox-formatting"
               {
@@ -277,18 +258,7 @@
               }
               ''
                 cd ${formattedSource}
-                # The golden tests' inputs are data (some malformed on purpose), not code.
-                find . -name '*.nix' -not -path './tests/golden/*' -print0 | xargs -0 nixfmt --check
-                ruff format --check --no-cache .
-                # Shell files: *.sh, and scripts without the suffix that start with a sh/bash #!.
-                find . -type f \( -name '*.sh' -o -path './scripts/*' -o -path './.ci/*' \) -print0 |
-                  while IFS= read -r -d "" file; do
-                    first=""
-                    IFS= read -r first < "$file" || true
-                    if [[ $file == *.sh || $first =~ ^\#!.*(/|env\ )(ba)?sh ]]; then
-                      printf '%s\0' "$file"
-                    fi
-                  done | xargs -0 -r shellcheck
+                bash scripts/check-formatting.sh
                 touch $out
               '';
 
@@ -301,17 +271,9 @@
       devShells = forAllSystems (pkgs: {
         default = pkgs.mkShell {
           packages = [
-            (pkgs.python3.withPackages (ps: [
-              ps.click
-              ps.pydantic
-              ps.jinja2
-              ps.deepdiff
-              ps.pytest
-              ps.hypothesis
-              ps.pytest-xdist
-              ps.mypy
-              ps.setuptools
-            ]))
+            (pkgs.python3.withPackages (
+              ps: runtimeDependencies ps ++ checkDependencies ps ++ [ ps.setuptools ]
+            ))
             pkgs.ruff
             pkgs.nix
             pkgs.nixfmt

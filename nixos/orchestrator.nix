@@ -26,6 +26,7 @@ let
     mkIf
     mkMerge
     mkOption
+    mkPackageOption
     nameValuePair
     optional
     optionals
@@ -75,65 +76,11 @@ let
     inherit (user.subUidRange) count;
   };
 
-  # podman load prints "Loaded image: <reference>"; the image is then tagged with the name the
-  # units use (Pull=never), so the flake's image may carry any name. The stamp in the owner's
-  # state directory records which archive gave which image id, so an unchanged image is not
-  # loaded again on every boot, and a deleted or retagged one is.
-  loadImage = pkgs.writeShellApplication {
-    name = "devbox-load-image";
-    runtimeInputs = [
-      podman
-      pkgs.coreutils
-      pkgs.gnused
-    ];
-    text = ''
-      archive=$1
-      reference=$2
-      stamp_dir=''${XDG_STATE_HOME:-$HOME/.local/state}/devbox
-      stamp=$stamp_dir/image
-
-      image_id() {
-        podman image inspect --format '{{.Id}}' "$1" 2>/dev/null || true
-      }
-
-      current=$(image_id "$reference")
-      if [[ -n $current && -f $stamp && $(<"$stamp") == "$archive $current" ]]; then
-        echo "$reference is already loaded from $archive"
-        exit 0
-      fi
-
-      echo "loading $archive as $reference"
-      # dockerTools.streamLayeredImage gives a script that writes the archive to stdout;
-      # buildLayeredImage and buildImage give the archive itself.
-      if [[ -f $archive && -x $archive ]]; then
-        output=$("$archive" | podman load --quiet)
-      else
-        output=$(podman load --quiet --input "$archive")
-      fi
-      loaded=$(sed -n 's/^Loaded image(s)\{0,1\}: //p' <<<"$output" | head -n 1)
-      loaded=''${loaded%%,*}
-      if [[ -z $loaded ]]; then
-        echo "podman load named no image: $output" >&2
-        exit 1
-      fi
-      podman tag "$loaded" "$reference"
-      new=$(image_id "$reference")
-
-      mkdir -p "$stamp_dir"
-      printf '%s %s\n' "$archive" "$new" >"$stamp.tmp"
-      mv "$stamp.tmp" "$stamp"
-
-      # Free the space of the images this one replaces. An image a container still runs is
-      # refused by podman rmi (no --force) and stays until a later load.
-      for repository in "''${loaded%:*}" "''${reference%:*}"; do
-        podman images --no-trunc --noheading --format '{{.ID}}' --filter "reference=$repository" |
-          while read -r id; do
-            if [[ $id != "$new" && $id != "sha256:$new" ]]; then
-              podman rmi "$id" >/dev/null 2>&1 || echo "keeping $id: a container still uses it"
-            fi
-          done
-      done
-    '';
+  # The module's shell scripts (nixos/scripts/), as programs: loadImage loads the image into
+  # the owner's storage and tags it with the name the units run.
+  programs = import ./scripts {
+    inherit (pkgs) writeShellApplication coreutils;
+    inherit podman;
   };
 
   imageService = name: user: {
@@ -162,7 +109,7 @@ let
       # The image's store path is in the command line: a new image changes this unit, and
       # nixos-rebuild switch restarts it; an unchanged one is skipped by the stamp.
       ExecStart = escapeShellArgs [
-        "${loadImage}/bin/devbox-load-image"
+        "${programs.loadImage}/bin/devbox-load-image"
         "${cfg.image}"
         manifest.settings.image
       ];
@@ -332,16 +279,12 @@ in
       example = literalExpression "inputs.devbox.packages.x86_64-linux.devbox-ctl";
     };
 
-    opPackage = mkOption {
-      type = types.package;
-      default = pkgs._1password-cli;
-      defaultText = literalExpression "pkgs._1password-cli";
-      description = ''
-        The 1Password CLI ({command}`op`) that fetches each owner's Tailscale auth key with the
-        service-account token. It is unfree in nixpkgs: allow it
+    opPackage = mkPackageOption pkgs "_1password-cli" {
+      extraDescription = ''
+        It provides the 1Password CLI ({command}`op`) that fetches each owner's Tailscale auth
+        key with the service-account token. It is unfree in nixpkgs: allow it
         (`nixpkgs.config.allowUnfreePredicate`), or set another package providing {command}`op`.
       '';
-      example = literalExpression "pkgs._1password-cli";
     };
 
     image = mkOption {

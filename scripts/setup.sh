@@ -3,7 +3,8 @@
 # each step checks first and does nothing when its part is already there.
 #   - Debian packages: Nix (nix-instantiate reads users.nix), podman and runc (volumes,
 #     secrets, containers in the tests), shellcheck, busybox-static (a tiny test image), git,
-#     jq (the image's entrypoint uses it; its tests run it)
+#     jq (the image's entrypoint uses it; its tests run it), and the programs of Nix's stdenv
+#     (gawk, make, patch, file, ...) for the replay of the flake's check (tests/nix)
 #   - Quadlet, podman's unit generator: Debian 13's podman has it; on Debian 12 (podman 4.3,
 #     no Quadlet) the binary is taken from Debian 13's podman package into .tools/quadlet
 #   - the Python environment in .venv, from generator/ with the pinned versions of
@@ -19,7 +20,8 @@ as_root() {
 
 say() { printf '==> %s\n' "$*"; }
 
-packages=(nix-bin podman runc shellcheck busybox-static git jq ca-certificates)
+packages=(nix-bin podman runc shellcheck busybox-static git jq ca-certificates
+  gawk make patch file bzip2 xz-utils diffutils iproute2 util-linux)
 python3 -c 'import venv, ensurepip' 2>/dev/null || packages+=(python3-venv python3-pip)
 missing=()
 for package in "${packages[@]}"; do
@@ -34,33 +36,91 @@ if [ "${#missing[@]}" -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
 fi
 
+# Debian 13 ("trixie") packages, downloaded without changing the system: apt with lists of
+# its own for the trixie suite of the mirror this machine already uses; dpkg -x unpacks them.
+# The scratch directory has a name of its own: scripts that source this one (quickstart.sh)
+# keep their variables, and this trap removes only it.
+trixie_work=
+trixie_download() { # PACKAGE... → their .deb files in $trixie_work/debs
+  if [ -z "$trixie_work" ]; then
+    trixie_work=$(mktemp -d)
+    trap 'rm -rf "$trixie_work"' EXIT
+    uri=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+    [ -n "$uri" ] || uri=$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list)
+    mkdir -p "$trixie_work/lists/partial" "$trixie_work/debs"
+    echo "deb $uri trixie main" >"$trixie_work/sources.list"
+    apt_trixie=(-o "Dir::Etc::sourcelist=$trixie_work/sources.list" -o "Dir::Etc::sourceparts=-"
+      -o "Dir::State::Lists=$trixie_work/lists" -o "Dir::State::status=/dev/null"
+      -o "Debug::NoLocking=1")
+    apt-get "${apt_trixie[@]}" update -q >/dev/null 2>&1
+  fi
+  (cd "$trixie_work/debs" && apt-get "${apt_trixie[@]}" download "$@" >/dev/null 2>&1)
+}
+
 if [ -x /usr/libexec/podman/quadlet ]; then
   quadlet=/usr/libexec/podman/quadlet
 else
   quadlet="$repo/.tools/quadlet"
   if [ ! -x "$quadlet" ]; then
     say "fetching Quadlet from Debian 13's podman package (Debian 12's podman has none)"
-    # A subshell of its own: its scratch directory and the trap that removes it end with it,
-    # and neither touches a variable or a trap of a script that sources this one.
-    (
-      scratch=$(mktemp -d)
-      trap 'rm -rf "$scratch"' EXIT
-      uri=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-      [ -n "$uri" ] || uri=$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list)
-      mkdir -p "$scratch/lists/partial"
-      echo "deb $uri trixie main" >"$scratch/sources.list"
-      apt_trixie=(-o "Dir::Etc::sourcelist=$scratch/sources.list" -o "Dir::Etc::sourceparts=-"
-        -o "Dir::State::Lists=$scratch/lists" -o "Debug::NoLocking=1")
-      apt-get "${apt_trixie[@]}" update -q >/dev/null
-      (cd "$scratch" && apt-get "${apt_trixie[@]}" download podman >/dev/null 2>&1)
-      dpkg -x "$scratch"/podman_*.deb "$scratch/root"
-      mkdir -p "$repo/.tools"
-      install -m 0755 "$scratch/root/usr/libexec/podman/quadlet" "$quadlet"
-    )
+    trixie_download podman
+    dpkg -x "$trixie_work"/debs/podman_*.deb "$trixie_work/podman"
+    mkdir -p "$repo/.tools"
+    install -m 0755 "$trixie_work/podman/usr/libexec/podman/quadlet" "$quadlet"
   fi
 fi
 "$quadlet" -version >/dev/null
 export DEVBOX_QUADLET="$quadlet"
+
+# A Nix with lib.fileset (builtins.readFileType, Nix >= 2.14), for the tests that replay what
+# the flake's builds see: Debian 13's nix-bin 2.26. Debian 12's is 2.8, and trixie's binary
+# needs trixie's glibc (GLIBC_2.38) and libraries, so on Debian 12 it is unpacked with the
+# shared libraries it links (glibc included) into .tools/nix/ and started through that glibc's
+# own loader (ld.so --library-path): nothing of the system changes.
+nix_has_fileset() { # NIX-INSTANTIATE → whether its version is at least 2.14
+  local version
+  version=$("$1" --version 2>/dev/null | awk '{print $NF}') || return 1
+  [ -n "$version" ] && [ "$(printf '%s\n' 2.14 "$version" | sort -V | head -n 1)" = 2.14 ]
+}
+if nix_has_fileset nix-instantiate; then
+  fileset_nix=$(command -v nix-instantiate)
+else
+  fileset_nix="$repo/.tools/nix/bin/nix-instantiate"
+  if ! nix_has_fileset "$fileset_nix"; then
+    say "fetching Nix 2.26 from Debian 13's nix-bin, with its libraries, into .tools/nix"
+    trixie_download nix-bin
+    # Every library package nix-bin depends on, directly or not (not its perl helpers).
+    mapfile -t libraries < <(apt-cache "${apt_trixie[@]}" depends --recurse --no-recommends \
+      --no-suggests --no-conflicts --no-breaks --no-replaces --no-enhances nix-bin |
+      grep -E '^lib' | grep -vE -- '-perl$|^libperl|^libpam|^libsemanage|^libdebian-installer|^libnewt|^libslang|^libtextwrap' |
+      sort -u)
+    trixie_download "${libraries[@]}"
+    rm -rf "$repo/.tools/nix"
+    mkdir -p "$repo/.tools/nix/bin"
+    for deb in "$trixie_work"/debs/nix-bin_*.deb "$trixie_work"/debs/lib*.deb; do
+      dpkg -x "$deb" "$repo/.tools/nix/root"
+    done
+    cat >"$fileset_nix" <<'WRAPPER'
+#!/usr/bin/env bash
+# Debian 13's nix-instantiate (Nix 2.26), run by Debian 13's glibc loader with the libraries
+# unpacked beside it (scripts/setup.sh).
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../root" && pwd)
+libs=$root/usr/lib/x86_64-linux-gnu:$root/lib/x86_64-linux-gnu
+exec "$root/usr/lib64/ld-linux-x86-64.so.2" --library-path "$libs" --argv0 nix-instantiate \
+  "$root/usr/bin/nix" "$@"
+WRAPPER
+    chmod 0755 "$fileset_nix"
+    nix_has_fileset "$fileset_nix"
+  fi
+fi
+export DEVBOX_FILESET_NIX="$fileset_nix"
+
+# nixpkgs' lib for the tests that evaluate the Nix files: the shared copy beside the
+# repository (README, "Tests"), unless DEVBOX_NIXPKGS_LIB names another.
+if [ -z "${DEVBOX_NIXPKGS_LIB:-}" ] && [ -d "$repo/../shared/vendor/nixpkgs.lib/lib" ]; then
+  DEVBOX_NIXPKGS_LIB=$(cd "$repo/../shared/vendor/nixpkgs.lib" && pwd)
+  export DEVBOX_NIXPKGS_LIB
+fi
 
 if [ ! -x .venv/bin/python ]; then
   say "creating the Python environment in .venv"

@@ -11,7 +11,8 @@
 {
   lib,
   dockerTools,
-  runCommand,
+  linkFarm,
+  writeText,
   writeShellApplication,
   replaceVars,
   bashInteractive,
@@ -42,6 +43,7 @@
   devbox-ctl,
   toolkit,
   gitConfig ? null,
+  gitIgnore ? null,
   sessionVariables ? { },
   zedRemoteServer ? callPackage ./zed-remote-server.nix { },
 }:
@@ -50,14 +52,8 @@ let
   gid = 1000;
   home = "/home/dev";
 
-  # Two locales instead of glibc's few hundred megabytes of all of them.
-  locales = glibcLocales.override {
-    allLocales = false;
-    locales = [
-      "C.UTF-8/UTF-8"
-      "en_US.UTF-8/UTF-8"
-    ];
-  };
+  # Two locales instead of glibc's few hundred megabytes of all of them (locales.nix).
+  locales = import ./locales.nix { inherit glibcLocales; };
   localeArchive = "${locales}/lib/locale/locale-archive";
   tzdir = "${tzdata}/share/zoneinfo";
 
@@ -77,12 +73,26 @@ let
     );
   };
 
-  etc = runCommand "devbox-devcontainer-etc" { } ''
-    mkdir -p $out/etc
-    ln -s ${profile} $out/etc/profile
-    ln -s ${./bashrc.sh} $out/etc/bashrc
-    ${lib.optionalString (gitConfig != null) "ln -s ${gitConfig} $out/etc/gitconfig"}
-  '';
+  systemGitConfig = writeText "gitconfig" (
+    import ./gitconfig.nix { inherit lib gitConfig gitIgnore; }
+  );
+
+  etc = linkFarm "devbox-devcontainer-etc" (
+    [
+      {
+        name = "etc/profile";
+        path = profile;
+      }
+      {
+        name = "etc/bashrc";
+        path = ./bashrc.sh;
+      }
+    ]
+    ++ lib.optional (gitConfig != null || gitIgnore != null) {
+      name = "etc/gitconfig";
+      path = systemGitConfig;
+    }
+  );
 
   entrypoint = writeShellApplication {
     name = "devbox-entrypoint";
@@ -134,15 +144,10 @@ dockerTools.buildLayeredImage {
   ]
   ++ toolkit;
 
-  # Relative paths: the commands run in the customisation layer's root.
+  # customise-root.sh runs in the customisation layer's root (relative paths);
   # fakeroot makes the ownership stick in the layer without root at build time.
   fakeRootCommands = ''
-    mkdir -p ./tmp ./var/tmp .${home} ./var/run/tailscale
-    chmod 1777 ./tmp ./var/tmp
-    # The home is the mount point of the volume; a new volume copies its owner.
-    chown ${toString uid}:${toString gid} .${home}
-    # tailscaled's socket, where the tailscale CLI looks for it by default.
-    chown ${toString uid}:${toString gid} ./var/run/tailscale
+    bash ${./customise-root.sh} ${toString uid} ${toString gid} ${home}
   '';
 
   config = {

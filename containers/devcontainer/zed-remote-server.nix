@@ -1,5 +1,5 @@
 # The Zed remote server the image offers to Zed clients, in bin/ under the
-# name they look for: zed-remote-server-stable-<version>.
+# name they look for: zed-remote-server-stable-<version>+stable.
 #
 # A client uses a server only when the version is exactly its own (otherwise
 # it uploads its own into ~/.zed_server). By default this is the
@@ -35,11 +35,11 @@ else
     nativeBuildInputs = [ autoPatchelfHook ];
     buildInputs = [ (lib.getLib stdenv.cc.cc) ];
 
+    # install-zed-remote-server.sh: the server under the name clients look for,
+    # zed-remote-server-stable-<version>+stable.
     installPhase = ''
       runHook preInstall
-      mkdir -p $out/bin
-      gzip -dc $src > $out/bin/zed-remote-server-stable-${pin.version}
-      chmod 0755 $out/bin/zed-remote-server-stable-${pin.version}
+      bash ${./install-zed-remote-server.sh} "$src" ${lib.escapeShellArg pin.version} "$out/bin"
       runHook postInstall
     '';
 

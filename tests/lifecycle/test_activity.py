@@ -31,17 +31,25 @@ def processes(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
     """Real processes whose argv is what tailscaled's incubator and Zed's proxy have.
 
     /bin/sh runs a script named like the second word (be-child, proxy), so the process keeps
-    exactly the argv it was given while it sleeps.
+    exactly the argv it was given while it sleeps. Popen can return before the kernel has
+    finished the child's exec (its /proc/<pid>/cmdline is empty for that moment), so each
+    script first creates a file of its own, and the fixture waits for those files: a shell
+    that reads its script has its argv in place. Each runs in a session of its own, so the
+    teardown ends its sleep too.
     """
     for script in ("be-child", "proxy"):
-        (tmp_path / script).write_text("sleep 600\ntrue\n")
+        (tmp_path / script).write_text(f": > {script}.started\nsleep 600\ntrue\n")
     spawned = [
-        subprocess.Popen(SSH_ARGV, executable="/bin/sh", cwd=tmp_path),
-        subprocess.Popen(ZED_PROXY, executable="/bin/sh", cwd=tmp_path),
+        subprocess.Popen(SSH_ARGV, executable="/bin/sh", cwd=tmp_path, start_new_session=True),
+        subprocess.Popen(ZED_PROXY, executable="/bin/sh", cwd=tmp_path, start_new_session=True),
     ]
+    deadline = time.monotonic() + 30
+    while not all((tmp_path / f"{s}.started").exists() for s in ("be-child", "proxy")):
+        assert time.monotonic() < deadline, "the stand-in processes did not start"
+        time.sleep(0.01)
     yield spawned
     for child in spawned:
-        child.kill()
+        os.killpg(child.pid, signal.SIGKILL)
         child.wait()
 
 

@@ -1,7 +1,8 @@
 # Evaluates the flake's outputs function with nixpkgs' lib and stand-in inputs, and returns
 # the shape of the outputs as plain JSON data: which outputs exist for which systems, and
 # what the nixosModules.orchestrator wrapper sets. Nothing is built and no package is
-# evaluated (the stand-in package sets hold only stdenv.hostPlatform). Used by
+# evaluated (the stand-in package sets hold only stdenv.hostPlatform and a callPackage that
+# names what it was called with). Used by
 # test_flake.py:
 #
 #   nix-instantiate --eval --strict --json tests/nix/eval-flake.nix \
@@ -14,6 +15,12 @@ let
     stdenv.hostPlatform = {
       inherit system;
       isLinux = lib.hasSuffix "-linux" system;
+    };
+    # The image is the only callPackage of the flake; its arguments stay unevaluated.
+    callPackage = path: _: {
+      type = "derivation";
+      name = "${baseNameOf path}-${system}";
+      outPath = "/nix/store/00000000000000000000000000000000-${baseNameOf path}-${system}";
     };
   };
   nixpkgs = {
@@ -30,10 +37,13 @@ let
   };
 
   names = lib.mapAttrs (_: lib.attrNames);
-  wrapper = outputs.nixosModules.orchestrator {
-    inherit lib;
-    pkgs = stubPkgs "x86_64-linux";
-  };
+  wrapperOn =
+    system:
+    outputs.nixosModules.orchestrator {
+      inherit lib;
+      pkgs = stubPkgs system;
+    };
+  wrapper = wrapperOn "x86_64-linux";
 in
 {
   inherit (flake) description inputs;
@@ -54,4 +64,15 @@ in
       inherit (wrapper.services.devbox.image) _type priority;
     };
   };
+  # The image the wrapper gives by default, on each Linux system an orchestrator may run.
+  wrapperImage = lib.genAttrs [ "x86_64-linux" "aarch64-linux" ] (
+    system:
+    let
+      image = (wrapperOn system).services.devbox.image;
+    in
+    {
+      inherit (image) _type priority;
+      isThisSystemsImage = image.content == outputs.packages.${system}.devcontainer;
+    }
+  );
 }

@@ -12,42 +12,7 @@
   config ? { },
 }:
 let
-  # Every package attribute the modules may name. A module that names another one fails to
-  # evaluate here, which the test reports.
-  packageNames = [
-    "bat"
-    "curl"
-    "direnv"
-    "eza"
-    "fd"
-    "file"
-    "fzf"
-    "gh"
-    "git"
-    "git-lfs"
-    "gnumake"
-    "htop"
-    "httpie"
-    "jq"
-    "just"
-    "less"
-    "ncdu"
-    "neovim"
-    "nil"
-    "nix-direnv"
-    "nixfmt"
-    "nodejs"
-    "python3"
-    "ripgrep"
-    "rsync"
-    "shellcheck"
-    "tree"
-    "unzip"
-    "wget"
-    "yq-go"
-    "zellij"
-    "zip"
-  ];
+  packageNames = import ./home-package-names.nix;
   stubPackage = name: {
     type = "derivation";
     inherit name;

@@ -19,8 +19,15 @@ let
     outPath = "/nix/store/00000000000000000000000000000000-${name}";
   };
 
+  # A real host allows the unfree 1Password CLI, as services.devbox.opPackage says.
+  pkgs = import ./stub-pkgs.nix {
+    inherit lib;
+    config.allowUnfreePredicate = package: package.pname == "1password-cli";
+  };
+
   evaluated = lib.evalModules {
     modules = [
+      { _module.args.pkgs = pkgs; }
       ./nixos-option-stubs.nix
       ../../nixos/orchestrator.nix
       {

@@ -1,7 +1,8 @@
 # Test-only declarations of the NixOS options that nixos/orchestrator.nix sets or reads, with
 # the types and defaults they have in nixpkgs (docs/nix-checked.md, section "NixOS module", says
 # where each was checked). Declarations only: no implementation, so lib.evalModules with the
-# nixpkgs library alone shows exactly what the module defines.
+# nixpkgs library alone shows exactly what the module defines. The packages come from
+# stub-pkgs.nix (the evaluation sets `_module.args.pkgs`).
 { lib, ... }:
 let
   inherit (lib) mkOption types;
@@ -233,22 +234,5 @@ in
 
   config = {
     system.build.nixos-rebuild = stubPackage "nixos-rebuild";
-    _module.args.pkgs = {
-      _1password-cli = stubPackage "1password-cli";
-      coreutils = stubPackage "coreutils";
-      git = stubPackage "git";
-      gnused = stubPackage "gnused";
-      gnutar = stubPackage "gnutar";
-      gzip = stubPackage "gzip";
-      util-linux = stubPackage "util-linux";
-      writeShellApplication =
-        {
-          name,
-          runtimeInputs ? [ ],
-          text,
-        }:
-        stubPackage name // { inherit runtimeInputs text; };
-      linkFarm = name: entries: stubPackage name // { inherit entries; };
-    };
   };
 }

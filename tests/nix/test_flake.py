@@ -54,7 +54,8 @@ def test_packages_and_apps() -> None:
         assert {"default", "devbox-ctl"} <= set(shape["packages"][system])
         assert shape["apps"][system] == {"default": "app", "devbox-ctl": "app"}
         assert shape["devShells"][system] == ["default"]
-    # The image is built for the orchestrator's system only.
+    # The image is built for every Linux system an orchestrator may run, not for macOS.
+    assert shape["packages"]["aarch64-linux"] == ["default", "devbox-ctl", "devcontainer"]
     assert "devcontainer" not in shape["packages"]["aarch64-darwin"]
     assert shape["formatter"] == ALL_SYSTEMS
 
@@ -89,3 +90,8 @@ def test_modules() -> None:
     # mkDefault: a host can still set its own devbox-ctl or image.
     assert wrapper["package"] == {"_type": "override", "priority": 1000}
     assert wrapper["image"] == {"_type": "override", "priority": 1000}
+
+
+def test_the_wrapper_gives_every_linux_host_its_own_image() -> None:
+    for system, image in flake_shape()["wrapperImage"].items():
+        assert image == {"_type": "override", "priority": 1000, "isThisSystemsImage": True}, system

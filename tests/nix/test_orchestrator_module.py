@@ -35,6 +35,9 @@ EXAMPLE = REPO / "examples" / "basic" / "generated"
 EVAL = REPO / "tests" / "nix" / "eval-orchestrator.nix"
 VM_INPUT = REPO / "tests" / "nixos" / "orchestrator"
 VM_STATES = ("base", "changed", "removed")
+# The Nix store the evaluation sees: /nix/store, or the private one a Nix build gives Nix
+# (scripts/nix-in-build.sh sets NIX_STORE_DIR).
+STORE_DIR = os.environ.get("NIX_STORE_DIR", "/nix/store")
 STUB_STORE = "/nix/store/00000000000000000000000000000000"
 DEVBOX = f"{STUB_STORE}-devbox"
 PRIVILEGED = f"{STUB_STORE}-devbox-privileged/bin/devbox-privileged"
@@ -272,9 +275,9 @@ def test_config_json_names_paths_and_the_privileged_command(nix: str) -> None:
             r"mallory \(65601536–65601546\) overlaps alice",
         ),
         (
-            '{ services.devbox.opTokenFile = "/nix/store/abc-token"; }',
-            r"services\.devbox\.opTokenFile = \"/nix/store/abc-token\" must be an absolute path "
-            r"outside /nix/store",
+            f'{{ services.devbox.opTokenFile = "{STORE_DIR}/abc-token"; }}',
+            rf"services\.devbox\.opTokenFile = \"{re.escape(STORE_DIR)}/abc-token\" must be an "
+            rf"absolute path outside {re.escape(STORE_DIR)}",
         ),
         (
             '{ services.devbox.tailscaleApiKeyFile = "keys/api"; }',
@@ -427,14 +430,13 @@ def check_quadlet_layout(generated: Path, quadlet: str, tmp_path: Path) -> None:
         uid = user["uid"]
         if can_fake_etc():
             output = run_quadlet_as(quadlet, uid, containers, tmp_path / str(uid))
+            unit_dir = f"/etc/containers/systemd/users/{uid}"
         else:
-            # Without root: the same directory, named explicitly.
+            # Without root (as in a Nix build): the same directory, named explicitly.
+            unit_dir = str(containers / "systemd/users" / str(uid))
             result = subprocess.run(
                 [quadlet, "-dryrun", "-user"],
-                env={
-                    **os.environ,
-                    "QUADLET_UNIT_DIRS": str(containers / "systemd/users" / str(uid)),
-                },
+                env={**os.environ, "QUADLET_UNIT_DIRS": unit_dir},
                 capture_output=True,
                 text=True,
                 check=False,
@@ -444,10 +446,7 @@ def check_quadlet_layout(generated: Path, quadlet: str, tmp_path: Path) -> None:
         generated_services = set(re.findall(r"^---(.+)---$", output, re.MULTILINE))
         assert generated_services == expected_services(generated, uid)
         for container in user["containers"]:
-            assert (
-                f"SourcePath=/etc/containers/systemd/users/{uid}/devbox-{container}.container"
-                in output
-            )
+            assert f"SourcePath={unit_dir}/devbox-{container}.container" in output
 
 
 # --- the VM test's generated trees ------------------------------------------------------------
