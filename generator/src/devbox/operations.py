@@ -286,11 +286,21 @@ def destroy(
     authorize(rt.caller, container.owner, name, "destroy")
     podman = rt.podman(container.owner)
     done = Destroyed(container)
+    keep_snapshot = not keep_volume and snapshot and podman.volume_exists(container.volume)
+    if keep_snapshot:
+        # A snapshot that no quota has room for stops the destroy before anything changes.
+        snapshots.check_room(rt, container)
     systemd.act(container.owner, "stop", [container.service])
     podman.remove_container(name)
     progress(f"Stopped {name}.")
-    if not keep_volume and snapshot and podman.volume_exists(container.volume):
-        done.snapshot = str(snapshots.take(rt, container))
+    if keep_snapshot:
+        try:
+            done.snapshot = str(snapshots.take(rt, container))
+        except UsageError:
+            # It did not fit after all: leave the container as it was, running if declared so.
+            if container.state == "running":
+                systemd.act(container.owner, "start", [container.service])
+            raise
         progress(f"Saved the volume {container.volume} to {done.snapshot}")
     podman.remove_secret(container.secret)
     if keep_volume:
