@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from devbox import clock, declare, deploy, onepassword, resolve, rules, systemd, tailscale
 from devbox.context import Runtime
-from devbox.errors import ToolError, UsageError
+from devbox.errors import DevboxError, ToolError, UsageError
 from devbox.identity import authorize
 from devbox.resolve import Container
 
@@ -296,8 +296,9 @@ def destroy(
     if keep_snapshot:
         try:
             done.snapshot = str(snapshots.take(rt, container))
-        except UsageError:
-            # It did not fit after all: leave the container as it was, running if declared so.
+        except DevboxError:
+            # No snapshot (it did not fit, or the export failed): nothing is removed, and the
+            # container is left as it was, running if it is declared so.
             if container.state == "running":
                 systemd.act(container.owner, "start", [container.service])
             raise

@@ -6,6 +6,8 @@ argv is visible to every user of the host in /proc, and is what this module may 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import selectors
@@ -204,6 +206,8 @@ def run_streamed(
             _command(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors
         )
         try:
+            with contextlib.suppress(OSError):  # fewer, larger reads where the system allows
+                fcntl.fcntl(child.stdout.fileno(), fcntl.F_SETPIPE_SZ, _STREAM_CHUNK)  # type: ignore[union-attr]
             _pump(child, on_chunk, time.monotonic() + timeout)
         except BaseException as exc:
             child.kill()

@@ -19,6 +19,7 @@ removes one's own; `devbox-ctl restore` brings one back as a new container.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -27,7 +28,7 @@ import secrets
 import stat
 import tarfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -129,9 +130,7 @@ def take(rt: Runtime, container: Container) -> Path:
         room = snapshot_quota.room(rt, container.owner, container.name, every(rt))
         created = clock.now()
         sha256 = hashlib.sha256()
-        with write.new_sparse_file(
-            directory, lambda: f"{snapshot_id(container.name, created)}{TAR}"
-        ) as (data, out):
+        with _new_data_file(directory, container.name, created) as (data, out):
 
             def keep(chunk: bytes) -> None:
                 sha256.update(chunk)
@@ -166,6 +165,26 @@ def take(rt: Runtime, container: Container) -> Path:
                 directory / f"{snapshot.id}{DESCRIPTION}", text.encode("utf-8"), mode=0o600
             )
     return data
+
+
+@contextlib.contextmanager
+def _new_data_file(
+    directory: Path, container: str, created: datetime
+) -> Iterator[tuple[Path, write.SparseFile]]:
+    """A new data file under a fresh id; a ToolError, never a replaced file, if none is free."""
+    try:
+        with write.new_sparse_file(
+            directory, lambda: f"{snapshot_id(container, created)}{TAR}"
+        ) as (
+            data,
+            out,
+        ):
+            yield data, out
+    except FileExistsError as exc:
+        raise ToolError(
+            f"no free snapshot id for {container} in {directory}: every one tried exists",
+            hint="nothing was replaced or removed; run the destroy again",
+        ) from exc
 
 
 def check_room(rt: Runtime, container: Container) -> None:
@@ -354,6 +373,12 @@ def _under(path: str, top: str) -> bool:
     return top in (".", path) or path.startswith(top + "/")
 
 
+def _dropped(member: str) -> bool:
+    """Whether a member name is a dropped path or below one, or leaves the volume."""
+    name = _inside(member)
+    return name is None or any(_under(name, path) for path in DROPPED)
+
+
 class _Filter:
     """Which members of a snapshot go into the restored volume, in archive order.
 
@@ -371,7 +396,7 @@ class _Filter:
     def admit(self, member: tarfile.TarInfo) -> bool:
         """Whether the member is restored; if so its names are rewritten normalised."""
         name = _inside(member.name)
-        if name is None or any(_under(name, path) for path in DROPPED):
+        if name is None or _dropped(name):
             return False
         if not member.isdir() and any(_under(path, name) for path in DROPPED):
             return False

@@ -282,14 +282,23 @@ class SparseFile:
         self.length = 0
         self.stored = 0
         self._pending = bytearray()
+        self.finished = False
 
     def write(self, data: bytes) -> None:
         """Append data; whole blocks go to disk (or become holes) as they complete."""
-        self._pending += data
-        whole = len(self._pending) - len(self._pending) % _BLOCK
+        view = memoryview(data)
+        if self._pending:
+            fill = min(-len(self._pending) % _BLOCK, len(view))
+            self._pending += view[:fill]
+            view = view[fill:]
+            if len(self._pending) % _BLOCK:
+                return
+            self._put(memoryview(bytes(self._pending)))
+            self._pending.clear()
+        whole = len(view) - len(view) % _BLOCK
         if whole:
-            self._put(memoryview(self._pending)[:whole])
-            del self._pending[:whole]
+            self._put(view[:whole])
+        self._pending += view[whole:]
 
     def _put(self, data: memoryview) -> None:
         """Write runs of non-zero blocks with one pwrite each; skip zero blocks."""
@@ -309,7 +318,10 @@ class SparseFile:
         self.length += len(data)
 
     def finish(self) -> None:
-        """Write the last partial block, set the length (a trailing hole too), sync."""
+        """Write the last partial block, set the length (a trailing hole too), sync; once."""
+        if self.finished:
+            return
+        self.finished = True
         if self._pending:
             self._put(memoryview(bytes(self._pending)))
             self._pending.clear()
