@@ -4,6 +4,7 @@ and what a killed export leaves behind. Real podman volumes (tests/lifecycle/con
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from lifecycle_support import fill_volume, runtime
 
 from devbox import snapshot_quota, snapshots, write
 from devbox.errors import UsageError
+from devbox.podman import Podman
 
 
 def test_a_sparse_file_keeps_its_bytes_and_its_holes(tmp_path: Path) -> None:
@@ -108,8 +110,77 @@ def test_prune_sweeps_what_killed_exports_left(
     kept = snapshots.take(rt, rt.container(name))
     directory = rt.config.snapshots_dir
     (directory / f"{name}-20261102T090000Z-0000dead.tar").write_bytes(b"half an export")
-    (directory / ".x.json.devbox-tmp-4242").write_bytes(b"{")
-    assert snapshots.prune(rt, now.now) == []
-    assert sorted(p.name for p in directory.iterdir()) == sorted(
-        [kept.name, kept.with_suffix(".json").name]
+    (directory / f"{name}-20261102T090000Z-0000dead.reserved").write_text('{"owner": "bob"}')
+    old = directory / ".x.json.devbox-tmp-4242"
+    old.write_bytes(b"{")
+    os.utime(old, (0, 0))
+    fresh = directory / ".y.json.devbox-tmp-4243"  # between its write and its link
+    fresh.write_bytes(b"{")
+    with write.new_sparse_file(directory, lambda: f"{name}-20261102T090000Z-0000live.tar") as (
+        live,
+        _,
+    ):
+        reservation = snapshot_quota.reserve(live, "bob", 1024)
+        assert snapshots.prune(rt, now.now) == []
+        assert sorted(p.name for p in directory.iterdir()) == sorted(
+            [kept.name, kept.with_suffix(".json").name, fresh.name, live.name, reservation.name]
+        )
+
+
+def test_an_export_being_written_holds_its_room_and_a_killed_one_none(
+    tmp_path: Path, volumes: Callable[[str], str]
+) -> None:
+    rt = runtime(tmp_path / "state", [], maxSnapshotBytesPerUser="10M", maxSnapshotsPerUser=2)
+    directory = write.ensure_directory(rt.config.snapshots_dir, mode=0o700)
+    before = snapshot_quota.room(rt, "bob", "box", []).bytes
+    with write.new_sparse_file(directory, lambda: "box-1.tar") as (data, _):
+        snapshot_quota.reserve(data, "bob", 4 << 20)
+        assert snapshot_quota.room(rt, "bob", "box", []).bytes == before - (4 << 20)
+        with write.new_sparse_file(directory, lambda: "box-2.tar") as (second, _):
+            snapshot_quota.reserve(second, "bob", 1 << 20)
+            with pytest.raises(UsageError, match="already holds 2 snapshots, the limit of 2"):
+                snapshot_quota.room(rt, "bob", "box", [])
+        assert snapshot_quota.room(rt, "alice", "box", []).bytes == 10 << 20
+    # The writer is gone (as if killed): its reservation file is left, and holds nothing.
+    (directory / "box-1.tar").write_bytes(b"")
+    assert (directory / "box-1.reserved").exists()
+    assert snapshot_quota.room(rt, "bob", "box", []).bytes == before
+
+
+def test_two_exports_at_once_never_count_on_the_same_room(
+    tmp_path: Path, volumes: Callable[[str], str], now, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = volumes("snap"), volumes("snap")
+    for name in (first, second):
+        fill_volume(name, {"work.bin": os.urandom(3 << 20)})
+    rt = runtime(
+        tmp_path / "state",
+        [{"name": first, "owner": "bob"}, {"name": second, "owner": "bob"}],
+        maxSnapshotBytesPerUser="10M",
     )
+    exporting, go_on = threading.Event(), threading.Event()
+    original = Podman.export_volume
+
+    def slow_first(self: Podman, volume: str, on_chunk: Callable[[bytes], None]) -> None:
+        def chunk(data: bytes) -> None:
+            on_chunk(data)
+            if volume == f"{first}-data":
+                exporting.set()
+                go_on.wait(30)
+
+        original(self, volume, chunk)
+
+    monkeypatch.setattr(Podman, "export_volume", slow_first)
+    taken: list[Path] = []
+    writer = threading.Thread(target=lambda: taken.append(snapshots.take(rt, rt.container(first))))
+    writer.start()
+    assert exporting.wait(30)
+    # The first export holds bob's room (not the directory's lock): the second is refused
+    # at once instead of both fitting on their own and overflowing together.
+    with pytest.raises(UsageError, match="bob's snapshot store already holds snapshots taking"):
+        snapshots.take(rt, rt.container(second))
+    go_on.set()
+    writer.join(30)
+    assert len(taken) == 1
+    assert [s.container for s in snapshots.every(rt)] == [first]
+    assert snapshots.take(rt, rt.container(second)).is_file()

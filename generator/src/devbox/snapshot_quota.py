@@ -11,10 +11,17 @@ file in the snapshot directory, unfinished ones too, because they take disk all 
 reached or no bytes are left. The export is then bounded by the bytes left (`Room.bytes`), so
 a snapshot that would not fit is abandoned while it is written, and the destroy stops with the
 container's volume, key and declaration where they were.
+
+While a snapshot is written it holds its room in a reservation beside its data file, checked
+and made under the snapshot directory's lock; the lock is not held during the export, so one
+user's long export never holds up another's destroy, and two exports can never both count on
+the same room. A reservation counts only while its data file is flock(2)ed by the process
+writing it: one a killed process left holds nothing.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -28,6 +35,9 @@ if TYPE_CHECKING:
     from devbox.context import Runtime
     from devbox.snapshots import Snapshot
 
+# Beside the data file of a snapshot being written: its owner and the room it holds.
+RESERVED = ".reserved"
+DATA = ".tar"
 _REFUSED_HINT = (
     "devbox-ctl snapshots lists the snapshots and their sizes, and devbox-ctl snapshots "
     "--prune ID removes one; destroy --no-snapshot removes without keeping the files; or ask "
@@ -95,27 +105,68 @@ def size(count: int) -> str:
     return f"{value:.1f} GiB"
 
 
-def on_disk(directory: Path) -> int:
-    """The bytes every file in the snapshot directory takes on disk (links not followed)."""
+@dataclass(frozen=True)
+class Reservation:
+    """The room a snapshot being written holds: its owner, the bytes it may take, its file."""
+
+    owner: str
+    bytes: int
+    data: Path
+
+
+def reserve(data: Path, owner: str, room: int) -> Path:
+    """Hold room for a snapshot being written into data; returns the file to remove after."""
+    path = data.with_name(f"{data.stem}{RESERVED}")
+    record = {"owner": owner, "bytes": room}
+    write.write_new(path, json.dumps(record).encode("utf-8"), mode=0o600)
+    return path
+
+
+def reservations(directory: Path) -> list[Reservation]:
+    """The room held by snapshots being written now (those of killed processes do not count)."""
+    held = []
+    for path in directory.glob(f"*{RESERVED}"):
+        data = path.with_name(f"{path.name.removesuffix(RESERVED)}{DATA}")
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            reservation = Reservation(str(record["owner"]), int(record["bytes"]), data)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if write.in_use(data):
+            held.append(reservation)
+    return held
+
+
+def on_disk(directory: Path, skip: Iterable[Path] = ()) -> int:
+    """The bytes the files in the snapshot directory take on disk (links not followed)."""
     if not directory.is_dir():
         return 0
+    skipped = {path.name for path in skip}
     with os.scandir(directory) as entries:
         return sum(
             write.allocated(entry.stat(follow_symlinks=False))
             for entry in entries
-            if entry.is_file(follow_symlinks=False)
+            if entry.is_file(follow_symlinks=False) and entry.name not in skipped
         )
 
 
 def usage(snapshots: Iterable[Snapshot], directory: Path) -> tuple[dict[str, Usage], Usage]:
-    """Each owner's use, and the host's (every file in the directory counts for its bytes)."""
+    """Each owner's use, and the host's.
+
+    Finished snapshots count, and so does the room held by those being written (their files
+    count as their reservation, not as what they hold so far); for the host, every other
+    file in the directory counts for its bytes too.
+    """
     owners: dict[str, Usage] = {}
     count = 0
-    for snapshot in snapshots:
-        before = owners.get(snapshot.owner, Usage(0, 0))
-        owners[snapshot.owner] = Usage(before.count + 1, before.bytes + snapshot.stored)
+    held = reservations(directory) if directory.is_dir() else []
+    taken = [(s.owner, s.stored) for s in snapshots] + [(r.owner, r.bytes) for r in held]
+    for owner, stored in taken:
+        before = owners.get(owner, Usage(0, 0))
+        owners[owner] = Usage(before.count + 1, before.bytes + stored)
         count += 1
-    return owners, Usage(count, on_disk(directory))
+    reserved = sum(r.bytes for r in held)
+    return owners, Usage(count, on_disk(directory, [r.data for r in held]) + reserved)
 
 
 def limits(rt: Runtime, owner: str, snapshots: Iterable[Snapshot]) -> list[Limit]:

@@ -28,6 +28,7 @@ import secrets
 import stat
 import tarfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -41,9 +42,10 @@ from devbox.identity import authorize
 from devbox.resolve import Container
 
 VERSION = 1
-TAR = ".tar"
+TAR = snapshot_quota.DATA
 DESCRIPTION = ".json"
 _CHUNK = 1 << 20
+_TEMPORARY_AGE = 3600
 
 
 @dataclass(frozen=True)
@@ -126,44 +128,48 @@ def take(rt: Runtime, container: Container) -> Path:
             hint="check `podman volume ls` as the owner; destroy --keep-volume skips the snapshot",
         )
     directory = write.ensure_directory(rt.config.snapshots_dir, mode=0o700)
-    with write.locked(directory):
-        room = snapshot_quota.room(rt, container.owner, container.name, every(rt))
-        created = clock.now()
-        sha256 = hashlib.sha256()
-        with _new_data_file(directory, container.name, created) as (data, out):
-
-            def keep(chunk: bytes) -> None:
-                sha256.update(chunk)
-                out.write(chunk)
-                if out.stored > room.bytes:
-                    raise room.exceeded(container.name, container.volume, out.stored)
-
-            podman.export_volume(container.volume, keep)
-            out.finish()
-            stored = write.allocated(data.stat())
-            if stored > room.bytes:
-                raise room.exceeded(container.name, container.volume, stored)
-            _check_tar(data)
-            snapshot = Snapshot(
-                id=data.name.removesuffix(TAR),
-                container=container.name,
-                owner=container.owner,
-                created=created,
-                volume=container.volume,
-                sha256=sha256.hexdigest(),
-                size=out.length,
-                settings={
-                    "cpu": container.cpu,
-                    "memory": container.memory,
-                    "syncthing": container.syncthing,
-                },
-                path=data,
-                stored=stored,
+    created = clock.now()
+    sha256 = hashlib.sha256()
+    with contextlib.ExitStack() as held:
+        # The room is checked and reserved under the lock; the export runs without it.
+        with write.locked(directory):
+            room = snapshot_quota.room(rt, container.owner, container.name, every(rt))
+            data, out = held.enter_context(_new_data_file(directory, container.name, created))
+            held.callback(
+                write.remove_file, snapshot_quota.reserve(data, container.owner, room.bytes)
             )
-            text = json.dumps(snapshot.description(), indent=2, sort_keys=True) + "\n"
-            write.write_new(
-                directory / f"{snapshot.id}{DESCRIPTION}", text.encode("utf-8"), mode=0o600
-            )
+
+        def keep(chunk: bytes) -> None:
+            sha256.update(chunk)
+            out.write(chunk)
+            if out.stored > room.bytes:
+                raise room.exceeded(container.name, container.volume, out.stored)
+
+        podman.export_volume(container.volume, keep)
+        out.finish()
+        stored = write.allocated(data.stat())
+        if stored > room.bytes:
+            raise room.exceeded(container.name, container.volume, stored)
+        _check_tar(data)
+        snapshot = Snapshot(
+            id=data.name.removesuffix(TAR),
+            container=container.name,
+            owner=container.owner,
+            created=created,
+            volume=container.volume,
+            sha256=sha256.hexdigest(),
+            size=out.length,
+            settings={
+                "cpu": container.cpu,
+                "memory": container.memory,
+                "syncthing": container.syncthing,
+            },
+            path=data,
+            stored=stored,
+        )
+        text = json.dumps(snapshot.description(), indent=2, sort_keys=True) + "\n"
+        # Written before the reservation goes, so the room is never counted as free between.
+        write.write_new(directory / f"{snapshot.id}{DESCRIPTION}", text.encode("utf-8"), mode=0o600)
     return data
 
 
@@ -278,16 +284,23 @@ def _remove(snapshot: Snapshot) -> None:
     write.remove_file(snapshot.path)
 
 
-def _sweep(directory: Path) -> None:
-    """Remove what a killed `take` left: data without a description, temporary files.
+def _left_behind(path: Path, described: set[str], now: float) -> bool:
+    """Whether a file is what a killed `take` left (one still being written never is)."""
+    name = path.name
+    if name.endswith(TAR) and name.removesuffix(TAR) not in described:
+        return not write.in_use(path)
+    if name.endswith(snapshot_quota.RESERVED):
+        return not write.in_use(path.with_name(name.removesuffix(snapshot_quota.RESERVED) + TAR))
+    # A temporary file lives for the moment between its write and its link.
+    return ".devbox-tmp-" in name and path.lstat().st_mtime < now - _TEMPORARY_AGE
 
-    Called under the directory's lock, which every `take` holds while it writes, so nothing
-    here is still being written.
-    """
+
+def _sweep(directory: Path) -> None:
+    """Remove what killed exports left: data without a description, reservations, temporaries."""
     described = {path.name.removesuffix(DESCRIPTION) for path in directory.glob(f"*{DESCRIPTION}")}
+    now = time.time()
     for path in directory.iterdir():
-        unfinished = path.name.endswith(TAR) and path.name.removesuffix(TAR) not in described
-        if (unfinished or ".devbox-tmp-" in path.name) and not path.is_dir():
+        if not path.is_dir() and _left_behind(path, described, now):
             write.remove_file(path)
 
 

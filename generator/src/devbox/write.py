@@ -341,7 +341,8 @@ def new_sparse_file(
     """A file under a name no other file has, created exclusively, kept only if the block succeeds.
 
     `name` proposes a name (with something random in it); a taken one is never replaced, a new
-    one is proposed. The file is removed again if the block raises.
+    one is proposed. The file is removed again if the block raises. It is flock(2)ed while the
+    block runs, so `in_use` tells a file being written from one a killed process left.
     """
     for _ in range(_ATTEMPTS):
         path = directory / name()
@@ -355,6 +356,7 @@ def new_sparse_file(
     else:
         raise FileExistsError(errno.EEXIST, "no free name after several attempts", str(directory))
     try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         sparse = SparseFile(fd)
         yield path, sparse
         sparse.finish()
@@ -364,6 +366,21 @@ def new_sparse_file(
     finally:
         os.close(fd)
     _fsync_dir(directory)
+
+
+def in_use(path: Path) -> bool:
+    """Whether a file made by `new_sparse_file` is still being written (by any process)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def write_new(path: Path, content: bytes, mode: int = 0o600) -> None:
