@@ -322,11 +322,7 @@ def remove(rt: Runtime, ids: list[str]) -> list[Snapshot]:
 
     UsageError for an id that is not a snapshot, NotAllowedError for someone else's.
     """
-    directory = rt.config.snapshots_dir
-    if not directory.is_dir():
-        known: dict[str, Snapshot] = {}
-    else:
-        known = {s.id: s for s in every(rt)}
+    known = {s.id: s for s in every(rt)}
     chosen = []
     for wanted in dict.fromkeys(ids):
         snapshot = known.get(wanted)
@@ -339,7 +335,7 @@ def remove(rt: Runtime, ids: list[str]) -> list[Snapshot]:
         chosen.append(snapshot)
     if not chosen:
         return []
-    with write.locked(directory):
+    with write.locked(rt.config.snapshots_dir):
         for snapshot in chosen:
             _remove(snapshot)
             rt.event(
