@@ -24,7 +24,7 @@ def two_owners(host: Host) -> Host:
     return host
 
 
-def test_users_list_their_own_snapshots_with_sizes_and_quotas(two_owners: Host) -> None:
+def test_users_see_only_their_own_snapshots_and_cannot_prune_others(two_owners: Host) -> None:
     listed = two_owners.cli("snapshots", "--json", uid=BOB)
     assert listed.code == 0, listed.err
     shown = listed.json()
@@ -50,8 +50,7 @@ def test_users_list_their_own_snapshots_with_sizes_and_quotas(two_owners: Host) 
     assert "bob: 1 of 5 snapshots" in text
     assert "the host: 2 of 30 snapshots" in text
 
-
-def test_users_cannot_prune_someone_elses_snapshot(two_owners: Host) -> None:
+    # Someone else's snapshot: refused, and nothing removed.
     hers = two_owners.cli("snapshots", "--json", uid=ALICE).json()["snapshots"]
     theirs = next(s["id"] for s in hers if s["owner"] == "alice")
     before = snapshot_files(two_owners)
@@ -65,13 +64,23 @@ def test_users_cannot_prune_someone_elses_snapshot(two_owners: Host) -> None:
     assert unknown.code == 2
     assert "no snapshot is named 'nope'" in unknown.err
     # One refused id stops them all: nothing is removed.
-    mine = two_owners.cli("snapshots", "--json", uid=BOB).json()["snapshots"][0]["id"]
-    mixed = two_owners.cli("snapshots", "--prune", mine, "--prune", theirs, "--yes", uid=BOB)
+    mixed = two_owners.cli("snapshots", "--prune", mine["id"], "--prune", theirs, "--yes", uid=BOB)
     assert mixed.code == 4
     assert snapshot_files(two_owners) == before
 
 
-def test_users_prune_their_own_and_admins_any(two_owners: Host) -> None:
+def test_users_prune_their_own_after_a_question_and_admins_any(
+    two_owners: Host, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    mine = two_owners.cli("snapshots", "--json", uid=BOB).json()["snapshots"][0]["id"]
+    monkeypatch.setattr("sys.stdin", io.StringIO("n\n"))
+    answered_no = two_owners.cli("snapshots", "--prune", mine, uid=BOB)
+    assert answered_no.code == 2
+    assert f"Remove {mine} for good" in answered_no.err
+    assert len(two_owners.cli("snapshots", "--json", uid=BOB).json()["snapshots"]) == 1
+
     everything = two_owners.cli("snapshots", "--json", uid=ALICE).json()["snapshots"]
     assert sorted(s["owner"] for s in everything) == ["alice", "bob"]
     mine = next(s["id"] for s in everything if s["owner"] == "bob")
@@ -87,14 +96,3 @@ def test_users_prune_their_own_and_admins_any(two_owners: Host) -> None:
     events = two_owners.cli("events", "--json").json()
     removed = [(e["actor"], e["snapshot"]) for e in events if e["action"] == "remove-snapshot"]
     assert removed == [("bob", mine), ("alice", hers)]
-
-
-def test_pruning_asks_first(two_owners: Host, monkeypatch: pytest.MonkeyPatch) -> None:
-    import io
-
-    mine = two_owners.cli("snapshots", "--json", uid=BOB).json()["snapshots"][0]["id"]
-    monkeypatch.setattr("sys.stdin", io.StringIO("n\n"))
-    answered_no = two_owners.cli("snapshots", "--prune", mine, uid=BOB)
-    assert answered_no.code == 2
-    assert f"Remove {mine} for good" in answered_no.err
-    assert len(two_owners.cli("snapshots", "--json", uid=BOB).json()["snapshots"]) == 1
