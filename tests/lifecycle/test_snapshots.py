@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import tarfile
 from collections.abc import Callable
@@ -26,19 +27,22 @@ def test_take_exports_the_volume_and_describes_it(
 
     data = snapshots.take(rt, rt.container(name))
 
-    assert data == tmp_path / "state/snapshots" / f"{name}-20261102T090000Z.tar"
+    assert data.parent == tmp_path / "state/snapshots"
+    # The container, the time and a random part: ids of one second never collide.
+    assert re.fullmatch(rf"{name}-20261102T090000Z-[0-9a-f]{{8}}\.tar", data.name)
     with tarfile.open(data) as archive:
         assert archive.extractfile("project/main.py").read() == b"print('hi')\n"
     description = json.loads(data.with_suffix(".json").read_text())
     assert description == {
         "version": 1,
-        "id": f"{name}-20261102T090000Z",
+        "id": data.name.removesuffix(".tar"),
         "container": name,
         "owner": "bob",
         "created": "2026-11-02T09:00:00Z",
         "volume": f"{name}-data",
         "sha256": hashlib.sha256(data.read_bytes()).hexdigest(),
         "size": data.stat().st_size,
+        "stored": data.stat().st_blocks * 512,
         "settings": {"cpu": 2, "memory": "2G", "syncthing": False},
         "file": data.name,
     }
@@ -138,7 +142,7 @@ def test_snapshots_are_found_by_container_and_pruned_after_retention(
     now.advance(days=10)
     second = snapshots.take(rt, rt.container(name))
     assert snapshots.find(rt, name).path == second
-    assert snapshots.find(rt, name, f"{name}-20261102T090000Z").path == first
+    assert snapshots.find(rt, name, first.name.removesuffix(".tar")).path == first
     with pytest.raises(UsageError, match=f"no snapshot nope of {name}"):
         snapshots.find(rt, name, "nope")
     with pytest.raises(UsageError, match="no snapshot at all of other"):

@@ -179,13 +179,13 @@ def test_two_weeks_of_a_container(host, now, webhook: str, tmp_path: Path) -> No
     )
     assert host.records() == []
     assert host.podman("volume", "exists", "web-data").returncode != 0
-    snapshot = host.state / "snapshots" / "web-20261116T090000Z.tar"
+    (snapshot,) = (host.state / "snapshots").glob("web-20261116T090000Z-*.tar")
     assert snapshot.is_file()
 
     # The same day — alice wants it back.
     restored = host.cli("restore", "web", "--timeout", "30")
     assert restored.code == 0, restored.err
-    assert "Restored web (owner alice) from web-20261116T090000Z." in restored.out
+    assert f"Restored web (owner alice) from {snapshot.stem}." in restored.out
     assert host.running() == ["web"]
     assert (web.home / "project/notes.txt").read_text() == "the plan\n"
 

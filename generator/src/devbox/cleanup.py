@@ -3,8 +3,8 @@
 For every declared container it takes the lifecycle assessment (lifecycle.py) and does what
 it says: send a warning once per lead time, stop, destroy (after a snapshot), or tell the
 owner why a destroy was refused. A dry run shows the same assessments and changes nothing.
-Then snapshots past their retention are pruned. Declaration changes are applied with one
-rebuild at the end.
+Snapshots past their retention are pruned first, so their room is there for the destroys.
+Declaration changes are applied with one rebuild at the end.
 
 One container's failure does not stop the others; it is reported, and the run exits 3.
 """
@@ -107,6 +107,8 @@ def run(rt: Runtime, now: datetime, *, dry_run: bool, progress: Progress = print
         return report
     lock = write.ensure_directory(rt.config.state_dir / notify.LEDGER.parent, mode=0o700)
     with write.locked(lock):
+        # Expired snapshots go first: the room they free is there for this run's destroys.
+        report.pruned = [s.id for s in snapshots.prune(rt, now)]
         changed = False
         for container in list(rt.desired.containers):
             row = Row(container, lifecycle.assess(rt, container, now))
@@ -116,7 +118,6 @@ def run(rt: Runtime, now: datetime, *, dry_run: bool, progress: Progress = print
             except DevboxError as exc:
                 row.error = exc.message
                 report.errors.append(f"{container.name}: {exc.message}")
-        report.pruned = [s.id for s in snapshots.prune(rt, now)]
         if changed:
             try:
                 deploy.rebuild(rt.config, lambda line: progress(f"  {line}"))

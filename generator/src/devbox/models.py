@@ -144,6 +144,10 @@ class Policy(Model):
     stop_warning_hours: list[StrictInt] = Field(default_factory=lambda: [24])
     destroy_warning_hours: list[StrictInt] = Field(default_factory=lambda: [72, 24])
     snapshot_retention_days: StrictInt = 30
+    max_snapshots_per_user: StrictInt = 5
+    max_snapshots_global: StrictInt = 30
+    max_snapshot_bytes_per_user: StrictStr = "20G"
+    max_snapshot_bytes_global: StrictStr = "100G"
     webhook_url: StrictStr | None = None
     max_pins_per_user: StrictInt = 2
     max_pin_days: StrictInt = 90
@@ -174,11 +178,19 @@ class Policy(Model):
         "stopped_destroy_days",
         "snapshot_retention_days",
         "max_pin_days",
+        "max_snapshots_per_user",
+        "max_snapshots_global",
     )
     @classmethod
     def _positive(cls, value: int) -> int:
         if value < 1:
             _apply((f"{value} is not positive", "use 1 or more"))
+        return value
+
+    @field_validator("max_snapshot_bytes_per_user", "max_snapshot_bytes_global")
+    @classmethod
+    def _disk_size(cls, value: str) -> str:
+        _apply(rules.disk_size(value))
         return value
 
     @field_validator("max_pins_per_user")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from devbox import clock, declare, deploy, onepassword, resolve, rules, systemd, tailscale
 from devbox.context import Runtime
-from devbox.errors import ToolError, UsageError
+from devbox.errors import DevboxError, ToolError, UsageError
 from devbox.identity import authorize
 from devbox.resolve import Container
 
@@ -286,11 +286,22 @@ def destroy(
     authorize(rt.caller, container.owner, name, "destroy")
     podman = rt.podman(container.owner)
     done = Destroyed(container)
+    keep_snapshot = not keep_volume and snapshot and podman.volume_exists(container.volume)
+    if keep_snapshot:
+        # A snapshot that no quota has room for stops the destroy before anything changes.
+        snapshots.check_room(rt, container)
     systemd.act(container.owner, "stop", [container.service])
     podman.remove_container(name)
     progress(f"Stopped {name}.")
-    if not keep_volume and snapshot and podman.volume_exists(container.volume):
-        done.snapshot = str(snapshots.take(rt, container))
+    if keep_snapshot:
+        try:
+            done.snapshot = str(snapshots.take(rt, container))
+        except DevboxError:
+            # No snapshot (it did not fit, or the export failed): nothing is removed, and the
+            # container is left as it was, running if it is declared so.
+            if container.state == "running":
+                systemd.act(container.owner, "start", [container.service])
+            raise
         progress(f"Saved the volume {container.volume} to {done.snapshot}")
     podman.remove_secret(container.secret)
     if keep_volume:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -102,9 +103,12 @@ class Podman:
         if self.volume_exists(name):
             self.checked("volume", "rm", "--force", name)
 
-    def export_volume(self, name: str, into: BinaryIO) -> None:
-        """Write the volume's files as a tar stream into an open file."""
-        result = process.run_binary(self.argv("volume", "export", name), stdout=into, timeout=3600)
+    def export_volume(self, name: str, on_chunk: Callable[[bytes], None]) -> None:
+        """Hand the volume's files, as a tar stream, to on_chunk piece by piece.
+
+        on_chunk may raise to stop the export (podman is killed and nothing more is read).
+        """
+        result = process.run_streamed(self.argv("volume", "export", name), on_chunk, timeout=3600)
         if not result.ok:
             raise ToolError(f"podman volume export {name} failed: {result.stderr.strip()}")
 

@@ -6,11 +6,16 @@ argv is visible to every user of the host in /proc, and is what this module may 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
+import selectors
 import shutil
 import signal
 import subprocess
+import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +24,8 @@ from typing import BinaryIO
 from devbox.errors import ToolError
 
 log = logging.getLogger(__name__)
+# How much of a streamed program's output is read at once.
+_STREAM_CHUNK = 1 << 20
 
 INSTALL_HINTS = {
     "nix-instantiate": (
@@ -165,3 +172,52 @@ def run_while(argv: Sequence[str], every: float, on_tick: Callable[[], None]) ->
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+
+
+def _pump(
+    child: subprocess.Popen[bytes], on_chunk: Callable[[bytes], None], deadline: float
+) -> None:
+    """Hand a child's output to on_chunk until it ends; TimeoutExpired past the deadline."""
+    assert child.stdout is not None  # noqa: S101 - Popen with PIPE always has it
+    with selectors.DefaultSelector() as selector:
+        selector.register(child.stdout, selectors.EVENT_READ)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not selector.select(left):
+                raise subprocess.TimeoutExpired(child.args, left)
+            chunk = os.read(child.stdout.fileno(), _STREAM_CHUNK)
+            if not chunk:
+                break
+            on_chunk(chunk)
+    child.wait(timeout=max(deadline - time.monotonic(), 1))
+
+
+def run_streamed(
+    argv: Sequence[str], on_chunk: Callable[[bytes], None], *, timeout: float
+) -> Result:
+    """Run a program, handing its standard output to on_chunk as it comes (volume exports).
+
+    When on_chunk raises (a quota ran out), the program is killed and the exception passes
+    on; a timeout kills it too, as a ToolError. Standard error goes to a file, so a program
+    that writes much of it can never stall on a full pipe.
+    """
+    with tempfile.TemporaryFile() as errors:
+        child = subprocess.Popen(
+            _command(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors
+        )
+        try:
+            with contextlib.suppress(OSError):  # fewer, larger reads where the system allows
+                fcntl.fcntl(child.stdout.fileno(), fcntl.F_SETPIPE_SZ, _STREAM_CHUNK)  # type: ignore[union-attr]
+            _pump(child, on_chunk, time.monotonic() + timeout)
+        except BaseException as exc:
+            child.kill()
+            child.wait()
+            if isinstance(exc, subprocess.TimeoutExpired):
+                raise ToolError(f"{argv[0]} did not finish within {timeout:g} s") from exc
+            raise
+        finally:
+            if child.stdout is not None:
+                child.stdout.close()
+        errors.seek(0)
+        stderr = errors.read().decode("utf-8", "replace")
+    return Result(tuple(argv), child.returncode, "", stderr)

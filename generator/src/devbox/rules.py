@@ -88,6 +88,16 @@ def memory(value: str) -> Issue:
     return None
 
 
+def disk_size(value: str) -> Issue:
+    """A size on disk, written like a memory size ("20G")."""
+    if memory_bytes(value) is None:
+        return (
+            f"{show(value)} is not a size",
+            'write a whole number with a unit, e.g. "500M" or "20G"',
+        )
+    return None
+
+
 def cpu(value: float) -> Issue:
     """A CPU count: positive, finite, at most two decimals."""
     if isinstance(value, bool) or not math.isfinite(value) or value <= 0:

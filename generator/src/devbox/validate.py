@@ -158,6 +158,21 @@ def policy_rules(policy: Policy, failed: set[str], file: str) -> list[Problem]:
             "raise maxGlobal or lower maxPerUser",
         ),
         (
+            ("maxSnapshotsGlobal", "maxSnapshotsPerUser"),
+            policy.max_snapshots_global < policy.max_snapshots_per_user,
+            f"{policy.max_snapshots_global} is less than maxSnapshotsPerUser "
+            f"({policy.max_snapshots_per_user})",
+            "raise maxSnapshotsGlobal or lower maxSnapshotsPerUser",
+        ),
+        (
+            ("maxSnapshotBytesGlobal", "maxSnapshotBytesPerUser"),
+            (rules.memory_bytes(policy.max_snapshot_bytes_global) or 0)
+            < (rules.memory_bytes(policy.max_snapshot_bytes_per_user) or 0),
+            f"maxSnapshotBytesGlobal ({policy.max_snapshot_bytes_global}) is less than "
+            f"maxSnapshotBytesPerUser ({policy.max_snapshot_bytes_per_user})",
+            "raise maxSnapshotBytesGlobal or lower maxSnapshotBytesPerUser",
+        ),
+        (
             ("defaultCpu", "maxCpu"),
             policy.default_cpu > policy.max_cpu,
             f"{policy.default_cpu} is more than maxCpu ({policy.max_cpu})",

@@ -17,12 +17,11 @@ import fcntl
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import BinaryIO
 
 from devbox.errors import UsageError
 
@@ -31,6 +30,10 @@ MANIFEST = "manifest.json"
 _RENAME_EXCHANGE = 2
 _WRITERS = 8
 _AT_FDCWD = -100
+# Sparse files: the block a hole is made of, and how often a new unique name is tried.
+_BLOCK = 4096
+_ZEROS = memoryview(bytes(4 << 20))
+_ATTEMPTS = 16
 
 
 class Change(StrEnum):
@@ -267,20 +270,131 @@ def append_line(path: Path, line: str, mode: int = 0o640) -> None:
         os.close(fd)
 
 
+class SparseFile:
+    """A new file written in order, with every all-zero block left as a hole.
+
+    A tar stream stores a sparse file's holes as zeros; kept as holes they cost no disk.
+    `stored` counts the bytes of the blocks actually written: what the file costs.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.length = 0
+        self.stored = 0
+        self._pending = bytearray()
+        self.finished = False
+
+    def write(self, data: bytes) -> None:
+        """Append data; whole blocks go to disk (or become holes) as they complete."""
+        view = memoryview(data)
+        if self._pending:
+            fill = min(-len(self._pending) % _BLOCK, len(view))
+            self._pending += view[:fill]
+            view = view[fill:]
+            if len(self._pending) % _BLOCK:
+                return
+            self._put(memoryview(bytes(self._pending)))
+            self._pending.clear()
+        whole = len(view) - len(view) % _BLOCK
+        if whole:
+            self._put(view[:whole])
+        self._pending += view[whole:]
+
+    def _put(self, data: memoryview) -> None:
+        """Write runs of non-zero blocks with one pwrite each; skip zero blocks."""
+        if data == _ZEROS[: len(data)]:
+            self.length += len(data)
+            return
+        run = -1
+        for start in range(0, len(data) + _BLOCK, _BLOCK):
+            block = data[start : start + _BLOCK]
+            if block and block != _ZEROS[: len(block)]:
+                run = start if run < 0 else run
+                continue
+            if run >= 0:
+                os.pwrite(self.fd, data[run:start], self.length + run)
+                self.stored += start - run
+                run = -1
+        self.length += len(data)
+
+    def finish(self) -> None:
+        """Write the last partial block, set the length (a trailing hole too), sync; once."""
+        if self.finished:
+            return
+        self.finished = True
+        if self._pending:
+            self._put(memoryview(bytes(self._pending)))
+            self._pending.clear()
+        os.ftruncate(self.fd, self.length)
+        os.fsync(self.fd)
+
+
+def allocated(info: os.stat_result) -> int:
+    """The bytes a file takes on disk (holes take none)."""
+    return info.st_blocks * 512
+
+
 @contextlib.contextmanager
-def streamed(path: Path, mode: int = 0o600) -> Iterator[BinaryIO]:
-    """A file another program writes into; it appears at path only if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def new_sparse_file(
+    directory: Path, name: Callable[[], str], mode: int = 0o600
+) -> Iterator[tuple[Path, SparseFile]]:
+    """A file under a name no other file has, created exclusively, kept only if the block succeeds.
+
+    `name` proposes a name (with something random in it); a taken one is never replaced, a new
+    one is proposed. The file is removed again if the block raises. It is flock(2)ed while the
+    block runs, so `in_use` tells a file being written from one a killed process left.
+    """
+    for _ in range(_ATTEMPTS):
+        path = directory / name()
+        try:
+            fd = os.open(
+                path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode
+            )
+        except FileExistsError:
+            continue
+        break
+    else:
+        raise FileExistsError(errno.EEXIST, "no free name after several attempts", str(directory))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        sparse = SparseFile(fd)
+        yield path, sparse
+        sparse.finish()
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    finally:
+        os.close(fd)
+    _fsync_dir(directory)
+
+
+def in_use(path: Path) -> bool:
+    """Whether a file made by `new_sparse_file` is still being written (by any process)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def write_new(path: Path, content: bytes, mode: int = 0o600) -> None:
+    """Write a file that must not exist yet; it appears whole, and never replaces another.
+
+    The content goes to a temporary file that is then hard-linked to path: link(2), unlike
+    rename(2), fails when path exists (FileExistsError).
+    """
     temporary = path.with_name(f".{path.name}.devbox-tmp-{os.getpid()}")
     try:
-        with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        temporary.replace(path)
-    except BaseException:
+        _write_bytes(temporary, content, mode)
+        os.link(temporary, path)
+    finally:
         temporary.unlink(missing_ok=True)
-        raise
     _fsync_dir(path.parent)
 
 

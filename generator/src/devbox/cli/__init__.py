@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "unpin": "devbox.cli.unpin",
     "cleanup": "devbox.cli.cleanup",
     "restore": "devbox.cli.restore",
+    "snapshots": "devbox.cli.snapshots",
     "events": "devbox.cli.events",
     "monitor": "devbox.cli.monitor",
     "keepalive": "devbox.cli.keepalive",
@@ -59,6 +60,7 @@ RUNTIME_VERBS = frozenset(
         "unpin",
         "cleanup",
         "restore",
+        "snapshots",
         "events",
     }
 )

@@ -20,7 +20,9 @@ def command(
     """Destroy NAME: stop it, remove its declaration, key, volume and Tailscale device.
 
     Before the volume is removed it is exported to the snapshot directory (devbox-ctl restore
-    brings it back) unless --no-snapshot; --keep-volume keeps it where it is instead.
+    brings it back) unless --no-snapshot; --keep-volume keeps it where it is instead. A
+    snapshot over the snapshot quotas stops the destroy with nothing removed (devbox-ctl
+    snapshots shows them and prunes).
     """
     from devbox import operations  # noqa: PLC0415 - keep --help fast
 
