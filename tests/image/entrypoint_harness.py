@@ -16,9 +16,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import runpy
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +31,9 @@ import pytest
 BASH = shutil.which("bash") or "/bin/bash"
 REPO = Path(__file__).resolve().parents[2]
 ENTRYPOINT = REPO / "containers" / "devcontainer" / "entrypoint.sh"
+SYNCTHING = REPO / "tests" / "stand_ins" / "image" / "syncthing.py"
+# The environment variables Syncthing 2's serve command reads.
+SERVE_ENV: set[str] = runpy.run_path(str(SYNCTHING), run_name="syncthing_stand_in")["SERVE_ENV"]
 
 # Every stand-in starts with this: it appends its argv (one JSON list a line)
 # to $STANDIN_LOG/<name>.argv and its environment to <name>.env.
@@ -94,26 +99,6 @@ if [[ -n ${STANDIN_CODE_SERVER_EXIT:-} ]]; then
 	exit "$STANDIN_CODE_SERVER_EXIT"
 fi
 run_until_term
-""",
-    # syncthing: `generate` reads the GUI password from stdin when given "-"
-    # and writes config.xml; `serve` runs until stopped.
-    "syncthing": r"""
-case ${1:-} in
-generate)
-	home=""
-	for arg in "$@"; do
-		case $arg in --home=*) home=${arg#--home=} ;; esac
-	done
-	if [[ " $* " == *" --gui-password=- "* ]]; then
-		IFS= read -r password
-		printf '%s' "$password" >"$STANDIN_LOG/received-gui-password"
-	fi
-	mkdir -p "$home"
-	echo '<configuration/>' >"$home/config.xml"
-	;;
-serve) run_until_term ;;
-*) exit 64 ;;
-esac
 """,
     # curl: only the Syncthing REST calls go through it; they succeed.
     "curl": r"""
@@ -221,6 +206,10 @@ class EntrypointRunner:
             # The shebang names the bash on PATH: a Nix build has no /usr/bin/env.
             path.write_text(f"#!{BASH}\n" + _RECORD + body)
             path.chmod(0o755)
+        # syncthing follows Syncthing 2's command line flag by flag (its own file says how).
+        syncthing = self.bin / "syncthing"
+        syncthing.write_text(f"#!{sys.executable}\n" + SYNCTHING.read_text())
+        syncthing.chmod(0o755)
         self.home = self.tmp / "home"
         self.home.mkdir()
         self.secret_file = self.tmp / "secrets" / "ts-authkey"
