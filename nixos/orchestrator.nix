@@ -600,6 +600,9 @@ in
             ;
           generatedDir = cfg.generatedDirInRepo;
           inherit privilegedCommand;
+          # A user's systemd manager runs what devbox hands it with systemd-run --machine
+          # unresolved and searches only systemd's own bin/: podman must be named by its path.
+          podman = "${podman}/bin/podman";
         };
       }
     ];

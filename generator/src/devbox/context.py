@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devbox import declare, events, hostconfig, identity
+from devbox import declare, events, hostconfig, identity, process
 from devbox.errors import InputError, Problem
 from devbox.podman import Podman
 from devbox.resolve import Container, Desired
@@ -64,8 +64,9 @@ class Runtime:
         return found
 
     def podman(self, owner: str) -> Podman:
-        """Podman as a user of users.nix."""
-        return Podman(owner, self.desired.users[owner].uid)
+        """Podman as a user of users.nix, by the absolute path config.json gives (or PATH's)."""
+        program = process.absolute("podman", self.config.podman)
+        return Podman(owner, self.desired.users[owner].uid, program)
 
     def event(self, action: str, container: str, **details: Any) -> dict[str, Any]:
         """Append an event to the log, as this caller."""

@@ -143,7 +143,7 @@ def parse(argv: list[str]) -> tuple[str, dict[str, str]]:
         index += 1
         if not arg.startswith("-"):
             if command or arg not in COMMANDS:
-                fail(f'unexpected argument {arg}')
+                fail(f"unexpected argument {arg}")
             command = arg
             continue
         table = {**GLOBAL, **COMMANDS.get(command or "serve", {})}
@@ -165,7 +165,9 @@ def parse(argv: list[str]) -> tuple[str, dict[str, str]]:
     command = command or "serve"
     home, config, data = flags.get("home"), flags.get("config"), flags.get("data")
     if bool(config) != bool(data):
-        fail("either both or none of --config and --data must be given, use --home to set both at once")
+        fail(
+            "either both or none of --config and --data must be given, use --home to set both at once"
+        )
     if home and data:
         fail("--home must not be used together with --config and --data")
     return command, flags
@@ -195,7 +197,9 @@ def main() -> None:
         for name in ("cert.pem", "key.pem"):
             (home / name).write_text("stand-in\n")
         user = flags.get("gui-user", "")
-        (home / "config.xml").write_text(f'<configuration version="51"><gui><user>{user}</user></gui></configuration>\n')
+        (home / "config.xml").write_text(
+            f'<configuration version="51"><gui><user>{user}</user></gui></configuration>\n'
+        )
         return
     if command == "serve":
         while True:
