@@ -45,7 +45,7 @@ let
   podman = config.virtualisation.podman.package;
   # The one command the sudo rule allows. sudo resets PATH, and the runtime verbs run git,
   # nix-instantiate, nixos-rebuild, op and systemd's systemctl/systemd-run (podman itself runs
-  # as the owner, in the owner's systemd manager, with that manager's PATH).
+  # as the owner, in the owner's systemd manager, by the path config.json's `podman` gives).
   privileged = pkgs.writeShellApplication {
     name = "devbox-privileged";
     runtimeInputs = [
