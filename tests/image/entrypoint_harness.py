@@ -165,8 +165,34 @@ fi
 run_until_term
 """,
     # curl: only the Syncthing REST calls go through it; they succeed.
+    # curl, for the Syncthing REST API only: Syncthing v2.1.2's routes (lib/api/api.go) the
+    # entrypoint uses, GET /rest/system/ping, PATCH /rest/config/gui and PUT
+    # /rest/config/folders/<id>, answer 200 when the X-API-Key header (-H @FILE) holds the
+    # key Syncthing was started with (STGUIAPIKEY); otherwise Syncthing answers 403 or 404
+    # and `curl -f` exits 22 ("The requested URL returned error"), as curl(1) documents.
     "curl": r"""
-exit 0
+method=GET url="" header="" prev=""
+for arg in "$@"; do
+	case $prev in
+	-X) method=$arg ;;
+	-H) [[ $arg == @* ]] && header=$arg ;;
+	esac
+	case $arg in http://*) url=$arg ;; esac
+	prev=$arg
+done
+path=${url#http://127.0.0.1:8384}
+key=$(sed -n 's/^STGUIAPIKEY=//p' "$STANDIN_LOG/syncthing.env" 2>/dev/null | tail -n 1)
+sent=""
+[[ $header == @* && -r ${header#@} ]] && sent=$(sed -n 's/^X-API-Key: //p' "${header#@}")
+if [[ -z $key || $sent != "$key" ]]; then
+	echo "curl: (22) The requested URL returned error: 403" >&2
+	exit 22
+fi
+case "$method $path" in
+"GET /rest/system/ping" | "PATCH /rest/config/gui" | "PUT /rest/config/folders/"?*) exit 0 ;;
+esac
+echo "curl: (22) The requested URL returned error: 404" >&2
+exit 22
 """,
     # devbox-ctl: the monitor runs until stopped; with
     # STANDIN_MONITOR_FAIL_ONCE its first run dies at once.
