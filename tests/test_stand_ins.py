@@ -247,3 +247,19 @@ def test_the_syncthing_stand_in_generates_with_syncthing_2s_flags(tmp_path: Path
     assert result.returncode == 0, result.stderr
     assert (home / "config.xml").is_file()
     assert (tmp_path / "received-gui-password").read_text() == "secret"
+
+
+def test_a_program_the_users_manager_cannot_execute_is_a_clear_error(
+    bin_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A path root sees but the owner's manager cannot run (status 203) says so and how."""
+    from devbox.podman import Podman
+
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    podman = Podman("alice", os.geteuid() + 1, "/nonexistent/podman")
+    with pytest.raises(ToolError) as failed:
+        podman.checked("volume", "ls")
+    assert failed.value.message == (
+        "alice's systemd manager could not execute /nonexistent/podman (status 203)"
+    )
+    assert "journalctl --user -M alice@" in failed.value.hint

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def _active_since(view: View) -> str:
-    """ " since <UTC time>" when the manager says when the unit became active."""
+    """The " since <UTC time>" of the systemd line, when the manager says when."""
     from devbox import systemd  # noqa: PLC0415 - keep --help fast
 
     since = systemd.timestamp(view.unit.get("ActiveEnterTimestamp", ""))
