@@ -25,6 +25,7 @@ class Runtime:
     caller: identity.Caller
     privileged: bool = False
     _desired: Desired | None = field(default=None, repr=False)
+    _podman: str | None = field(default=None, repr=False)
 
     @property
     def desired(self) -> Desired:
@@ -65,8 +66,9 @@ class Runtime:
 
     def podman(self, owner: str) -> Podman:
         """Podman as a user of users.nix, by the absolute path config.json gives (or PATH's)."""
-        program = process.absolute("podman", self.config.podman)
-        return Podman(owner, self.desired.users[owner].uid, program)
+        if self._podman is None:
+            self._podman = process.absolute("podman", self.config.podman)
+        return Podman(owner, self.desired.users[owner].uid, self._podman)
 
     def event(self, action: str, container: str, **details: Any) -> dict[str, Any]:
         """Append an event to the log, as this caller."""
