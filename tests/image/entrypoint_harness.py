@@ -137,7 +137,8 @@ set) ;;
 *) exit 64 ;;
 esac
 """,
-    # code-server v4.91.1: the options of src/node/cli.ts; another is "Unknown option", exit 1.
+    # code-server v4.91.1: the options of src/node/cli.ts; another is "Unknown option", exit 1
+    # (src/node/entry.ts; the timestamp @coder/logger puts first is left out).
     "code-server": r"""
 for arg in "$@"; do
 	case $arg in
