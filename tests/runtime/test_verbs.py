@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import threading
 from pathlib import Path
 from typing import ClassVar
@@ -109,6 +110,7 @@ class _TailscaleApi(http.server.BaseHTTPRequestHandler):
     """
 
     deleted: list[str] = []  # noqa: RUF012 - shared with the test
+    listed: list[str] = []  # noqa: RUF012
     auth: list[str] = []  # noqa: RUF012
     token = "tskey-api-TEST"
     devices: ClassVar[list[dict[str, object]]] = [
@@ -131,9 +133,10 @@ class _TailscaleApi(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if not self._authorized():
             return
-        if self.path.split("?")[0] != "/api/v2/tailnet/-/devices":
+        if not re.fullmatch(r"/api/v2/tailnet/[^/?]+/devices(\?.*)?", self.path):
             self._reply(404, {"message": "not found"})
             return
+        self.listed.append(self.path)
         self._reply(200, {"devices": self.devices})
 
     def do_DELETE(self) -> None:
@@ -174,8 +177,9 @@ def test_destroy_removes_the_tailscale_device_with_an_api_key(web: Host) -> None
     finally:
         server.shutdown()
     assert result.code == 0, result.err
+    assert _TailscaleApi.listed == ["/api/v2/tailnet/example.com/devices"]
     assert _TailscaleApi.deleted == ["/api/v2/device/111"]
-    assert _TailscaleApi.auth == ["Bearer tskey-api-TEST"]
+    assert _TailscaleApi.auth == ["Bearer tskey-api-TEST"] * 2  # the listing and the delete
     assert "Removed the Tailscale device web.tail1234.ts.net." in result.out
 
 
