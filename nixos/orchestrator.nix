@@ -46,7 +46,7 @@ let
   podman = config.virtualisation.podman.package;
   # The one command the sudo rule allows. sudo resets PATH, and the runtime verbs run git,
   # nix-instantiate, nixos-rebuild, op and systemd's systemctl/systemd-run (podman itself runs
-  # as the owner, in the owner's systemd manager, with that manager's PATH).
+  # as the owner, in the owner's systemd manager, by the path config.json's `podman` gives).
   privileged = pkgs.writeShellApplication {
     name = "devbox-privileged";
     runtimeInputs = [
@@ -543,6 +543,9 @@ in
             ;
           generatedDir = cfg.generatedDirInRepo;
           inherit privilegedCommand;
+          # A user's systemd manager runs what devbox hands it with systemd-run --machine
+          # unresolved and searches only systemd's own bin/: podman must be named by its path.
+          podman = "${podman}/bin/podman";
         };
       }
     ];

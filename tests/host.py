@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 import pytest
 
 from devbox import privileged
-from support import REPO, Run, StandIns, run_cli
+from support import REPO, Run, StandIns, run_cli, stand_in_launcher
 
 STAND_INS = REPO / "tests" / "stand_ins"
 IMAGE = "localhost/devbox/devcontainer:latest"
@@ -182,9 +181,7 @@ def make_host(base: Path, monkeypatch: pytest.MonkeyPatch, quadlet: str) -> Host
         ("nixos-rebuild", "nixos_rebuild.py"),
     ):
         path = stand_ins.bin / name
-        path.write_text(
-            f"#!{sys.executable}\nimport runpy, sys\nsys.path.insert(0, {str(STAND_INS)!r})\nrunpy.run_path({str(STAND_INS / script)!r}, run_name='__main__')\n"
-        )
+        path.write_text(stand_in_launcher(script))
         path.chmod(0o755)
     env = podman_environment(base)
     (base / "runtime").mkdir()

@@ -169,6 +169,11 @@ argv = sys.argv[1:]
 stdin = sys.stdin.read() if not sys.stdin.isatty() else ""
 with open({log!r}, "a") as log:
     log.write(json.dumps({{"name": {name!r}, "argv": argv, "stdin": stdin}}) + "\\n")
+# systemctl and systemd-run refuse what the real ones refuse (tests/stand_ins/systemd_cli.py).
+sys.path.insert(0, {stand_ins!r})
+if {name!r} in ("systemctl", "systemd-run"):
+    import systemd_cli
+    systemd_cli.check_recorded_call({name!r}, argv)
 rules = json.load(open({rules!r})) if os.path.exists({rules!r}) else []
 for rule in rules:
     if all(word in argv for word in rule.get("match", [])):
@@ -176,6 +181,17 @@ for rule in rules:
         sys.stderr.write(rule.get("stderr", ""))
         sys.exit(rule.get("exit", 0))
 """
+
+
+def stand_in_launcher(script: str) -> str:
+    """An executable's text that runs tests/stand_ins/<script> with this Python."""
+    import sys
+
+    stand_ins = REPO / "tests" / "stand_ins"
+    return (
+        f"#!{sys.executable}\nimport runpy, sys\nsys.path.insert(0, {str(stand_ins)!r})\n"
+        f"runpy.run_path({str(stand_ins / script)!r}, run_name='__main__')\n"
+    )
 
 
 class StandIns:
@@ -203,6 +219,7 @@ class StandIns:
                 name=name,
                 log=str(self.log),
                 rules=str(self.rules_dir / f"{name}.json"),
+                stand_ins=str(REPO / "tests" / "stand_ins"),
             )
         )
         path.chmod(0o755)

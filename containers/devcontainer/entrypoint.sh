@@ -220,8 +220,10 @@ first_start_syncthing() {
 		head -c 18 /dev/urandom | base64 | tr '+/' '-_' >"$syncthing_password_file"
 	)
 	chmod 0600 "$syncthing_password_file"
-	# The password goes in on standard input ("-"), not in the argv.
-	syncthing generate --home="$syncthing_home" --no-default-folder \
+	# The password goes in on standard input ("-"), not in the argv. Syncthing 2
+	# makes no default folder (and has no --no-default-folder); the sync folder
+	# is added through the REST API below.
+	syncthing generate --home="$syncthing_home" \
 		--gui-user=dev --gui-password=- <"$syncthing_password_file" >/dev/null
 	log "syncthing: GUI user dev, password in $syncthing_password_file"
 }

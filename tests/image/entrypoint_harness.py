@@ -6,9 +6,12 @@ is no Tailscale control plane to join, and the services would need the image.
 So each is replaced, at the PATH boundary only, by a small stand-in that
 records its argv and environment and behaves like the real program as far as
 the entrypoint can tell (tailscaled keeps its state in --statedir, `tailscale
-status --json` reports the backend state, services run until SIGTERM). The
-entrypoint itself and every other tool it uses (bash, coreutils, jq, base64)
-are the real ones.
+status --json` reports the backend state, services run until SIGTERM). Each
+accepts exactly the flags the version nixos-26.05 ships defines and refuses
+another as that version does: tailscaled and tailscale v1.94.2, code-server
+v4.91.1, Syncthing 2 (tests/stand_ins/image/syncthing.py); docs/tools-checked.md
+names the source files. The entrypoint itself and every other tool it uses
+(bash, coreutils, jq, base64) are the real ones.
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import runpy
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +34,9 @@ import pytest
 BASH = shutil.which("bash") or "/bin/bash"
 REPO = Path(__file__).resolve().parents[2]
 ENTRYPOINT = REPO / "containers" / "devcontainer" / "entrypoint.sh"
+SYNCTHING = REPO / "tests" / "stand_ins" / "image" / "syncthing.py"
+# The environment variables Syncthing 2's serve command reads.
+SERVE_ENV: set[str] = runpy.run_path(str(SYNCTHING), run_name="syncthing_stand_in")["SERVE_ENV"]
 
 # Every stand-in starts with this: it appends its argv (one JSON list a line)
 # to $STANDIN_LOG/<name>.argv and its environment to <name>.env.
@@ -38,6 +46,23 @@ name=$(basename "$0")
 trap 'echo TERM >>"$STANDIN_LOG/$name.signals"; exit 0' TERM
 jq -cn '$ARGS.positional' --args -- "$@" >>"$STANDIN_LOG/$name.argv"
 env >>"$STANDIN_LOG/$name.env"
+# defined_flags EXIT NAME... : refuse a --flag not among NAMEs, as Go's flag package does
+# ("flag provided but not defined: -NAME") with the program's exit status EXIT.
+check_flags() {
+	local code=$1 arg name
+	shift
+	local -a known=("$@")
+	for arg in "${ARGS[@]}"; do
+		[[ $arg == -* ]] || continue
+		name=${arg#--}
+		name=${name#-}
+		name=${name%%=*}
+		if [[ " ${known[*]} " != *" $name "* ]]; then
+			echo "flag provided but not defined: -$name" >&2
+			exit "$code"
+		fi
+	done
+}
 # run_until_term: what a long-running service does until it is stopped.
 run_until_term() {
 	while :; do sleep 0.05; done
@@ -47,7 +72,12 @@ run_until_term() {
 _STANDINS: dict[str, str] = {
     # tailscaled: "logged in" means a state file exists in --statedir, as
     # with the real daemon. It publishes its backend state for `tailscale`.
+    # tailscaled v1.94.2: cmd/tailscaled/tailscaled.go's flags (flag.Parse exits 2).
     "tailscaled": r"""
+ARGS=("$@")
+check_flags 2 verbose cleanup debug tun port state encrypt-state statedir socket bird-socket \
+	version no-logs-no-support config hardware-attestation socks5-server \
+	outbound-http-proxy-listen
 statedir=""
 for arg in "$@"; do
 	case $arg in --statedir=*) statedir=${arg#--statedir=} ;; esac
@@ -69,6 +99,26 @@ for ((i = 0; i < ${#args[@]}; i++)); do
 	case ${args[i]} in --socket=*) ;; *) break ;; esac
 done
 verb=${args[i]:-}
+ARGS=("${args[@]:i+1}")
+# The flags of each command in tailscale v1.94.2 (cmd/tailscale/cli/up.go, set.go,
+# status.go); a flag the command lacks fails as Go's flag package fails (exit 1).
+case $verb in
+up) check_flags 1 qr qr-format auth-key audience client-id client-secret id-token login-server \
+	accept-routes accept-dns host-routes exit-node exit-node-allow-lan-access shields-up ssh \
+	advertise-tags hostname advertise-routes advertise-connector advertise-exit-node \
+	report-posture operator snat-subnet-routes stateful-filtering netfilter-mode unattended \
+	timeout nickname json reset force-reauth ;;
+set) check_flags 1 nickname accept-routes accept-dns exit-node exit-node-allow-lan-access \
+	shields-up ssh hostname advertise-routes advertise-exit-node advertise-connector \
+	update-check auto-update report-posture webclient sync relay-server-port \
+	relay-server-static-endpoints operator snat-subnet-routes stateful-filtering \
+	netfilter-mode unattended ;;
+status) check_flags 1 json web active self peers listen browser header ;;
+*)
+	echo "tailscale: unknown subcommand: $verb" >&2
+	exit 1
+	;;
+esac
 case $verb in
 status)
 	[[ -f $STANDIN_LOG/backend-state ]] || exit 1
@@ -87,7 +137,27 @@ set) ;;
 *) exit 64 ;;
 esac
 """,
+    # code-server v4.91.1: the options of src/node/cli.ts; another is "Unknown option", exit 1
+    # (src/node/entry.ts; the timestamp @coder/logger puts first is left out).
     "code-server": r"""
+for arg in "$@"; do
+	case $arg in
+	--auth | --password | --hashed-password | --cert | --cert-host | --cert-key | \
+		--disable-telemetry | --disable-update-check | --session-socket | \
+		--disable-file-downloads | --disable-file-uploads | --disable-workspace-trust | \
+		--disable-getting-started-override | --disable-proxy | --enable | --help | --json | \
+		--locale | --open | --bind-addr | --config | --host | --port | --socket | --socket-mode | \
+		--trusted-origins | --version | --user-data-dir | --extensions-dir | \
+		--builtin-extensions-dir | --list-extensions | --force | --locate-extension | \
+		--category | --install-extension | --enable-proposed-api | --uninstall-extension | \
+		--show-versions | --github-auth | --proxy-domain | --ignore-last-opened | --new-window | \
+		--reuse-window | --log | --verbose | --app-name | --welcome-text) ;;
+	-*)
+		echo "error Unknown option ${arg%%=*}" >&2
+		exit 1
+		;;
+	esac
+done
 if [[ -n ${STANDIN_CODE_SERVER_EXIT:-} ]]; then
 	# Die once everything else runs, as a crash in service would.
 	until [[ -s $STANDIN_LOG/devbox-ctl.argv ]]; do sleep 0.05; done
@@ -95,29 +165,35 @@ if [[ -n ${STANDIN_CODE_SERVER_EXIT:-} ]]; then
 fi
 run_until_term
 """,
-    # syncthing: `generate` reads the GUI password from stdin when given "-"
-    # and writes config.xml; `serve` runs until stopped.
-    "syncthing": r"""
-case ${1:-} in
-generate)
-	home=""
-	for arg in "$@"; do
-		case $arg in --home=*) home=${arg#--home=} ;; esac
-	done
-	if [[ " $* " == *" --gui-password=- "* ]]; then
-		IFS= read -r password
-		printf '%s' "$password" >"$STANDIN_LOG/received-gui-password"
-	fi
-	mkdir -p "$home"
-	echo '<configuration/>' >"$home/config.xml"
-	;;
-serve) run_until_term ;;
-*) exit 64 ;;
-esac
-""",
     # curl: only the Syncthing REST calls go through it; they succeed.
+    # curl, for the Syncthing REST API only: Syncthing v2.1.2's routes (lib/api/api.go) the
+    # entrypoint uses, GET /rest/system/ping, PATCH /rest/config/gui and PUT
+    # /rest/config/folders/<id>, answer 200 when the X-API-Key header (-H @FILE) holds the
+    # key Syncthing was started with (STGUIAPIKEY); otherwise Syncthing answers 403 or 404
+    # and `curl -f` exits 22 ("The requested URL returned error"), as curl(1) documents.
     "curl": r"""
-exit 0
+method=GET url="" header="" prev=""
+for arg in "$@"; do
+	case $prev in
+	-X) method=$arg ;;
+	-H) [[ $arg == @* ]] && header=$arg ;;
+	esac
+	case $arg in http://*) url=$arg ;; esac
+	prev=$arg
+done
+path=${url#http://127.0.0.1:8384}
+key=$(sed -n 's/^STGUIAPIKEY=//p' "$STANDIN_LOG/syncthing.env" 2>/dev/null | tail -n 1)
+sent=""
+[[ $header == @* && -r ${header#@} ]] && sent=$(sed -n 's/^X-API-Key: //p' "${header#@}")
+if [[ -z $key || $sent != "$key" ]]; then
+	echo "curl: (22) The requested URL returned error: 403" >&2
+	exit 22
+fi
+case "$method $path" in
+"GET /rest/system/ping" | "PATCH /rest/config/gui" | "PUT /rest/config/folders/"?*) exit 0 ;;
+esac
+echo "curl: (22) The requested URL returned error: 404" >&2
+exit 22
 """,
     # devbox-ctl: the monitor runs until stopped; with
     # STANDIN_MONITOR_FAIL_ONCE its first run dies at once.
@@ -221,6 +297,10 @@ class EntrypointRunner:
             # The shebang names the bash on PATH: a Nix build has no /usr/bin/env.
             path.write_text(f"#!{BASH}\n" + _RECORD + body)
             path.chmod(0o755)
+        # syncthing follows Syncthing 2's command line flag by flag (its own file says how).
+        syncthing = self.bin / "syncthing"
+        syncthing.write_text(f"#!{sys.executable}\n" + SYNCTHING.read_text())
+        syncthing.chmod(0o755)
         self.home = self.tmp / "home"
         self.home.mkdir()
         self.secret_file = self.tmp / "secrets" / "ts-authkey"

@@ -13,7 +13,7 @@ import os
 import stat
 from pathlib import Path
 
-from entrypoint_harness import SECRET_KEY, EntrypointRunner, Run
+from entrypoint_harness import SECRET_KEY, SERVE_ENV, EntrypointRunner, Run
 
 TAGS = "tag:devcontainer,tag:alice-container"
 
@@ -224,6 +224,11 @@ def test_syncthing_first_start_makes_a_private_password(entrypoint: EntrypointRu
     assert serve[:2] == ["serve", f"--home={config}"]
     env = run.env("syncthing")
     assert "STGUIADDRESS=127.0.0.1:8384" in env
+    # Every Syncthing setting the entrypoint passes in the environment is one Syncthing 2
+    # reads (an unknown one would be ignored without a word).
+    passed = {line.split("=", 1)[0] for line in env.splitlines() if line.startswith("ST")}
+    assert passed - {"STANDIN_LOG"} <= SERVE_ENV, passed - SERVE_ENV
+    assert {"STGUIADDRESS", "STGUIAPIKEY", "STNOBROWSER", "STNOUPGRADE"} <= passed
 
     # The host check and the folder are set through the REST API, with the API
     # key in a header file rather than in curl's argv.

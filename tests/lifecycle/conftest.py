@@ -3,9 +3,10 @@ volumes, and the clock.
 
 Podman runs for real (as root; ENVIRONMENT.md). devbox runs a container owner's podman through
 `systemd-run --user --machine=<owner>@ --pipe podman …`; no systemd user manager runs here, so
-the `systemd_run` fixture puts a stand-in `systemd-run` on PATH that drops its own options
-and runs the podman command line as it is (as root). It stands in for the owner's systemd
-manager only: the podman it runs is real.
+the `systemd_run` fixture puts the stand-in `systemd-run` (tests/stand_ins/systemd_run.py) on
+PATH, which parses its options as systemd 259 does and runs the command (as root) only if the
+owner's manager could: named by an absolute path. It stands in for the owner's systemd manager
+only: the podman it runs is real.
 """
 
 from __future__ import annotations
@@ -23,19 +24,7 @@ import pytest
 from lifecycle_support import Hook
 
 from devbox import clock
-from support import require_tool
-
-SYSTEMD_RUN = """#!/bin/sh
-# Stand-in for systemd-run --user --machine=OWNER@ --wait --collect --quiet --pipe CMD...:
-# no user manager runs here, so CMD runs as it is.
-while [ $# -gt 0 ]; do
-  case $1 in
-    --*) shift ;;
-    *) break ;;
-  esac
-done
-exec "$@"
-"""
+from support import require_tool, stand_in_launcher
 
 
 class Clock:
@@ -78,8 +67,9 @@ def systemd_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, podman: str) ->
     bin_dir = tmp_path / "systemd-run-bin"
     bin_dir.mkdir()
     script = bin_dir / "systemd-run"
-    script.write_text(SYSTEMD_RUN)
+    script.write_text(stand_in_launcher("systemd_run.py"))
     script.chmod(0o755)
+    monkeypatch.setenv("DEVBOX_TEST_CALLS", str(tmp_path / "systemd-run-calls.jsonl"))
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     return script
 

@@ -250,7 +250,9 @@ def test_config_json_names_paths_and_the_privileged_command(nix: str) -> None:
         "tailnet": "-",
         "stateDir": "/var/lib/devbox",
         "privilegedCommand": PRIVILEGED,
+        "podman": f"{STUB_STORE}-podman/bin/podman",
     }
+    assert config.podman == Path(f"{STUB_STORE}-podman/bin/podman")
     assert result["tmpfiles"] == ["d /var/lib/devbox 0700 root root - -"]
     assert result["failedAssertions"] == []
 

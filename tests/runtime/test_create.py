@@ -70,3 +70,33 @@ def test_created_container_runs_with_the_generated_arguments(host: Host) -> None
     assert inspected["Config"]["Hostname"] == "web"
     mounts = {m["Destination"]: m.get("Name") for m in inspected["Mounts"]}
     assert mounts["/home/dev"] == "web-data"
+
+
+def test_every_command_in_a_users_manager_names_its_program_by_absolute_path(host: Host) -> None:
+    """The owner's manager does not search root's PATH: a bare `podman` fails there with status
+    203 on NixOS, and the systemd-run stand-in fails it the same way."""
+    result = host.cli("create", "web", "--owner", "alice", "--timeout", "30")
+    assert result.code == 0, result.out + result.err
+    calls = host.stand_ins.calls("systemd-run")
+    assert calls
+    commands = [next(a for a in c["argv"] if not a.startswith("-")) for c in calls]
+    assert {command.startswith("/") and command.endswith("/podman") for command in commands} == {
+        True
+    }
+
+
+def test_a_switch_runs_the_apply_of_exactly_the_users_whose_units_changed(host: Host) -> None:
+    """The module restarts devbox-apply-<user> only when that user's unitsSha256 (or, if asked,
+    the image) changed; the nixos-rebuild stand-in follows those triggers."""
+    assert host.cli("create", "web", "--owner", "alice", "--timeout", "30").code == 0
+    host.stand_ins.clear()
+    result = host.cli("create", "api", "--owner", "bob", "--timeout", "30")
+    assert result.code == 0, result.out + result.err
+    managers = {
+        argument
+        for call in host.stand_ins.calls("systemctl")
+        for argument in call["argv"]
+        if argument.startswith("--machine=")
+    }
+    assert managers == {"--machine=bob@"}
+    assert host.running() == ["api", "web"]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import threading
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -98,25 +100,52 @@ def test_destroy_asks_first(web: Host, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class _TailscaleApi(http.server.BaseHTTPRequestHandler):
-    """Stands in for api.tailscale.com (not reachable here): two devices, one of them web."""
+    """Stands in for api.tailscale.com (not reachable here): two devices, one of them web.
+
+    Follows Tailscale's API v2 as its Go client at v1.94.2 (nixos-26.05's tailscale) uses it,
+    client/tailscale/devices.go: `GET /api/v2/tailnet/{tailnet}/devices` → {"devices": [...]}
+    with `id`, `hostname`, `name`, `tags`; `DELETE /api/v2/device/{id}` → 200 and no body.
+    Errors as the API answers them (client/tailscale/tailscale.go, ErrResponse): a missing or
+    wrong bearer token 401, an unknown path or device 404, each with {"message": …}.
+    """
 
     deleted: list[str] = []  # noqa: RUF012 - shared with the test
+    listed: list[str] = []  # noqa: RUF012
     auth: list[str] = []  # noqa: RUF012
+    token = "tskey-api-TEST"
+    devices: ClassVar[list[dict[str, object]]] = [
+        {
+            "id": "111",
+            "hostname": "web",
+            "name": "web.tail1234.ts.net",
+            "tags": ["tag:devcontainer", "tag:alice-container"],
+        },
+        {"id": "222", "hostname": "laptop", "name": "laptop.tail1234.ts.net", "tags": []},
+    ]
+
+    def _authorized(self) -> bool:
+        self.auth.append(self.headers["Authorization"])
+        if self.headers["Authorization"] != f"Bearer {self.token}":
+            self._reply(401, {"message": "API token invalid"})
+            return False
+        return True
 
     def do_GET(self) -> None:
-        self.auth.append(self.headers["Authorization"])
-        devices = [
-            {
-                "id": "111",
-                "hostname": "web",
-                "name": "web.tail1234.ts.net",
-                "tags": ["tag:devcontainer", "tag:alice-container"],
-            },
-            {"id": "222", "hostname": "laptop", "name": "laptop.tail1234.ts.net", "tags": []},
-        ]
-        self._reply(200, {"devices": devices})
+        if not self._authorized():
+            return
+        if not re.fullmatch(r"/api/v2/tailnet/[^/?]+/devices(\?.*)?", self.path):
+            self._reply(404, {"message": "not found"})
+            return
+        self.listed.append(self.path)
+        self._reply(200, {"devices": self.devices})
 
     def do_DELETE(self) -> None:
+        if not self._authorized():
+            return
+        known = {f"/api/v2/device/{device['id']}" for device in self.devices}
+        if self.path not in known:
+            self._reply(404, {"message": "not found"})
+            return
         self.deleted.append(self.path)
         self._reply(200, None)
 
@@ -148,8 +177,9 @@ def test_destroy_removes_the_tailscale_device_with_an_api_key(web: Host) -> None
     finally:
         server.shutdown()
     assert result.code == 0, result.err
+    assert _TailscaleApi.listed == ["/api/v2/tailnet/example.com/devices"]
     assert _TailscaleApi.deleted == ["/api/v2/device/111"]
-    assert _TailscaleApi.auth == ["Bearer tskey-api-TEST"]
+    assert _TailscaleApi.auth == ["Bearer tskey-api-TEST"] * 2  # the listing and the delete
     assert "Removed the Tailscale device web.tail1234.ts.net." in result.out
 
 

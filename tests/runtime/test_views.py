@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pwd
+import re
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -67,7 +69,19 @@ def test_status_of_a_healthy_container(two: Host) -> None:
     assert "web (owner alice)" in result.out
     assert "  declared:   running (2 CPUs, 4G, Syncthing off)" in result.out
     assert "  actual:     running since " in result.out
-    assert "  systemd:    container-web.service active (running)" in result.out
+    # The time the manager gives, read from systemctl's own format ("Sat 2026-11-28 08:14:19
+    # UTC"), within the minute podman says the container started.
+    systemd_line = next(line for line in result.out.splitlines() if "systemd:" in line)
+    since = re.fullmatch(
+        r"  systemd:    container-web\.service active \(running\) since "
+        r"(\d{4}-\d\d-\d\d \d\d:\d\d) UTC",
+        systemd_line,
+    )
+    assert since is not None, systemd_line
+    started = two.podman("inspect", "web", "--format", "{{.State.StartedAt.Unix}}").stdout
+    started_at = datetime.fromtimestamp(int(started), UTC)
+    shown = datetime.strptime(since.group(1), "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+    assert timedelta(0) <= started_at - shown < timedelta(minutes=1)
     assert "  podman:     volume web-data present, key secret present" in result.out
     assert "  tailscale:  Running as web.tail1234.ts.net (100.64.0.7)" in result.out
     assert " ! " not in result.out

@@ -1,13 +1,23 @@
 """Stands in for a user's systemd manager (`systemctl --user --machine=<user>@ …`).
 
+Follows systemctl of systemd 259 (nixos-26.05); docs/tools-checked.md names the sources. The
+command line is parsed as src/systemctl/systemctl.c parses it (systemd_cli.py): a refused
+option exits 1 with getopt's message. Only user managers are reachable (the test machine has
+no systemd as PID 1): without --user and --machine=USER@ it fails as systemctl fails here.
+
 No systemd user manager runs here. For the container services Quadlet makes of the deployed
 units, it does what the manager would: `start` runs the exact podman commands of the services
 that real Quadlet generates from $DEVBOX_TEST_DEPLOYED/users/<uid>/ (the volume's, then the
 container's, with systemd's specifiers and escapes resolved), `stop` stops and removes the
-container, `restart` both, `show` reports ActiveState from podman. `--cgroups=split` and
-`--sdnotify=conmon` are dropped: they need systemd as the cgroup manager and notify socket.
-Quadlet 5.4 writes `volume create --ignore`, which this machine's podman 4.3 lacks: an
-existing volume is left as it is instead, which is what --ignore means.
+container, `restart` both; `show --property=…` prints `NAME=VALUE` lines in systemd's order
+(the Service interface's properties, then the Unit's) and timestamps in systemd's format,
+"Sat 2026-11-28 08:14:19 UTC": `%a %Y-%m-%d %H:%M:%S` and the zone abbreviation, in the
+caller's time zone (format_timestamp_style() in src/basic/time-util.c, TIMESTAMP_PRETTY;
+the same bytes as `systemd-analyze timestamp` of systemd 252 here). An unknown verb: "Unknown
+command verb VERB.", exit 1. `--cgroups=split` and `--sdnotify=conmon` are dropped: they need
+systemd as the cgroup manager and notify socket. Quadlet 5.4 writes `volume create --ignore`,
+which this machine's podman 4.3 lacks: an existing volume is left as it is instead, which is
+what --ignore means.
 """
 
 from __future__ import annotations
@@ -19,6 +29,8 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+
+from systemd_cli import RefusedError, parse_systemctl, refuse, systemd_timestamp
 
 from common import record, ruled
 
@@ -68,16 +80,115 @@ def podman_state(container: str) -> dict[str, str]:
             "inspect",
             container,
             "--format",
-            "{{.State.Status}} {{.State.StartedAt}}",
+            "{{.State.Status}}|{{.State.StartedAt.Unix}}|{{.State.ExitCode}}",
         ],
         capture_output=True,
         text=True,
         check=False,
     )
-    return {
-        "status": result.stdout.split(" ")[0] if result.returncode == 0 else "missing",
-        "started": " ".join(result.stdout.split(" ")[1:]).strip(),
+    if result.returncode != 0:
+        return {"status": "missing", "started": "", "exit": "0"}
+    status, started, exit_code = result.stdout.strip().split("|")
+    return {"status": status, "started": started, "exit": exit_code}
+
+
+# systemctl's verbs (`systemctl --help`); the stand-in implements daemon-reload, start, stop,
+# restart and show, and says so for the others rather than pretend.
+VERBS = {
+    "list-units",
+    "list-automounts",
+    "list-sockets",
+    "list-timers",
+    "is-active",
+    "is-failed",
+    "status",
+    "show",
+    "cat",
+    "help",
+    "list-dependencies",
+    "start",
+    "stop",
+    "reload",
+    "restart",
+    "try-restart",
+    "reload-or-restart",
+    "try-reload-or-restart",
+    "isolate",
+    "kill",
+    "clean",
+    "freeze",
+    "thaw",
+    "set-property",
+    "bind",
+    "mount-image",
+    "service-log-level",
+    "service-log-target",
+    "reset-failed",
+    "list-unit-files",
+    "enable",
+    "disable",
+    "reenable",
+    "preset",
+    "preset-all",
+    "is-enabled",
+    "mask",
+    "unmask",
+    "link",
+    "revert",
+    "add-wants",
+    "add-requires",
+    "edit",
+    "get-default",
+    "set-default",
+    "list-machines",
+    "list-jobs",
+    "cancel",
+    "show-environment",
+    "set-environment",
+    "unset-environment",
+    "import-environment",
+    "daemon-reload",
+    "daemon-reexec",
+    "log-level",
+    "log-target",
+    "service-watchdogs",
+    "is-system-running",
+    "default",
+    "rescue",
+    "emergency",
+    "halt",
+    "poweroff",
+    "reboot",
+    "kexec",
+    "exit",
+    "switch-root",
+    "suspend",
+    "hibernate",
+    "hybrid-sleep",
+    "suspend-then-hibernate",
+}
+
+# The properties this stand-in knows, in the order systemctl show prints them.
+SHOWN = ("Result", "ExecMainStatus", "ActiveState", "SubState", "ActiveEnterTimestamp")
+
+
+def show(unit: str, wanted: list[str]) -> None:
+    state = podman_state(unit.removeprefix("container-").removesuffix(".service"))
+    running = state["status"] == "running"
+    failed = state["status"] == "exited" and state["exit"] not in ("0", "")
+    values = {
+        "Result": "exit-code" if failed else "success",
+        "ExecMainStatus": state["exit"] if state["status"] != "missing" else "0",
+        "ActiveState": "active" if running else ("failed" if failed else "inactive"),
+        "SubState": "running" if running else ("failed" if failed else "dead"),
+        "ActiveEnterTimestamp": systemd_timestamp(state["started"]),
     }
+    unknown = [name for name in wanted if name not in values]
+    if unknown:
+        refuse(f"stand-in: systemctl show of {', '.join(unknown)} is not implemented")
+    for name in SHOWN:
+        if not wanted or name in wanted:
+            print(f"{name}={values[name]}")
 
 
 def start(user: str, service: str) -> bool:
@@ -126,20 +237,34 @@ def stop(user: str, service: str) -> bool:
 
 record("systemctl")
 ruled("systemctl")
-args = [a for a in sys.argv[1:] if a not in ("--user", "--no-ask-password", "--no-block")]
-user = next(a for a in args if a.startswith("--machine=")).removeprefix("--machine=").rstrip("@")
-args = [a for a in args if not a.startswith("--machine=")]
-verb, units = args[0], [a for a in args[1:] if not a.startswith("--")]
+try:
+    parsed = parse_systemctl(sys.argv[1:])
+except RefusedError as exc:
+    refuse(str(exc))
+machine = parsed.value("machine") or ""
+if not parsed.has("user") or not machine.endswith("@") or len(machine) < 2:
+    refuse(
+        "System has not been booted with systemd as init system (PID 1). Can't operate.\n"
+        "Failed to connect to bus: Host is down"
+    )
+user = machine.removesuffix("@")
+verb, units = (parsed.words[0], parsed.words[1:]) if parsed.words else ("list-units", [])
 ok = True
-if verb in ("start", "stop", "restart"):
+if verb == "daemon-reload":
+    pass
+elif verb in ("start", "stop", "restart"):
+    if not units:
+        refuse("Too few arguments.")
     for unit in units:  # every unit is acted on, as systemd does, even after a failure
         if verb in ("stop", "restart"):
             ok = stop(user, unit) and ok
         if verb in ("start", "restart"):
             ok = start(user, unit) and ok
 elif verb == "show":
-    state = podman_state(units[0].removeprefix("container-").removesuffix(".service"))
-    active = "active" if state["status"] == "running" else "inactive"
-    print(f"ActiveState={active}\nSubState={'running' if active == 'active' else 'dead'}")
-    print(f"ActiveEnterTimestamp={state['started']}")
+    wanted = [name for value in parsed.options.get("property", []) for name in value.split(",")]
+    show(units[0], wanted)
+elif verb in VERBS:
+    refuse(f"stand-in: systemctl {verb} is not implemented")
+else:
+    refuse(f"Unknown command verb {verb}.")
 sys.exit(0 if ok else 1)

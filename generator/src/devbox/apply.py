@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devbox import manifest, systemd, write
+from devbox import manifest, process, systemd, write
 from devbox.errors import InputError, Problem, ToolError
 
 RECORD_VERSION = 1
@@ -135,8 +135,13 @@ def _record(user: str, uid: int, desired: dict[str, Deployed], image: str | None
 
 
 def _remove_leftover(user: str, name: str) -> None:
-    """A removed container whose unit is already gone may still run: remove it by name."""
-    systemd.run_in_user_manager(user, ["podman", "rm", "--force", "--ignore", name])
+    """A removed container whose unit is already gone may still run: remove it by name.
+
+    podman by its absolute path on the apply unit's PATH (the module puts podman there): the
+    user's manager would not find a bare name.
+    """
+    podman = process.absolute("podman")
+    systemd.run_in_user_manager(user, [podman, "rm", "--force", "--ignore", name])
 
 
 def run(

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devbox import declare, events, hostconfig, identity
+from devbox import declare, events, hostconfig, identity, process
 from devbox.errors import InputError, Problem
 from devbox.podman import Podman
 from devbox.resolve import Container, Desired
@@ -25,6 +25,7 @@ class Runtime:
     caller: identity.Caller
     privileged: bool = False
     _desired: Desired | None = field(default=None, repr=False)
+    _podman: str | None = field(default=None, repr=False)
 
     @property
     def desired(self) -> Desired:
@@ -64,8 +65,10 @@ class Runtime:
         return found
 
     def podman(self, owner: str) -> Podman:
-        """Podman as a user of users.nix."""
-        return Podman(owner, self.desired.users[owner].uid)
+        """Podman as a user of users.nix, by the absolute path config.json gives (or PATH's)."""
+        if self._podman is None:
+            self._podman = process.absolute("podman", self.config.podman)
+        return Podman(owner, self.desired.users[owner].uid, self._podman)
 
     def event(self, action: str, container: str, **details: Any) -> dict[str, Any]:
         """Append an event to the log, as this caller."""

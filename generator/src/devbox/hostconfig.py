@@ -55,6 +55,9 @@ class HostConfig(Model):
     state_dir: AbsolutePath = Path("/var/lib/devbox")
     privileged_command: StrictStr | None = None
     deployed_manifest: AbsolutePath = Path("/etc/devbox/manifest.json")
+    # podman's absolute path, for the commands devbox runs in a user's systemd manager, which
+    # does not search root's PATH (docs/host-config.md); None: the podman on PATH.
+    podman: AbsolutePath | None = None
 
     @property
     def paths(self) -> pipeline.Paths:

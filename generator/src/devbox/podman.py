@@ -5,7 +5,9 @@ calls podman directly; when it runs as root (the privileged path, the cleanup ti
 podman as a transient unit of the owner's systemd manager (`systemd-run --user
 --machine=<owner>@ --pipe`), so podman runs as the owner, in the owner's namespaces, and never
 starts a rootless pause process inside root's sandbox. Standard input and output pass through,
-which is how a secret reaches `podman secret create` without ever being an argument.
+which is how a secret reaches `podman secret create` without ever being an argument. podman is
+named there by its absolute path (`program`): the owner's manager does not search root's PATH
+(systemd.py).
 """
 
 from __future__ import annotations
@@ -17,32 +19,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from devbox import process
+from devbox import process, systemd
 from devbox.errors import ToolError
 
 
 @dataclass(frozen=True)
 class Podman:
-    """podman as one user."""
+    """podman as one user; program is podman's absolute path (process.absolute)."""
 
     user: str
     uid: int
+    program: str
 
     def argv(self, *args: str) -> list[str]:
         """The command line that runs `podman args` as this user."""
         if os.geteuid() == self.uid:
-            return ["podman", *args]
-        return [
-            "systemd-run",
-            "--user",
-            f"--machine={self.user}@",
-            "--wait",
-            "--collect",
-            "--quiet",
-            "--pipe",
-            "podman",
-            *args,
-        ]
+            return [self.program, *args]
+        return systemd.in_user_manager(self.user, [self.program, *args])
 
     def run(self, *args: str, stdin: str | None = None, timeout: float = 300) -> process.Result:
         """Run podman as the user; the caller decides what a failure means."""
@@ -51,6 +44,12 @@ class Podman:
     def checked(self, *args: str, stdin: str | None = None, timeout: float = 300) -> str:
         """Run podman as the user; a failure is a ToolError with podman's message."""
         result = self.run(*args, stdin=stdin, timeout=timeout)
+        if result.returncode == systemd.EXIT_EXEC and os.geteuid() != self.uid:
+            raise ToolError(
+                f"{self.user}'s systemd manager could not execute {self.program} (status 203)",
+                hint=f"journalctl --user -M {self.user}@ names the reason; services.devbox "
+                "sets podman's path in /etc/devbox/config.json",
+            )
         if not result.ok:
             raise ToolError(
                 f"podman {args[0]} {args[1] if len(args) > 1 else ''} failed for "

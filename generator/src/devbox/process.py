@@ -62,6 +62,33 @@ def find(program: str) -> str:
     return found
 
 
+def absolute(program: str, configured: Path | None = None) -> str:
+    """An absolute path of a program that another process runs for devbox (a user's manager).
+
+    A user's systemd manager runs a command it is handed over `systemd-run --machine` without
+    resolving it on devbox's PATH, and searches only systemd's compiled-in path, which on
+    NixOS holds systemd's own programs and nothing else (docs/tools-checked.md). So the path
+    is the configured one (/etc/devbox/config.json) or the one found on PATH, and must be
+    absolute: a relative PATH entry would name a file relative to another process's directory.
+    """
+    if configured is not None:
+        if not configured.is_absolute() or not os.access(configured, os.X_OK):
+            raise ToolError(
+                f"{configured} is not an executable {program}",
+                hint=f"fix {program} in /etc/devbox/config.json (services.devbox sets it)",
+            )
+        return str(configured)
+    found = find(program)
+    if not Path(found).is_absolute():
+        raise ToolError(
+            f"{program} was found at the relative path {found}, which a user's systemd manager "
+            "cannot run",
+            hint="put only absolute directories on PATH, or set the program's path in "
+            "/etc/devbox/config.json",
+        )
+    return found
+
+
 def _command(argv: Sequence[str]) -> list[str]:
     """The argv with the program resolved on PATH (a ToolError if missing), logged."""
     executable = find(argv[0])

@@ -15,6 +15,16 @@ if TYPE_CHECKING:
     from devbox.inspect import View
 
 
+def _active_since(view: View) -> str:
+    """The " since <UTC time>" of the systemd line, when the manager says when."""
+    from devbox import systemd  # noqa: PLC0415 - keep --help fast
+
+    since = systemd.timestamp(view.unit.get("ActiveEnterTimestamp", ""))
+    if since is None or view.unit.get("ActiveState") != "active":
+        return ""
+    return f" since {when(since)} UTC"
+
+
 def _text(view: View, *, why: bool) -> list[str]:
     c, a, unit = view.container, view.assessment, view.unit
     syncthing = "on" if c.syncthing else "off"
@@ -27,7 +37,7 @@ def _text(view: View, *, why: bool) -> list[str]:
         f"created {when(c.created)}",
         f"  actual:     {view.actual}{since}",
         f"  systemd:    {c.service} {unit.get('ActiveState', 'unknown')} "
-        f"({unit.get('SubState', '?')})",
+        f"({unit.get('SubState', '?')}){_active_since(view)}",
         f"  podman:     volume {c.volume} {volume}, key secret {secret}",
     ]
     if view.node is not None:
