@@ -10,14 +10,17 @@ words with the command that resolves it.
 from __future__ import annotations
 
 import json
+import os
 import pwd
+import stat
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from devbox import lifecycle, resolve, systemd, tailscale
+from devbox import lifecycle, resolve, systemd, tailscale, volume
 from devbox.context import Runtime
+from devbox.escaping import shown
 from devbox.resolve import Container
 
 
@@ -99,6 +102,15 @@ def _applied(
     )
 
 
+# The owner's own Quadlet directory is theirs: it is read through volume.py (opened without
+# following links, as the owner, within a budget), a few levels deep, a few files, the first
+# UNIT_BYTES of each.
+QUADLET_DIRECTORY = PurePosixPath(".config/containers/systemd")
+UNIT_BYTES = 64 << 10
+MAX_UNIT_DIRECTORIES = 100
+SHADOW_BUDGET_SECONDS = 10
+
+
 def shadowing_files(container: Container) -> list[str]:
     """The owner's own Quadlet files that would take the place of the devbox units.
 
@@ -106,31 +118,58 @@ def shadowing_files(container: Container) -> list[str]:
     name, or one making the same service, wins silently.
     """
     try:
-        home = Path(pwd.getpwnam(container.owner).pw_dir)
+        user = pwd.getpwnam(container.owner)
     except KeyError:
         return []
-    directory = home / ".config" / "containers" / "systemd"
-    if not directory.is_dir():
-        return []
+    home = Path(user.pw_dir)
+    budget = volume.Budget.of(SHADOW_BUDGET_SECONDS, f"the {SHADOW_BUDGET_SECONDS} s to look")
+    service = container.service.removesuffix(".service")
     ours = {Path(container.container_file).name, Path(container.volume_file).name}
-    found = []
-    for path in sorted(directory.rglob("*")):
-        if not path.is_file():
-            continue
-        same_service = path.suffix == ".container" and (
-            path.stem == container.service.removesuffix(".service")
-            or f"ServiceName={container.service.removesuffix('.service')}" in _text(path)
-        )
-        if path.name in ours or same_service:
-            found.append(str(path))
-    return found
 
+    def look(root: int) -> list[str]:
+        try:
+            top = volume.open_below(root, volume.parts_of(QUADLET_DIRECTORY))
+        except OSError:
+            return []
+        found = []
+        try:
+            for here, entries in volume.walk(
+                top, max_depth=4, max_directories=MAX_UNIT_DIRECTORIES
+            ):
+                for entry in entries:
+                    if not entry.is_file(follow_symlinks=False):
+                        continue
+                    relative = "/".join((*here, entry.name))
+                    same = entry.name.endswith(".container") and (
+                        entry.name == f"{service}.container"
+                        or f"ServiceName={service}" in _head(top, relative)
+                    )
+                    if entry.name in ours or same:
+                        found.append(relative)
+        finally:
+            os.close(top)
+        return found
 
-def _text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8", errors="replace")
+        with volume.open_home(user.pw_uid, user.pw_gid, home, budget) as tree:
+            found = tree.call(look)
+    except volume.Unreadable:
+        return []
+    return [shown(f"{home / QUADLET_DIRECTORY}/{relative}") for relative in found]
+
+
+def _head(root: int, relative: str) -> str:
+    """The start of a unit file (a file larger than UNIT_BYTES is read no further)."""
+    try:
+        fd = volume.open_below(root, volume.parts_of(relative), directory=False)
     except OSError:
         return ""
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return ""
+        return os.read(fd, UNIT_BYTES).decode("utf-8", "replace")
+    finally:
+        os.close(fd)
 
 
 def _explain(view: View) -> list[str]:
