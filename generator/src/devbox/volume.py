@@ -263,11 +263,9 @@ def _child(  # pragma: no cover - runs in the child
             if target is not None:
                 _bind(tree.fd, target)
             _become(tree.uid, tree.gid)
-            if target is None:
-                os.fchdir(tree.fd)
-            else:
-                os.chdir(target)  # the tree as this namespace reaches it
-            answer = {"ok": work(tree.fd)}
+            root = tree.fd if target is None else _mounted_root(tree, target)
+            os.fchdir(root)
+            answer = {"ok": work(root)}
         except Unreadable as exc:
             answer = {"unreadable": str(exc)}
         except OSError as exc:
@@ -345,6 +343,18 @@ def _checked_call(name: str, result: int) -> int:  # pragma: no cover - runs in 
         code = ctypes.get_errno()
         raise OSError(code, os.strerror(code), f"{name} of the tree")
     return result
+
+
+def _mounted_root(tree: Tree, target: Path) -> int:  # pragma: no cover - runs in the child
+    """The tree as this namespace reaches it, checked to be the same directory.
+
+    What is opened below it, and the paths git resolves from there, lead to the mount.
+    """
+    root = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    mine, theirs = os.fstat(root), os.fstat(tree.fd)
+    if (mine.st_dev, mine.st_ino) != (theirs.st_dev, theirs.st_ino):
+        raise Unreadable(f"{tree.what} is not what was mounted")
+    return root
 
 
 def _become(uid: int, gid: int) -> None:  # pragma: no cover - runs in the child
