@@ -24,6 +24,8 @@ from attack_volume_support import (
     write_state,
 )
 
+from devbox import activity
+
 pytestmark = pytest.mark.slow  # a whole host each
 
 __all__ = ["attack_clock"]  # a fixture, used by name
@@ -90,3 +92,32 @@ def test_a_dry_run_over_a_hostile_file_shows_every_container(host, attack_clock)
     rows = {row["name"]: row for row in result.json()["containers"]}
     assert rows["evil"]["action"] == "none"
     assert rows["work"]["action"] == "warn-stop"
+
+
+def test_a_container_whose_assessment_fails_is_reported_logged_and_skipped(
+    host, attack_clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever goes wrong with one container (here: a fault in reading carol's activity,
+    standing in for a defect no test foresaw), the others are done and the run says so."""
+    declare(host, "evil", "carol", CAROL)
+    work = idle_witness(host, NOW)
+    attack_clock.now = NOW
+    original = activity.observe
+
+    def faulty(*args: object, **kwargs: object) -> activity.Observation:
+        if kwargs.get("container") == "evil":
+            raise RuntimeError("\x1b[31mfault\nforged line")
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(activity, "observe", faulty)
+
+    result = host.cli("cleanup")
+
+    assert result.code == 3, result.out + result.err
+    assert (
+        "evil (carol, running): nothing to do  FAILED: RuntimeError: \\x1b[31mfault" in result.out
+    )
+    assert "\x1b" not in result.out + result.err
+    witness_warned(host, work)
+    failed = [e for e in host.cli("events", "--json").json() if e["action"] == "cleanup-failed"]
+    assert [(e["container"], e["owner"]) for e in failed] == [("evil", "carol")]
