@@ -23,6 +23,7 @@ from attack_volume_support import (
     DAY0,
     attack_clock,
     declare,
+    dev_uid,
     give,
     idle_witness,
     record,
@@ -150,3 +151,28 @@ def test_a_volume_that_is_a_link_from_the_start_is_unknown_and_reveals_nothing(
     witness_warned(host, work)
     notice = (work / ".local/state/devbox/notice").read_text()
     assert "evil" not in notice, "carol's warning reached bob's volume"
+
+
+def test_a_file_system_mounted_on_the_volume_is_not_read(host, attack_clock) -> None:
+    """A user may mount a FUSE file system on a directory of theirs; it would answer root's
+    reads with whatever it likes, or never. A tmpfs with carol's ownership stands in for it."""
+    evil = declare(host, "evil", "carol", CAROL)
+    work = idle_witness(host, WARN_STOP)
+    mapped = f"uid={dev_uid(CAROL)},gid={dev_uid(CAROL)},mode=0755"
+    subprocess.run(["mount", "-t", "tmpfs", "-o", mapped, "devbox-test", str(evil)], check=True)
+    try:
+        (evil / ".local/state/devbox").mkdir(parents=True)
+        write_state(
+            evil, "activity.json", json.dumps(record("evil", DAY0, WARN_STOP)).encode(), CAROL
+        )
+        give(evil, dev_uid(CAROL))
+        attack_clock.now = WARN_STOP
+
+        result = host.cli("cleanup")
+
+        assert result.code != 70, result.err
+        assert "evil (carol, running): nothing to do" in result.out
+        assert not (evil / ".local/state/devbox/notice").exists()
+        witness_warned(host, work)
+    finally:
+        subprocess.run(["umount", str(evil)], check=True)

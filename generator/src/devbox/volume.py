@@ -189,6 +189,7 @@ def open_volume(podman: Podman, name: str, budget: Budget) -> Tree | None:
         gid=mapped(podman.uid, DEV_UID),
         what=f"the volume {name}",
         budget=budget,
+        mount_point=False,
     )
 
 
@@ -200,13 +201,21 @@ def open_home(uid: int, gid: int, home: Path, budget: Budget) -> Tree:
 
 
 def open_tree(
-    path: Path, *, uid: int, owners: frozenset[int], gid: int, what: str, budget: Budget
+    path: Path,
+    *,
+    uid: int,
+    owners: frozenset[int],
+    gid: int,
+    what: str,
+    budget: Budget,
+    mount_point: bool = True,
 ) -> Tree:
     """Open path without following links; check who owns each directory on the way.
 
     Every directory passed must belong to root, to the user `uid` or to the user's
-    subordinate range; the last one to one of `owners`. Work in the tree then runs as
-    that directory's owner and the group `gid`.
+    subordinate range; the last one to one of `owners`, and unless `mount_point` allows
+    it, on the file system of its parent (a user may mount FUSE on a directory of theirs).
+    Work in the tree then runs as that directory's owner and the group `gid`.
     """
     if not path.is_absolute() or any(part in (".", "..") for part in path.parts):
         raise Unreadable(f"{what}: {path} is not an absolute, normal path")
@@ -215,18 +224,37 @@ def open_tree(
     def trusted(owner: int) -> bool:
         return owner in (0, uid) or start <= owner < start + SUBUID_COUNT
 
-    fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fd, parent_device = _walk_path(path, trusted, what)
     try:
-        for part in path.parts[1:]:
-            _check_owner(fd, trusted, f"{what}: a directory on the way to it")
-            following = _open_directory(fd, part, what)
-            os.close(fd)
-            fd = following
         _check_owner(fd, owners.__contains__, what)
+        if not mount_point:
+            _check_device(fd, parent_device, what)
     except BaseException:
         os.close(fd)
         raise
     return Tree(fd, os.fstat(fd).st_uid, gid, what, budget)
+
+
+def _walk_path(path: Path, trusted: Callable[[int], bool], what: str) -> tuple[int, int]:
+    """The directory at path, opened component by component; and its parent's device."""
+    fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    device = os.fstat(fd).st_dev
+    try:
+        for part in path.parts[1:]:
+            _check_owner(fd, trusted, f"{what}: a directory on the way to it")
+            device = os.fstat(fd).st_dev
+            following = _open_directory(fd, part, what)
+            os.close(fd)
+            fd = following
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, device
+
+
+def _check_device(fd: int, parent_device: int, what: str) -> None:
+    if os.fstat(fd).st_dev != parent_device:
+        raise Unreadable(f"{what} is a mount point, not a directory of podman's storage")
 
 
 def _check_owner(fd: int, allowed: Callable[[int], bool], what: str) -> None:
