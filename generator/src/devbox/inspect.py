@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import stat
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -111,6 +110,10 @@ MAX_UNIT_DIRECTORIES = 100
 SHADOW_BUDGET_SECONDS = 10
 
 
+def _head(root: int, relative: str) -> str:
+    return volume.head_below(root, relative, UNIT_BYTES).decode("utf-8", "replace")
+
+
 def shadowing_files(container: Container) -> list[str]:
     """The owner's own Quadlet files that would take the place of the devbox units.
 
@@ -156,20 +159,6 @@ def shadowing_files(container: Container) -> list[str]:
     except volume.Unreadable:
         return []
     return [shown(f"{home / QUADLET_DIRECTORY}/{relative}") for relative in found]
-
-
-def _head(root: int, relative: str) -> str:
-    """The start of a unit file (a file larger than UNIT_BYTES is read no further)."""
-    try:
-        fd = volume.open_below(root, volume.parts_of(relative), directory=False)
-    except OSError:
-        return ""
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return ""
-        return os.read(fd, UNIT_BYTES).decode("utf-8", "replace")
-    finally:
-        os.close(fd)
 
 
 def _explain(view: View) -> list[str]:

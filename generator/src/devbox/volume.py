@@ -153,11 +153,6 @@ class Tree:
         encoded = self.call(lambda fd: _encoded(read_below(fd, relative, limit)))
         return None if encoded is None else base64.b64decode(encoded)
 
-    def mtime(self, relative: PurePosixPath) -> float | None:
-        """A file's modification time (seconds since the epoch), or None when it is missing."""
-        result = self.call(lambda fd: mtime_below(fd, relative))
-        return None if result is None else float(result)
-
     def write(self, relative: PurePosixPath, content: bytes, mode: int = 0o644) -> None:
         """Replace a file below the tree atomically, as its owner, creating its directories."""
         self.call(lambda fd: write_below(fd, relative, content, mode))
@@ -516,16 +511,14 @@ def read_below(root: int, relative: PurePosixPath | str, limit: int) -> bytes | 
         os.close(fd)
 
 
-def mtime_below(root: int, relative: PurePosixPath | str) -> float | None:
-    """The modification time of a file below root, or None when it does not exist."""
+def head_below(root: int, relative: PurePosixPath | str, limit: int) -> bytes:
+    """The first `limit` bytes of a regular file below root; empty for anything else."""
     try:
         fd = open_below(root, parts_of(relative), directory=False)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise Unreadable(f"{relative}: {exc.strerror or exc}") from exc
+    except OSError:
+        return b""
     try:
-        return os.fstat(fd).st_mtime
+        return os.read(fd, limit) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
     finally:
         os.close(fd)
 
