@@ -202,10 +202,15 @@ class Trees:
         return cls(manifest["files"], _deployed(rt))
 
 
+# How long `list` may spend reading volumes in all; each container also has its own budget.
+LIST_BUDGET_SECONDS = 300
+
+
 def views(rt: Runtime, containers: list[Container], now: datetime) -> list[View]:
     """The views of several containers (list)."""
     trees = Trees.read(rt)
-    return [view(rt, container, now, trees=trees) for container in containers]
+    budget = volume.Budget.of(LIST_BUDGET_SECONDS, f"list's time budget of {LIST_BUDGET_SECONDS} s")
+    return [view(rt, container, now, trees=trees, within=budget) for container in containers]
 
 
 def view(
@@ -215,6 +220,7 @@ def view(
     *,
     detail: bool = False,
     trees: Trees | None = None,
+    within: volume.Budget | None = None,
 ) -> View:
     """The declared and the actual side of one container."""
     trees = trees or Trees.read(rt)
@@ -227,7 +233,9 @@ def view(
     result.volume = podman.volume_exists(container.volume)
     result.secret = podman.secret_exists(container.secret)
     result.applied = _applied(container, trees.deployed, trees.generated)
-    result.assessment = lifecycle.assess(rt, container, now)
+    seconds = lifecycle.CONTAINER_BUDGET_SECONDS
+    budget = volume.Budget.of(seconds, f"its time budget of {seconds} s", within=within)
+    result.assessment = lifecycle.assess(rt, container, now, budget)
     if detail:
         result.unit = systemd.properties(
             container.owner,
