@@ -294,7 +294,7 @@ def _child(  # pragma: no cover - runs in the child
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             answer = {"unreadable": f"{where}{exc.strerror or exc}"}
-        except (RecursionError, MemoryError, OverflowError, ValueError, TypeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever failed, root hears why, in words
             answer = {"unreadable": f"{type(exc).__name__}: {exc}"}
         data = json.dumps(answer).encode("utf-8")
         view = memoryview(data)
