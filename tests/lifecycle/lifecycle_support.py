@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import http.server
+import os
 import subprocess
 from pathlib import Path
 from typing import Any, ClassVar
 
-from devbox import hostconfig, identity, models, resolve
+from devbox import hostconfig, identity, models, resolve, volume
 from devbox.context import Runtime
 
 
@@ -43,8 +44,11 @@ def runtime(
     return Runtime(config=config, caller=who, _desired=desired)
 
 
-def fill_volume(container: str, files: dict[str, bytes]) -> Path:
-    """Create a container's volume and write files into it from the host; return its path."""
+def fill_volume(container: str, files: dict[str, bytes], owner_uid: int | None = None) -> Path:
+    """Create a container's volume and write files into it from the host; return its path.
+
+    With owner_uid, the files are given to that owner's dev, as rootless podman has them.
+    """
     subprocess.run(
         ["podman", "volume", "create", f"{container}-data"], check=True, capture_output=True
     )
@@ -59,7 +63,58 @@ def fill_volume(container: str, files: dict[str, bytes]) -> Path:
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
+    return root if owner_uid is None else as_rootless(root, owner_uid)
+
+
+# Volumes as rootless podman leaves them. podman runs rootful here, as root, so a volume's
+# files belong to root; in the owner's rootless podman they belong to the container's dev as
+# the owner's subordinate range maps it (uid x 65536 + 999, volume.py). These give them that
+# owner, which is what volume.py accepts.
+
+
+def dev_uid(owner_uid: int) -> int:
+    """The host uid of the container's dev for an owner (rootless podman's mapping)."""
+    return volume.mapped(owner_uid, volume.DEV_UID)
+
+
+def as_rootless(root: Path, owner_uid: int = 1001) -> Path:
+    """Give a volume's directory and everything in it to the owner's mapped dev; return it.
+
+    The monitor's state directory is made first: the tests write the monitor's files as root,
+    and a directory they made would be root's, where the owner could not write a notice.
+    """
+    uid = dev_uid(owner_uid)
+    (root / ".local/state/devbox").mkdir(parents=True, exist_ok=True)
+    os.chown(root, uid, uid)
+    for directory, subdirectories, files in os.walk(root):
+        for name in subdirectories + files:
+            os.chown(Path(directory) / name, uid, uid, follow_symlinks=False)
     return root
+
+
+def open_as_volume(root: Path, owner_uid: int = 1001, seconds: float = 60) -> volume.Tree:
+    """A directory of the test's opened as a volume of the owner (made theirs first)."""
+    as_rootless(root, owner_uid)
+    return volume.open_tree(
+        root,
+        uid=owner_uid,
+        owners=frozenset({owner_uid, dev_uid(owner_uid)}),
+        gid=dev_uid(owner_uid),
+        what=f"the test volume {root.name}",
+        budget=volume.Budget.of(seconds, f"the test's {seconds} s"),
+    )
+
+
+def volume_path(container: str) -> Path:
+    """Where podman keeps a container's volume."""
+    return Path(
+        subprocess.run(
+            ["podman", "volume", "inspect", f"{container}-data", "--format", "{{.Mountpoint}}"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
 
 
 # What the monitor sees: a process table of the test's own
@@ -101,6 +156,9 @@ GIT = [
     "user.email=dev@example.org",
     "-c",
     "init.defaultBranch=main",
+    # The test's git is root, in repositories the volume's owner has (as_rootless).
+    "-c",
+    "safe.directory=*",
 ]
 
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from lifecycle_support import SSH_ARGV, fake_proc
+from lifecycle_support import SSH_ARGV, fake_proc, open_as_volume
 
 from devbox import activity, monitor
 
@@ -173,9 +173,10 @@ def test_a_lease_is_activity_while_it_lasts(tmp_path: Path, now) -> None:
 
 
 def observe(home: Path, now: datetime, *, running: bool = True, container: str = "web"):
-    return activity.observe(
-        home, container=container, running=running, now=now, max_lease=timedelta(days=90)
-    )
+    with open_as_volume(home) as tree:
+        return activity.observe(
+            tree, container=container, running=running, now=now, max_lease=timedelta(days=90)
+        )
 
 
 def test_the_host_reads_what_the_monitor_wrote(tmp_path: Path, now) -> None:

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from lifecycle_support import fake_proc, git, repository
+from lifecycle_support import as_rootless, fake_proc, git, repository
 
 from devbox import activity, monitor
 
@@ -26,8 +26,9 @@ def web(host, now):
 
 
 def home(host, name: str = "web") -> Path:
+    """The volume's directory, owned as alice's rootless podman would have it."""
     out = host.podman("volume", "inspect", f"{name}-data", "--format", "{{.Mountpoint}}")
-    return Path(out.stdout.strip())
+    return as_rootless(Path(out.stdout.strip()))
 
 
 def tick(host, now, tmp_path: Path, name: str = "web") -> None:

@@ -15,9 +15,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from lifecycle_support import Hook, runtime
+from lifecycle_support import Hook, as_rootless, dev_uid, open_as_volume, runtime
 
-from devbox import activity, lifecycle, notify, write
+from devbox import activity, lifecycle, notify
+from devbox.volume import Unreadable
 
 
 def stop_warning(now) -> lifecycle.Assessment:
@@ -66,22 +67,23 @@ def test_the_login_notice_is_written_as_the_volume_owner_and_never_through_a_lin
 ) -> None:
     volume = tmp_path / "volume"
     volume.mkdir()
-    os.chown(volume, 100999, 100999)  # the container's dev, as rootless podman maps it
-    write.write_inside(volume, str(activity.NOTICE), b"warning\n")
-    notice = volume / activity.NOTICE
-    assert notice.read_text() == "warning\n"
-    assert (notice.stat().st_uid, notice.parent.stat().st_uid) == (100999, 100999)
-    assert write.remove_inside(volume, str(activity.NOTICE))
-    assert not write.remove_inside(volume, str(activity.NOTICE))
+    dev = dev_uid(1001)  # the container's dev, as rootless podman maps it
+    with open_as_volume(volume) as tree:
+        tree.write(activity.NOTICE, b"warning\n")
+        notice = volume / activity.NOTICE
+        assert notice.read_text() == "warning\n"
+        assert (notice.stat().st_uid, notice.parent.stat().st_uid) == (dev, dev)
+        assert tree.remove(activity.NOTICE)
+        assert not tree.remove(activity.NOTICE)
 
-    # The container's user points the state directory at a root-owned place: refused.
-    target = tmp_path / "etc"
-    target.mkdir()
-    (volume / activity.STATE).rmdir()
-    (volume / activity.STATE).symlink_to(target)
-    with pytest.raises(OSError, match=r"Too many levels of symbolic links|Not a directory"):
-        write.write_inside(volume, str(activity.NOTICE), b"x")
-    assert list(target.iterdir()) == []
+        # The container's user points the state directory at a root-owned place: refused.
+        target = tmp_path / "etc"
+        target.mkdir()
+        (volume / activity.STATE).rmdir()
+        (volume / activity.STATE).symlink_to(target)
+        with pytest.raises(Unreadable, match=r"Too many levels of symbolic links|Not a directory"):
+            tree.write(activity.NOTICE, b"x")
+        assert list(target.iterdir()) == []
 
 
 @pytest.mark.slow
@@ -108,6 +110,8 @@ def test_open_terminals_in_the_container_get_the_warning(host, now, webhook: str
         ):
             select.select([], [], [], 0.2)
             waited += 0.2
+        inspected = host.podman("volume", "inspect", "web-data", "--format", "{{.Mountpoint}}")
+        as_rootless(Path(inspected.stdout.strip()))  # as alice's rootless podman has it
         message = notify.compose(rt.container("web"), stop_warning(now), rt, now.now)
         delivery = notify.deliver(rt, rt.container("web"), message)
         assert delivery.terminals == "written to 1"

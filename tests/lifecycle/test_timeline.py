@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from lifecycle_support import SSH_ARGV, Hook, fake_proc
+from lifecycle_support import SSH_ARGV, Hook, as_rootless, fake_proc
 
 from devbox import activity, monitor
 
@@ -61,7 +61,8 @@ class Container:
     @property
     def home(self) -> Path:
         out = self.host.podman("volume", "inspect", "web-data", "--format", "{{.Mountpoint}}")
-        return Path(out.stdout.strip())
+        # Owned as alice's rootless podman would have it (lifecycle_support.as_rootless).
+        return as_rootless(Path(out.stdout.strip()))
 
     def boot(self) -> None:
         """The image's entrypoint starts the monitor (hourly here, to keep the test short)."""

@@ -9,9 +9,15 @@ import os
 from pathlib import Path
 
 import pytest
-from lifecycle_support import git, repository
+from lifecycle_support import git, open_as_volume, repository
 
-from devbox import work
+from devbox import lifecycle, work
+
+
+def inspect(home: Path) -> lifecycle.Work:
+    """The git check of a directory made the volume of alice's container."""
+    with open_as_volume(home) as tree:
+        return work.inspect(tree)
 
 
 @pytest.fixture
@@ -24,9 +30,9 @@ def test_a_volume_without_repositories_or_with_everything_pushed_is_clear(
     home: Path, tmp_path: Path
 ) -> None:
     (home / "notes.txt").write_text("not in git\n")
-    assert work.inspect(home).clear
+    assert inspect(home).clear
     repository(home, "src/pushed", tmp_path / "pushed.git")
-    result = work.inspect(home)
+    result = inspect(home)
     assert result.clear, result
 
 
@@ -45,7 +51,7 @@ def test_uncommitted_unpushed_stashed_and_remoteless_work_is_found(
     git(stashed, "stash", "-q")
     repository(home, "local-only", None)
 
-    result = work.inspect(home)
+    result = inspect(home)
 
     assert sorted(result.found) == [
         "~/dirty: uncommitted changes (2 files)",
@@ -59,7 +65,7 @@ def test_uncommitted_unpushed_stashed_and_remoteless_work_is_found(
 def test_a_repository_configuration_never_makes_the_host_run_a_program(
     home: Path, tmp_path: Path
 ) -> None:
-    proof = tmp_path / "ran"
+    proof = home / "ran"  # where the volume's owner, who git runs as, could write
     evil = repository(home, "evil", tmp_path / "evil.git")
     hook = f"#!/bin/sh\ntouch {proof}\n"
     (evil / "fsmonitor.sh").write_text(hook)
@@ -72,7 +78,7 @@ def test_a_repository_configuration_never_makes_the_host_run_a_program(
     # Racy timestamps make git compare contents, which is when it would run a clean filter.
     os.utime(evil / "README", (0, 0))
 
-    result = work.inspect(home)
+    result = inspect(home)
 
     assert not proof.exists(), "git ran a program the repository configured"
     assert result.unknown == []
@@ -90,7 +96,7 @@ def test_links_out_of_the_volume_and_broken_repositories_are_doubts(
     (home / "broken").mkdir()
     (home / "broken" / ".git").mkdir()
     (home / "broken" / ".git" / "HEAD").write_text("garbage\n")
-    result = work.inspect(home)
+    result = inspect(home)
     assert result.found == []
     assert sorted(item.split(":")[0] for item in result.unknown) == ["~/broken", "~/linked"]
     assert "leads outside the volume" in " ".join(result.unknown)
@@ -102,11 +108,11 @@ def test_caches_are_skipped_and_too_many_directories_is_a_doubt(
 ) -> None:
     repository(home, "node_modules/pkg", None)
     repository(home, ".cache/thing", None)
-    assert work.inspect(home).clear
+    assert inspect(home).clear
     monkeypatch.setattr(work, "MAX_DIRECTORIES", 3)
     for n in range(5):
         (home / f"d{n}").mkdir()
-    result = work.inspect(home)
+    result = inspect(home)
     assert result.unknown == ["more than 3 directories: too many to look through"]
 
 
@@ -115,4 +121,4 @@ def test_a_git_directory_part_that_is_a_link_is_a_doubt(home: Path, tmp_path: Pa
     (tmp_path / "refs").mkdir()
     (linked / ".git" / "refs").rename(tmp_path / "real-refs")
     (linked / ".git" / "refs").symlink_to(tmp_path / "real-refs")
-    assert work.inspect(home).unknown == ["~/linked-refs: .git/refs is a link"]
+    assert inspect(home).unknown == ["~/linked-refs: .git/refs is a link"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pwd
 import re
 import subprocess
@@ -128,6 +129,7 @@ def test_status_reports_a_users_own_quadlet_file_that_shadows_the_unit(
     (own / "devbox-web.container").write_text("[Container]\nImage=docker.io/library/alpine\n")
     (own / "mine.container").write_text("[Container]\nImage=x\nServiceName=container-web\n")
     (own / "unrelated.container").write_text("[Container]\nImage=x\n")
+    os.chown(home, 1001, 1001)  # alice's home is hers (status reads it as alice)
     real = pwd.getpwnam
 
     def getpwnam(name: str) -> pwd.struct_passwd:

@@ -12,27 +12,28 @@ Two sides share the formats of docs/container-interface.md:
 Reading is fail-safe: a record that is missing, unreadable, of an unknown version, dated in
 the future or no longer updated while the container should be running makes activity
 *unknown*, and unknown counts as activity now, never as idleness (docs/lifecycle.md).
-The host reads files the container's user controls, as root: every path is opened below the
-volume's directory one component at a time without following symbolic links, only regular
-files are read, and at most a megabyte of each.
+The host reads files the container's user controls only through volume.py (the volume opened
+once without following links, read as its owner, within a time budget), at most a megabyte
+of each, and parses them bounded: nesting at most MAX_DEPTH deep, times between MIN_TIME and
+MAX_TIME, numbers and lists within sane ranges. Anything else is Unreadable, never an error
+of the run. Strings from the files reach devbox's reasons and signals escaped (escaping.py).
 """
 
 from __future__ import annotations
 
-import errno
 import json
-import os
-import stat
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path, PurePosixPath
-from typing import Any, TypeVar
+from pathlib import PurePosixPath
+from typing import Annotated, Any, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.alias_generators import to_camel
 
-from devbox import resolve
+from devbox import resolve, volume
+from devbox.escaping import shown
 
 VERSION = 1
 STATE = PurePosixPath(".local/state/devbox")
@@ -51,6 +52,31 @@ SKEW = timedelta(minutes=5)
 STALE_INTERVALS = 5
 STALE_MINIMUM = timedelta(minutes=10)
 MAX_BYTES = 1 << 20
+# What a record or lease file may hold: deeper nesting, earlier or later times, more entries
+# or longer texts make it Unreadable. Times outside these bounds are no one's clock.
+MAX_DEPTH = 16
+MIN_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_TIME = datetime(2200, 1, 1, tzinfo=UTC)
+MAX_INTERVAL = 86_400
+MAX_SESSIONS = 1_000_000
+MAX_SIGNALS = 64
+MAX_LEASES = 1_000
+MAX_TEXT = 1_000
+
+
+def _in_range(value: datetime) -> datetime:
+    """A time from a file, refused outside MIN_TIME..MAX_TIME (an offset may not overflow)."""
+    try:
+        instant = value.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:
+        raise ValueError("the time is out of range") from exc
+    if not MIN_TIME <= instant <= MAX_TIME:
+        raise ValueError(f"the time is not between {MIN_TIME.year} and {MAX_TIME.year}")
+    return value
+
+
+Time = Annotated[AwareDatetime, AfterValidator(_in_range)]
+Text = Annotated[str, Field(strict=True, max_length=MAX_TEXT)]
 
 
 class Reader(BaseModel):
@@ -71,25 +97,27 @@ ReaderModel = TypeVar("ReaderModel", bound=Reader)
 class SignalState(Reader):
     """One signal: when the monitor last saw it, and how many sessions it saw then."""
 
-    last_seen: AwareDatetime | None = None
-    sessions: StrictInt | None = None
+    last_seen: Time | None = None
+    sessions: Annotated[int, Field(strict=True, ge=0, le=MAX_SESSIONS)] | None = None
 
 
 class MonitorState(Reader):
     """When the monitor that wrote the record started and last wrote."""
 
-    started_at: AwareDatetime
-    updated_at: AwareDatetime
-    interval_seconds: StrictInt = INTERVAL
+    started_at: Time
+    updated_at: Time
+    interval_seconds: Annotated[int, Field(strict=True, ge=1, le=MAX_INTERVAL)] = INTERVAL
 
 
 class Record(Reader):
     """activity.json."""
 
-    version: StrictInt
-    container: StrictStr
+    version: Annotated[int, Field(strict=True)]
+    container: Text
     monitor: MonitorState
-    signals: dict[str, SignalState] = Field(default_factory=dict)
+    signals: Annotated[dict[Text, SignalState], Field(max_length=MAX_SIGNALS)] = Field(
+        default_factory=dict
+    )
 
     def to_json(self) -> bytes:
         """The record exactly as docs/container-interface.md shows it."""
@@ -115,17 +143,17 @@ class Record(Reader):
 class Lease(Reader):
     """A keep-alive lease: activity until a time, with the reason."""
 
-    id: StrictStr
-    until: AwareDatetime
-    reason: StrictStr = ""
-    created_at: AwareDatetime
+    id: Text
+    until: Time
+    reason: Text = ""
+    created_at: Time
 
 
 class Leases(Reader):
     """keepalive.json."""
 
-    version: StrictInt
-    leases: list[Lease] = Field(default_factory=list)
+    version: Annotated[int, Field(strict=True)]
+    leases: Annotated[list[Lease], Field(max_length=MAX_LEASES)] = Field(default_factory=list)
 
     def to_json(self) -> bytes:
         """The leases as docs/container-interface.md shows them."""
@@ -148,71 +176,7 @@ def _signal_order(name: str) -> tuple[int, str]:
     return (SIGNALS.index(name) if name in SIGNALS else len(SIGNALS), name)
 
 
-class Unreadable(Exception):  # noqa: N818 - a state of a file, not a failure of devbox
-    """A file on the volume that cannot be trusted; the message says why."""
-
-
-# Reading from a volume, as root, without following the container user's links
-
-
-def read_inside(root: Path, relative: PurePosixPath, limit: int = MAX_BYTES) -> bytes | None:
-    """A regular file below root, or None when it does not exist.
-
-    Raises Unreadable for a link, a device, a fifo, a file larger than the limit, or an error.
-    """
-    try:
-        fd = _open_inside(root, relative)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise Unreadable(f"{relative}: {exc.strerror or exc}") from exc
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise Unreadable(f"{relative} is not a regular file")
-        if info.st_size > limit:
-            raise Unreadable(f"{relative} is larger than {limit} bytes")
-        return os.read(fd, limit + 1)
-    finally:
-        os.close(fd)
-
-
-def mtime_inside(root: Path, relative: PurePosixPath) -> datetime | None:
-    """The modification time of a file below root (UTC, whole seconds), or None."""
-    try:
-        fd = _open_inside(root, relative)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise Unreadable(f"{relative}: {exc.strerror or exc}") from exc
-    try:
-        return from_epoch(os.fstat(fd).st_mtime)
-    finally:
-        os.close(fd)
-
-
-def _open_inside(root: Path, relative: PurePosixPath) -> int:
-    """Open root/relative, refusing a symbolic link at every step."""
-    parts = relative.parts
-    if not parts or any(part in ("..", "/", "") for part in parts):
-        raise FileNotFoundError(errno.ENOENT, "not a path inside the volume", str(relative))
-    directory = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        for part in parts[:-1]:
-            following = os.open(
-                part,
-                os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                dir_fd=directory,
-            )
-            os.close(directory)
-            directory = following
-        return os.open(
-            parts[-1],
-            os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-            dir_fd=directory,
-        )
-    finally:
-        os.close(directory)
+Unreadable = volume.Unreadable
 
 
 def from_epoch(seconds: float) -> datetime:
@@ -227,7 +191,9 @@ def _parse(model: type[ReaderModel], content: bytes) -> ReaderModel:
     raw = _json(content)
     version = raw.get("version") if isinstance(raw, dict) else None
     if version != VERSION:
-        raise Unreadable(f"version {version!r} is not one this devbox-ctl reads ({VERSION})")
+        raise Unreadable(
+            f"version {shown(repr(version), 40)} is not one this devbox-ctl reads ({VERSION})"
+        )
     try:
         return model.model_validate(raw, strict=False)
     except PydanticValidationError as exc:
@@ -244,17 +210,37 @@ def parse_leases(content: bytes) -> Leases:
     return _parse(Leases, content)
 
 
+_ESCAPED = re.compile(rb"\\.", re.DOTALL)
+_STRING = re.compile(rb'"[^"]*"')
+_PAIR = re.compile(rb"\[[^\[\]{}]*\]|\{[^\[\]{}]*\}")
+
+
 def _json(content: bytes) -> Any:
+    """JSON of at most MAX_DEPTH levels; Unreadable otherwise (never a RecursionError)."""
+    if len(content) > MAX_BYTES:
+        raise Unreadable(f"it is larger than {MAX_BYTES} bytes")
+    # Innermost brackets go away one level per round; what is left after MAX_DEPTH rounds
+    # nests deeper (or does not balance, which json refuses as well).
+    # Each pattern stops at the next quote or bracket, so every round is linear in the size.
+    skeleton = _STRING.sub(b"", _ESCAPED.sub(b"", content))
+    for _ in range(MAX_DEPTH):
+        skeleton, removed = _PAIR.subn(b"", skeleton)
+        if not removed:
+            break
+    if any(bracket in skeleton for bracket in (b"[", b"{")):
+        if _PAIR.search(skeleton):
+            raise Unreadable(f"it nests deeper than {MAX_DEPTH} levels")
+        raise Unreadable("not JSON (its brackets do not balance)")
     try:
         return json.loads(content.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise Unreadable(f"not JSON ({exc})") from exc
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise Unreadable(f"not JSON ({shown(exc)})") from exc
 
 
 def _first_error(exc: PydanticValidationError) -> str:
     error = exc.errors()[0]
     where = ".".join(str(part) for part in error["loc"]) or "the document"
-    return f"{where}: {error['msg']}"
+    return shown(f"{where}: {error['msg']}")
 
 
 # The host's view
@@ -280,15 +266,23 @@ def latest(*times: datetime | None) -> datetime | None:
     return max(known) if known else None
 
 
+def unknown_because(why: str) -> Observation:
+    """An observation that could not be made at all; activity counts as now."""
+    return Observation({"monitor": {"state": f"unknown: {shown(why)}"}}, None, None, [shown(why)])
+
+
 def observe(
-    root: Path | None,
+    root: volume.Tree | None,
     *,
     container: str,
     running: bool,
     now: datetime,
     max_lease: timedelta,
 ) -> Observation:
-    """Read the record and the leases below a volume's directory (None: no volume)."""
+    """Read the record and the leases from a volume (None: no volume).
+
+    Never raises for what is on the volume: whatever cannot be read or trusted is unknown.
+    """
     if root is None:
         return Observation(
             {"monitor": {"state": "unknown: the volume does not exist"}},
@@ -304,7 +298,7 @@ def observe(
 
 
 def _record_signals(
-    root: Path,
+    root: volume.Tree,
     container: str,
     running: bool,
     now: datetime,
@@ -320,7 +314,7 @@ def _record_signals(
         return None
     for name in sorted(record.signals, key=_signal_order):
         state = record.signals[name]
-        signals[name] = {"lastSeen": resolve.timestamp(_whole(state.last_seen))} | (
+        signals[shown(name)] = {"lastSeen": resolve.timestamp(_whole(state.last_seen))} | (
             {} if state.sessions is None else {"sessions": state.sessions}
         )
     problem = _record_problem(record, container, running, now)
@@ -335,8 +329,8 @@ def _record_signals(
     return latest(*(_whole(s.last_seen) for s in record.signals.values()))
 
 
-def _read_record(root: Path) -> Record:
-    content = read_inside(root, RECORD)
+def _read_record(root: volume.Tree) -> Record:
+    content = root.read(RECORD, MAX_BYTES)
     if content is None:
         raise Unreadable(f"{RECORD} does not exist (the monitor has not written yet)")
     return parse_record(content)
@@ -345,7 +339,7 @@ def _read_record(root: Path) -> Record:
 def _record_problem(record: Record, container: str, running: bool, now: datetime) -> str:
     """Why a parsed record says nothing reliable about now ("" when it does)."""
     if record.container != container:
-        return f"it was written for {record.container!r} (a restored volume?)"
+        return f"it was written for {shown(repr(record.container))} (a restored volume?)"
     times = [record.monitor.started_at, record.monitor.updated_at] + [
         s.last_seen for s in record.signals.values() if s.last_seen is not None
     ]
@@ -368,7 +362,7 @@ def _record_problem(record: Record, container: str, running: bool, now: datetime
 
 
 def _lease_signal(
-    root: Path,
+    root: volume.Tree,
     now: datetime,
     max_lease: timedelta,
     signals: dict[str, Any],
@@ -376,7 +370,7 @@ def _lease_signal(
 ) -> tuple[datetime | None, datetime | None]:
     """The leases' reach (when in the future) and the latest time they covered."""
     try:
-        content = read_inside(root, LEASES)
+        content = root.read(LEASES, MAX_BYTES)
         leases = parse_leases(content).leases if content is not None else []
     except Unreadable as exc:
         signals["leases"] = {"state": f"unknown: {exc}"}
@@ -393,7 +387,7 @@ def _lease_signal(
     signals["leases"] = {
         "count": len(leases),
         "until": resolve.timestamp(reach),
-        "reasons": sorted({lease.reason for lease in leases if lease.reason}),
+        "reasons": sorted({shown(lease.reason) for lease in leases if lease.reason}),
     }
     covered = None if reach is None else min(reach, now)
     return (reach if reach is not None and reach > now else None), covered

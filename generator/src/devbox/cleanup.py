@@ -6,11 +6,16 @@ owner why a destroy was refused. A dry run shows the same assessments and change
 Snapshots past their retention are pruned first, so their room is there for the destroys.
 Declaration changes are applied with one rebuild at the end.
 
-One container's failure does not stop the others; it is reported, and the run exits 3.
+One container's failure does not stop the others, whatever it is (a hostile file on its
+volume, a podman that fails, a bug): the container is assessed as unknown (nothing happens to
+it), the failure is reported, logged in the event log, and the run exits 3. Reading the
+volumes has a time budget per container (lifecycle.CONTAINER_BUDGET_SECONDS) and per run
+(RUN_BUDGET_SECONDS); a container whose budget ran out is unknown.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,13 +29,18 @@ from devbox import (
     operations,
     resolve,
     snapshots,
+    volume,
     write,
 )
 from devbox.context import Runtime
 from devbox.errors import DevboxError, NotAllowedError
+from devbox.escaping import shown
 from devbox.resolve import Container
 
+log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
+# How long reading all volumes of one run may take; what is left unread then is unknown.
+RUN_BUDGET_SECONDS = 30 * 60
 
 
 @dataclass
@@ -101,8 +111,11 @@ def run(rt: Runtime, now: datetime, *, dry_run: bool, progress: Progress = print
             hint="devbox-ctl cleanup --dry-run shows what it would do with yours",
         )
     report = Report(now, dry_run)
+    budget = volume.Budget.of(
+        RUN_BUDGET_SECONDS, f"the cleanup run's time budget of {RUN_BUDGET_SECONDS} s"
+    )
     if dry_run:
-        report.rows = [Row(c, lifecycle.assess(rt, c, now)) for c in visible(rt)]
+        report.rows = [_assessed(rt, c, now, budget, report) for c in visible(rt)]
         report.pruned = [s.id for s in snapshots.expired(rt, now)]
         return report
     lock = write.ensure_directory(rt.config.state_dir / notify.LEDGER.parent, mode=0o700)
@@ -111,13 +124,17 @@ def run(rt: Runtime, now: datetime, *, dry_run: bool, progress: Progress = print
         report.pruned = [s.id for s in snapshots.prune(rt, now)]
         changed = False
         for container in list(rt.desired.containers):
-            row = Row(container, lifecycle.assess(rt, container, now))
+            row = _assessed(rt, container, now, budget, report)
             report.rows.append(row)
+            if row.error:
+                continue
             try:
                 changed |= _act(rt, row, now)
             except DevboxError as exc:
-                row.error = exc.message
-                report.errors.append(f"{container.name}: {exc.message}")
+                _failed(rt, row, report, exc.message)
+            except Exception as exc:
+                log.debug("acting on %s failed", container.name, exc_info=True)
+                _failed(rt, row, report, f"{type(exc).__name__}: {exc}")
         if changed:
             try:
                 deploy.rebuild(rt.config, lambda line: progress(f"  {line}"))
@@ -125,6 +142,36 @@ def run(rt: Runtime, now: datetime, *, dry_run: bool, progress: Progress = print
             except DevboxError as exc:
                 report.errors.append(exc.message)
     return report
+
+
+def _assessed(
+    rt: Runtime, container: Container, now: datetime, run: volume.Budget, report: Report
+) -> Row:
+    """A container's row; an assessment that fails is unknown, reported and logged."""
+    seconds = lifecycle.CONTAINER_BUDGET_SECONDS
+    budget = volume.Budget.of(seconds, f"its time budget of {seconds} s", within=run)
+    try:
+        return Row(container, lifecycle.assess(rt, container, now, budget))
+    except Exception as exc:
+        log.debug("assessing %s failed", container.name, exc_info=True)
+        message = exc.message if isinstance(exc, DevboxError) else f"{type(exc).__name__}: {exc}"
+        row = Row(container, lifecycle.failed(now, message))
+        _failed(rt, row, report, message, log_event=not report.dry_run)
+        return row
+
+
+def _failed(rt: Runtime, row: Row, report: Report, message: str, *, log_event: bool = True) -> None:
+    """Report a container's failure (escaped) and log it in the event log."""
+    row.error = shown(message, 500)
+    report.errors.append(f"{row.container.name}: {row.error}")
+    if log_event:
+        rt.event(
+            "cleanup-failed",
+            row.container.name,
+            automatic=True,
+            owner=row.container.owner,
+            error=row.error,
+        )
 
 
 def _details(row: Row, rt: Runtime) -> dict[str, object]:

@@ -26,7 +26,9 @@ def record(path: Path, action: str, container: str, actor: str, **details: Any) 
         "actor": actor,
         **{key: value for key, value in details.items() if value is not None},
     }
-    write.append_line(path, json.dumps(event, sort_keys=True, ensure_ascii=False, default=str))
+    # ASCII only: a control, line-separator or bidirectional character from a user's volume
+    # is a \u escape in the file, never a byte a terminal or a line reader acts on.
+    write.append_line(path, json.dumps(event, sort_keys=True, ensure_ascii=True, default=str))
     return event
 
 

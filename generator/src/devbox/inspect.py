@@ -10,14 +10,16 @@ words with the command that resolves it.
 from __future__ import annotations
 
 import json
+import os
 import pwd
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from devbox import lifecycle, resolve, systemd, tailscale
+from devbox import lifecycle, resolve, systemd, tailscale, volume
 from devbox.context import Runtime
+from devbox.escaping import shown
 from devbox.resolve import Container
 
 
@@ -99,6 +101,19 @@ def _applied(
     )
 
 
+# The owner's own Quadlet directory is theirs: it is read through volume.py (opened without
+# following links, as the owner, within a budget), a few levels deep, a few files, the first
+# UNIT_BYTES of each.
+QUADLET_DIRECTORY = PurePosixPath(".config/containers/systemd")
+UNIT_BYTES = 64 << 10
+MAX_UNIT_DIRECTORIES = 100
+SHADOW_BUDGET_SECONDS = 10
+
+
+def _head(root: int, relative: str) -> str:
+    return volume.head_below(root, relative, UNIT_BYTES).decode("utf-8", "replace")
+
+
 def shadowing_files(container: Container) -> list[str]:
     """The owner's own Quadlet files that would take the place of the devbox units.
 
@@ -106,31 +121,44 @@ def shadowing_files(container: Container) -> list[str]:
     name, or one making the same service, wins silently.
     """
     try:
-        home = Path(pwd.getpwnam(container.owner).pw_dir)
+        user = pwd.getpwnam(container.owner)
     except KeyError:
         return []
-    directory = home / ".config" / "containers" / "systemd"
-    if not directory.is_dir():
-        return []
+    home = Path(user.pw_dir)
+    budget = volume.Budget.of(SHADOW_BUDGET_SECONDS, f"the {SHADOW_BUDGET_SECONDS} s to look")
+    service = container.service.removesuffix(".service")
     ours = {Path(container.container_file).name, Path(container.volume_file).name}
-    found = []
-    for path in sorted(directory.rglob("*")):
-        if not path.is_file():
-            continue
-        same_service = path.suffix == ".container" and (
-            path.stem == container.service.removesuffix(".service")
-            or f"ServiceName={container.service.removesuffix('.service')}" in _text(path)
-        )
-        if path.name in ours or same_service:
-            found.append(str(path))
-    return found
 
+    def look(root: int) -> list[str]:
+        try:
+            top = volume.open_below(root, volume.parts_of(QUADLET_DIRECTORY))
+        except OSError:
+            return []
+        found = []
+        try:
+            for here, entries in volume.walk(
+                top, max_depth=4, max_directories=MAX_UNIT_DIRECTORIES
+            ):
+                for entry in entries:
+                    if not entry.is_file(follow_symlinks=False):
+                        continue
+                    relative = "/".join((*here, entry.name))
+                    same = entry.name.endswith(".container") and (
+                        entry.name == f"{service}.container"
+                        or f"ServiceName={service}" in _head(top, relative)
+                    )
+                    if entry.name in ours or same:
+                        found.append(relative)
+        finally:
+            os.close(top)
+        return found
 
-def _text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
+        with volume.open_home(user.pw_uid, user.pw_gid, home, budget) as tree:
+            found = tree.call(look)
+    except volume.Unreadable:
+        return []
+    return [shown(f"{home / QUADLET_DIRECTORY}/{relative}") for relative in found]
 
 
 def _explain(view: View) -> list[str]:
@@ -174,10 +202,15 @@ class Trees:
         return cls(manifest["files"], _deployed(rt))
 
 
+# How long `list` may spend reading volumes in all; each container also has its own budget.
+LIST_BUDGET_SECONDS = 300
+
+
 def views(rt: Runtime, containers: list[Container], now: datetime) -> list[View]:
     """The views of several containers (list)."""
     trees = Trees.read(rt)
-    return [view(rt, container, now, trees=trees) for container in containers]
+    budget = volume.Budget.of(LIST_BUDGET_SECONDS, f"list's time budget of {LIST_BUDGET_SECONDS} s")
+    return [view(rt, container, now, trees=trees, within=budget) for container in containers]
 
 
 def view(
@@ -187,6 +220,7 @@ def view(
     *,
     detail: bool = False,
     trees: Trees | None = None,
+    within: volume.Budget | None = None,
 ) -> View:
     """The declared and the actual side of one container."""
     trees = trees or Trees.read(rt)
@@ -199,7 +233,9 @@ def view(
     result.volume = podman.volume_exists(container.volume)
     result.secret = podman.secret_exists(container.secret)
     result.applied = _applied(container, trees.deployed, trees.generated)
-    result.assessment = lifecycle.assess(rt, container, now)
+    seconds = lifecycle.CONTAINER_BUDGET_SECONDS
+    budget = volume.Budget.of(seconds, f"its time budget of {seconds} s", within=within)
+    result.assessment = lifecycle.assess(rt, container, now, budget)
     if detail:
         result.unit = systemd.properties(
             container.owner,

@@ -21,14 +21,15 @@ The rules (docs/lifecycle.md):
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 
-from devbox import activity, resolve
+from devbox import activity, resolve, volume
 from devbox.context import Runtime
+from devbox.escaping import shown
 from devbox.models import Pin, Policy
 from devbox.resolve import Container
 
@@ -315,43 +316,57 @@ def policy_summary(policy: Policy) -> dict[str, Any]:
     }
 
 
-def assess(rt: Runtime, container: Container, now: datetime) -> Assessment:
-    """The policy for one declared container, from its volume, the declaration and the ledger."""
+# How long reading one container's volume may take (activity, leases, the git check) when
+# nothing else says; cleanup also gives the whole run a budget (cleanup.py).
+CONTAINER_BUDGET_SECONDS = 120
+
+
+def assess(
+    rt: Runtime, container: Container, now: datetime, budget: volume.Budget | None = None
+) -> Assessment:
+    """The policy for one declared container, from its volume, the declaration and the ledger.
+
+    The volume is read within the budget (by default CONTAINER_BUDGET_SECONDS); what cannot
+    be read in it, or at all, is unknown, which counts as activity.
+    """
     from devbox import notify, work  # noqa: PLC0415 - only assess reads the host
 
     policy = rt.desired.policy
-    root = _mountpoint(rt, container)
-    if isinstance(root, str):
-        observation = activity.Observation(
-            {"monitor": {"state": f"unknown: {root}"}}, None, None, [root]
-        )
-    else:
-        observation = activity.observe(
-            root,
-            container=container.name,
-            running=container.running,
-            now=now,
-            max_lease=timedelta(days=policy.max_pin_days),
-        )
-    ledger = notify.Ledger.load(rt.config.state_dir)
-    facts = Facts(
-        name=container.name,
-        running=container.running,
-        created=container.created,
-        stopped_at=container.stopped_at,
-        pin=container.pin,
-        observation=observation,
-        sent=lambda kind, due: ledger.sent(container.name, kind, due),
-        work=lambda: work.inspect(root) if not isinstance(root, str) and root else Work(),
+    budget = budget or volume.Budget.of(
+        CONTAINER_BUDGET_SECONDS, f"the time budget of {CONTAINER_BUDGET_SECONDS} s"
     )
-    return decide(facts, policy, now)
-
-
-def _mountpoint(rt: Runtime, container: Container) -> Path | str | None:
-    """The volume's directory, None when there is no volume, or why podman could not say."""
-    from devbox.errors import ToolError  # noqa: PLC0415
-
+    ledger = notify.Ledger.load(rt.config.state_dir)
     try:
-        return rt.podman(container.owner).volume_mountpoint(container.volume)
-    except ToolError as exc:
-        return f"podman could not find the volume: {exc.message}"
+        tree = volume.open_volume(rt.podman(container.owner), container.volume, budget)
+    except volume.Unreadable as exc:
+        tree, problem = None, str(exc)
+    else:
+        problem = ""
+    with contextlib.closing(tree) if tree is not None else contextlib.nullcontext():
+        if problem:
+            observation = activity.unknown_because(problem)
+        else:
+            observation = activity.observe(
+                tree,
+                container=container.name,
+                running=container.running,
+                now=now,
+                max_lease=timedelta(days=policy.max_pin_days),
+            )
+        facts = Facts(
+            name=container.name,
+            running=container.running,
+            created=container.created,
+            stopped_at=container.stopped_at,
+            pin=container.pin,
+            observation=observation,
+            sent=lambda kind, due: ledger.sent(container.name, kind, due),
+            work=lambda: work.inspect(tree) if tree is not None else Work(),
+        )
+        return decide(facts, policy, now)
+
+
+def failed(now: datetime, why: str) -> Assessment:
+    """The assessment of a container whose assessment failed: unknown, so nothing happens."""
+    reason = f"cannot be assessed: {shown(why)}: counted as activity now, nothing is done"
+    return Assessment(now, None, None, NONE, [reason], {"monitor": {"state": "unknown"}})

@@ -22,13 +22,15 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from devbox import activity, lifecycle, resolve, write
+from devbox import activity, lifecycle, resolve, volume, write
 from devbox.context import Runtime
+from devbox.escaping import shown
 from devbox.resolve import Container
 
 LEDGER = Path("cleanup") / "warnings.json"
@@ -221,17 +223,32 @@ class Delivery:
         return {"notice": self.notice, "terminals": self.terminals, "webhook": self.webhook}
 
 
+# How long writing or removing the login notice may take.
+NOTICE_BUDGET_SECONDS = 30
+
+
+def _on_volume(rt: Runtime, container: Container, change: Callable[[volume.Tree], bool]) -> str:
+    """Change the volume through volume.py (as its owner); say how it went, never raise."""
+    budget = volume.Budget.of(NOTICE_BUDGET_SECONDS, f"the {NOTICE_BUDGET_SECONDS} s for a notice")
+    try:
+        tree = volume.open_volume(rt.podman(container.owner), container.volume, budget)
+        if tree is None:
+            return "no volume"
+        with tree:
+            return "written" if change(tree) else "not there"
+    except volume.Unreadable as exc:
+        return f"failed: {shown(exc)}"
+
+
 def deliver(rt: Runtime, container: Container, message: Message) -> Delivery:
     """Send a warning through every channel; a channel that fails does not stop the others."""
     podman = rt.podman(container.owner)
-    root = podman.volume_mountpoint(container.volume)
-    notice = "no volume"
-    if root is not None:
-        try:
-            write.write_inside(root, str(activity.NOTICE), message.text.encode("utf-8"))
-            notice = "written"
-        except OSError as exc:
-            notice = f"failed: {exc}"
+
+    def write_notice(tree: volume.Tree) -> bool:
+        tree.write(activity.NOTICE, message.text.encode("utf-8"))
+        return True
+
+    notice = _on_volume(rt, container, write_notice)
     terminals = "not running"
     inspected = podman.inspect_container(container.name)
     if (inspected or {}).get("State", {}).get("Status") == "running":
@@ -248,7 +265,7 @@ def deliver(rt: Runtime, container: Container, message: Message) -> Delivery:
         terminals = (
             f"written to {result.stdout.strip() or 0}"
             if result.ok
-            else f"failed: {result.stderr.strip()}"
+            else f"failed: {shown(result.stderr.strip())}"
         )
     url = rt.desired.policy.webhook_url
     webhook = "not configured" if url is None else post(url, message)
@@ -257,13 +274,7 @@ def deliver(rt: Runtime, container: Container, message: Message) -> Delivery:
 
 def clear_notice(rt: Runtime, container: Container) -> bool:
     """Remove the login notice of a warning that no longer applies; True if there was one."""
-    root = rt.podman(container.owner).volume_mountpoint(container.volume)
-    if root is None:
-        return False
-    try:
-        return write.remove_inside(root, str(activity.NOTICE))
-    except OSError:
-        return False
+    return _on_volume(rt, container, lambda tree: tree.remove(activity.NOTICE)) == "written"
 
 
 def post(url: str, message: Message) -> str:

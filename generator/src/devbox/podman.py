@@ -86,9 +86,12 @@ class Podman:
         """Whether the volume exists."""
         return self.run("volume", "exists", name).ok
 
-    def volume_mountpoint(self, name: str) -> Path | None:
-        """Where the volume's files are on the host, or None when there is no such volume."""
-        result = self.run("volume", "inspect", name, "--format", "{{.Mountpoint}}")
+    def volume_mountpoint(self, name: str, timeout: float = 300) -> Path | None:
+        """Where the volume's files are on the host, or None when there is no such volume.
+
+        Only volume.py uses the path (it opens it once, without following links).
+        """
+        result = self.run("volume", "inspect", name, "--format", "{{.Mountpoint}}", timeout=timeout)
         return Path(result.stdout.strip()) if result.ok and result.stdout.strip() else None
 
     def create_volume(self, name: str, labels: dict[str, str]) -> None:

@@ -103,8 +103,13 @@ def run(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     timeout: float | None = None,
+    pass_fds: tuple[int, ...] = (),
 ) -> Result:
-    """Run a program to completion and capture its output; a missing program is a ToolError."""
+    """Run a program to completion and capture its output; a missing program is a ToolError.
+
+    `pass_fds` stay open in the program under the same numbers (work.py hands git the parts
+    of a repository as /proc/self/fd/N).
+    """
     try:
         completed = subprocess.run(
             _command(argv),
@@ -117,6 +122,7 @@ def run(
             cwd=cwd,
             timeout=timeout,
             check=False,
+            pass_fds=pass_fds,
         )
     except subprocess.TimeoutExpired as exc:
         raise ToolError(f"{argv[0]} did not finish within {timeout:g} s") from exc

@@ -29,15 +29,18 @@ def _stamp(value: datetime | None) -> str:
 
 
 def _row(row: Row, dry_run: bool) -> list[str]:
+    from devbox.escaping import shown  # noqa: PLC0415 - keep --help fast
+
     c, a = row.container, row.assessment
     headline = HEADLINES[a.action].format(stop=_stamp(a.stop_at), destroy=_stamp(a.destroy_at))
     done = "" if dry_run or not row.done else f"  -> {row.done}"
-    failed = f"  FAILED: {row.error}" if row.error else ""
+    failed = f"  FAILED: {shown(row.error, 500)}" if row.error else ""
     lines = [f"{c.name} ({c.owner}, {c.state}): {headline}{done}{failed}"]
-    lines += [f"    {reason}" for reason in a.reasons]
+    # Reasons and signals quote the container's files: escaped again, whatever made them.
+    lines += [f"    {shown(reason, 1000)}" for reason in a.reasons]
     signals = {k: v for k, v in a.signals.items() if k not in ("created", "stoppedAt", "pin")}
     lines += [
-        f"    {name}: {json.dumps(value, sort_keys=True)}"
+        f"    {shown(name)}: {shown(json.dumps(value, sort_keys=True), 2000)}"
         for name, value in sorted(signals.items())
     ]
     return lines
@@ -83,7 +86,9 @@ def command(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
         click.echo(("Would: " if dry_run else "Done: ") + _summary(report))
         if report.applied:
             click.echo("Applied the changed declaration.")
+        from devbox.escaping import shown  # noqa: PLC0415
+
         for error in report.errors:
-            click.echo(f"error: {error}", err=True)
+            click.echo(f"error: {shown(error, 600)}", err=True)
     if report.errors:
         sys.exit(ExitCode.FAILED)

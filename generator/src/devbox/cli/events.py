@@ -11,14 +11,19 @@ from devbox.cli.options import as_json, echo_json, runtime
 
 
 def _line(event: dict[str, Any]) -> str:
-    shown = {k: v for k, v in event.items() if k not in ("time", "action", "container", "actor")}
+    from devbox.escaping import shown  # noqa: PLC0415 - keep --help fast
+
+    # Events quote what users wrote (reasons, errors from their volumes): every value escaped.
+    rest = {k: v for k, v in event.items() if k not in ("time", "action", "container", "actor")}
     details = " ".join(
-        f"{key}={value if isinstance(value, str) else json.dumps(value, sort_keys=True)}"
-        for key, value in sorted(shown.items())
+        shown(
+            f"{key}={value if isinstance(value, str) else json.dumps(value, sort_keys=True)}", 2000
+        )
+        for key, value in sorted(rest.items())
         if key not in ("signals", "policy")
     )
-    head = f"{event.get('time', '?')}  {event.get('action', '?'):<16} "
-    head += f"{event.get('container', '?'):<20} by {event.get('actor', '?')}"
+    head = f"{shown(event.get('time', '?'))}  {shown(event.get('action', '?')):<16} "
+    head += f"{shown(event.get('container', '?')):<20} by {shown(event.get('actor', '?'))}"
     return head + (f"  {details}" if details else "")
 
 

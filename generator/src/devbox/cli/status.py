@@ -26,6 +26,8 @@ def _active_since(view: View) -> str:
 
 
 def _text(view: View, *, why: bool) -> list[str]:
+    from devbox.escaping import shown  # noqa: PLC0415 - keep --help fast
+
     c, a, unit = view.container, view.assessment, view.unit
     syncthing = "on" if c.syncthing else "off"
     since = f" since {view.started_at}" if view.started_at and view.actual == "running" else ""
@@ -53,12 +55,13 @@ def _text(view: View, *, why: bool) -> list[str]:
         lines.append(f"  pinned:     until {c.pin.until.isoformat()}: {c.pin.reason}")
     if c.stopped_at is not None:
         lines.append(f"  stopped:    {when(c.stopped_at)}")
-    lines += [f"  ! {line}" for line in view.disagreements]
+    lines += [f"  ! {shown(line, 1000)}" for line in view.disagreements]
     if why and a is not None:
+        # Reasons and signals quote the container's files: escaped again, whatever made them.
         lines.append(f"  lifecycle:  {a.action}")
-        lines += [f"    - {reason}" for reason in a.reasons]
+        lines += [f"    - {shown(reason, 1000)}" for reason in a.reasons]
         lines += [
-            f"    {name}: {json.dumps(value, default=str)}"
+            f"    {shown(name)}: {shown(json.dumps(value, default=str), 2000)}"
             for name, value in sorted(a.signals.items())
         ]
     return lines
