@@ -209,7 +209,7 @@ def test_sudo_allows_the_users_exactly_the_privileged_command(nix: str) -> None:
             "groups": [],
             "host": "ALL",
             "runAs": "root",
-            "commands": [{"command": PRIVILEGED, "options": ["NOPASSWD"]}],
+            "commands": [{"command": PRIVILEGED, "options": ["NOPASSWD", "NOSETENV"]}],
         }
     ]
     assert result["sudoRs"] == []
@@ -218,6 +218,30 @@ def test_sudo_allows_the_users_exactly_the_privileged_command(nix: str) -> None:
     )
     assert with_sudo_rs["sudo"] == []
     assert with_sudo_rs["sudoRs"] == result["sudo"]
+    assert with_sudo_rs["sudoConfig"] == with_sudo_rs["sudoRsConfig"] == ""
+
+
+def test_sudo_resets_the_environment_of_the_privileged_command(nix: str) -> None:
+    result = evaluate(nix)
+    written = json.loads(result["etc"]["devbox/config.json"]["text"])
+    path = written["privilegedEnvironment"]["PATH"]
+    # The PATH devbox-privileged gives its programs: the module's packages, then root's dirs.
+    assert path.split(":") == [
+        f"{STUB_STORE}-{name}/bin"
+        for name in ("devbox", "1password-cli", "nix", "nixos-rebuild", "systemd", "git")
+    ] + ["/run/wrappers/bin", "/run/current-system/sw/bin"]
+    assert result["sudoConfig"] == (
+        f"Defaults!{PRIVILEGED} env_reset, !env_keep, !env_check, always_set_home, "
+        f'secure_path="{path}"\n'
+    )
+
+
+def test_the_default_rebuild_command_names_the_configuration(nix: str) -> None:
+    written = json.loads(evaluate(nix)["etc"]["devbox/config.json"]["text"])
+    assert written["rebuildCommand"] == ["nixos-rebuild", "switch", "--flake", "/etc/nixos"]
+    moved = evaluate(nix, extra='{ services.devbox.configRepo = "/srv/infra"; }')
+    written = json.loads(moved["etc"]["devbox/config.json"]["text"])
+    assert written["rebuildCommand"] == ["nixos-rebuild", "switch", "--flake", "/srv/infra"]
 
 
 def test_config_json_names_paths_and_the_privileged_command(nix: str) -> None:
@@ -247,6 +271,7 @@ def test_config_json_names_paths_and_the_privileged_command(nix: str) -> None:
         "tailnet": "-",
         "stateDir": "/var/lib/devbox",
         "privilegedCommand": PRIVILEGED,
+        "privilegedEnvironment": {"PATH": config.privileged_environment["PATH"]},
     }
     assert result["tmpfiles"] == ["d /var/lib/devbox 0700 root root - -"]
     assert result["failedAssertions"] == []
