@@ -3,6 +3,12 @@
 What the NixOS module does on a switch, without NixOS: the generated units become the
 deployed ones ($DEVBOX_TEST_DEPLOYED stands in for /etc/containers/systemd/users/), then the
 per-user devbox-apply oneshot runs the real `devbox-ctl apply` for every user in the manifest.
+
+It records which configuration the real one would build, chosen as nixos-rebuild(8) describes
+(not re-read at the pinned version): `--flake FLAKE`; else /etc/nixos/flake.nix if it exists;
+else `<nixos-config>` from `-I nixos-config=…`, then from NIX_PATH; else
+/etc/nixos/configuration.nix. The environment's NIX_PATH is the caller's to choose unless
+the program runs with root's fixed environment.
 """
 
 from __future__ import annotations
@@ -16,7 +22,22 @@ from pathlib import Path
 
 from common import record, ruled
 
-record("nixos-rebuild")
+
+def configuration(argv: list[str]) -> str:
+    """The configuration nixos-rebuild would build for this argv and environment."""
+    if "--flake" in argv[:-1]:
+        return "flake " + argv[argv.index("--flake") + 1]
+    if Path("/etc/nixos/flake.nix").exists():
+        return "flake /etc/nixos"
+    search = [argv[i + 1] for i, word in enumerate(argv[:-1]) if word == "-I"]
+    search += os.environ.get("NIX_PATH", "").split(":")
+    for entry in search:
+        if entry.startswith("nixos-config="):
+            return entry.removeprefix("nixos-config=")
+    return "/etc/nixos/configuration.nix"
+
+
+record("nixos-rebuild", configuration=configuration(sys.argv[1:]))
 ruled("nixos-rebuild")
 generated = Path(os.environ["DEVBOX_TEST_GENERATED"])
 deployed = Path(os.environ["DEVBOX_TEST_DEPLOYED"])
