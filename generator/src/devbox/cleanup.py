@@ -137,16 +137,21 @@ def _act(rt: Runtime, row: Row, now: datetime) -> bool:
     """Do what the assessment says, if it still holds; True when the declaration changed.
 
     The assessment was made from the declaration read when the run began. Under the config
-    lock, held until the action is recorded, the container is looked up again: one that is
-    gone, or whose name now belongs to another container, is left alone; one whose record
-    changed (a pin, a start, a stop) is assessed again before anything is done.
+    lock the container is looked up again: one that is gone, or whose name now belongs to
+    another container, is left alone; one whose record changed (a pin, a start, a stop) is
+    assessed again before anything is done. For a stop or a destroy the lock is held until
+    the action is recorded, so no change can come between the check and the act; a warning
+    is sent after the lock is released (a webhook must not hold up everyone's changes).
     """
     if row.assessment.action == lifecycle.NONE and not row.assessment.record_stopped_at:
         return _act_on(rt, row, now)
     with write.locked(rt.config.paths.containers.parent):
         if not _still_holds(rt, row, now):
             return False
-        return _act_on(rt, row, now)
+        a = row.assessment
+        if a.action in (lifecycle.STOP, lifecycle.DESTROY) or a.record_stopped_at:
+            return _act_on(rt, row, now)
+    return _act_on(rt, row, now)
 
 
 def _still_holds(rt: Runtime, row: Row, now: datetime) -> bool:
