@@ -204,6 +204,8 @@ USERS_WITH = """{{
             [],
             "containers.image",
         ),
+        (USERS_WITH.format(user="", setting='opField = "other-item/credential";'), [], "opField"),
+        (USERS_WITH.format(user="", setting='opField = "credential\\n";'), [], "opField"),
         (
             USERS_WITH.format(user='"carol\\n" = { uid = 1003; };', setting=""),
             [],

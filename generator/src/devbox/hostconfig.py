@@ -86,6 +86,14 @@ class HostConfig(Model):
             return {**raw, "rebuildCommand": ["nixos-rebuild", "switch", "--flake", str(repo)]}
         return raw
 
+    @field_validator("op_vault")
+    @classmethod
+    def _vault(cls, value: str | None) -> str | None:
+        issue = rules.reference_part(value) if value is not None else None
+        if issue is not None:
+            raise _problem(*issue)
+        return value
+
     @field_validator("rebuild_command")
     @classmethod
     def _rebuild(cls, value: list[str]) -> list[str]:

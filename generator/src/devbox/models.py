@@ -152,7 +152,7 @@ class Policy(Model):
     @field_validator("op_vault", "op_field")
     @classmethod
     def _text(cls, value: str) -> str:
-        _apply(rules.single_line(value, limit=100))
+        _apply(rules.reference_part(value))
         return value
 
     @field_validator("default_cpu", "max_cpu")

@@ -131,6 +131,17 @@ def single_line(value: str, limit: int = MAX_TEXT) -> Issue:
     return None
 
 
+def reference_part(value: str) -> Issue:
+    """A 1Password vault or field name: one line, and no slash.
+
+    A slash would move the reference op://<vault>/<item>/<field> to another item.
+    """
+    issue = single_line(value, limit=100)
+    if issue is None and "/" in value:
+        return (f"{show(value)} contains a slash", "use the vault's or field's name without /")
+    return issue
+
+
 def image(value: str) -> Issue:
     """The image reference the units run, e.g. localhost/devbox/devcontainer:latest."""
     if IMAGE.fullmatch(value) and len(value) <= 255:  # noqa: PLR2004 - podman's limit
