@@ -56,7 +56,11 @@ let
   ];
   # devbox-privileged gives every program it runs this PATH (config.json's
   # privilegedEnvironment), never the caller's; the sudo rule's secure_path is the same.
-  privilegedPath = "${lib.makeBinPath privilegedInputs}:/run/wrappers/bin:/run/current-system/sw/bin";
+  privilegedPath = lib.concatStringsSep ":" [
+    (lib.makeBinPath privilegedInputs)
+    "/run/wrappers/bin"
+    "/run/current-system/sw/bin"
+  ];
   privileged = pkgs.writeShellApplication {
     name = "devbox-privileged";
     runtimeInputs = privilegedInputs;
@@ -434,7 +438,14 @@ in
         "--flake"
         cfg.configRepo
       ];
-      defaultText = literalExpression ''[ "nixos-rebuild" "switch" "--flake" config.services.devbox.configRepo ]'';
+      defaultText = literalExpression ''
+        [
+          "nixos-rebuild"
+          "switch"
+          "--flake"
+          config.services.devbox.configRepo
+        ]
+      '';
       example = [
         "nixos-rebuild"
         "switch"
