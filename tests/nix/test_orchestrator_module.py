@@ -225,11 +225,15 @@ def test_sudo_resets_the_environment_of_the_privileged_command(nix: str) -> None
     result = evaluate(nix)
     written = json.loads(result["etc"]["devbox/config.json"]["text"])
     path = written["privilegedEnvironment"]["PATH"]
-    # The PATH devbox-privileged gives its programs: the module's packages, then root's dirs.
-    assert path.split(":") == [
-        f"{STUB_STORE}-{name}/bin"
-        for name in ("devbox", "1password-cli", "nix", "nixos-rebuild", "systemd", "git")
-    ] + ["/run/wrappers/bin", "/run/current-system/sw/bin"]
+    # The PATH devbox-privileged gives its programs: the module's packages (stub names may
+    # carry a version), then root's directories.
+    *packages, wrappers, system = path.split(":")
+    assert (wrappers, system) == ("/run/wrappers/bin", "/run/current-system/sw/bin")
+    names = ("devbox", "1password-cli", "nix", "nixos-rebuild", "systemd", "git")
+    assert len(packages) == len(names)
+    for entry, name in zip(packages, names, strict=True):
+        assert entry.startswith(f"{STUB_STORE}-{name}"), entry
+        assert entry.endswith("/bin"), entry
     assert result["sudoConfig"] == (
         f"Defaults!{PRIVILEGED} env_reset, !env_keep, !env_check, always_set_home, "
         f'secure_path="{path}"\n'
