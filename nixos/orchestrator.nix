@@ -44,19 +44,27 @@ let
   usersWithContainers = filterAttrs (_: user: user.containers != [ ]) users;
 
   podman = config.virtualisation.podman.package;
-  # The one command the sudo rule allows. sudo resets PATH, and the runtime verbs run git,
-  # nix-instantiate, nixos-rebuild, op and systemd's systemctl/systemd-run (podman itself runs
-  # as the owner, in the owner's systemd manager, by the path config.json's `podman` gives).
+  # The one command the sudo rule allows. The runtime verbs run git, nix-instantiate,
+  # nixos-rebuild, op and systemd's systemctl/systemd-run (podman itself runs as the owner, in
+  # the owner's systemd manager, by the path config.json's `podman` gives).
+  privilegedInputs = [
+    cfg.package
+    cfg.opPackage
+    config.nix.package
+    config.system.build.nixos-rebuild
+    config.systemd.package
+    pkgs.git
+  ];
+  # devbox-privileged gives every program it runs this PATH (config.json's
+  # privilegedEnvironment), never the caller's; the sudo rule's secure_path is the same.
+  privilegedPath = lib.concatStringsSep ":" [
+    (lib.makeBinPath privilegedInputs)
+    "/run/wrappers/bin"
+    "/run/current-system/sw/bin"
+  ];
   privileged = pkgs.writeShellApplication {
     name = "devbox-privileged";
-    runtimeInputs = [
-      cfg.package
-      cfg.opPackage
-      config.nix.package
-      config.system.build.nixos-rebuild
-      config.systemd.package
-      pkgs.git
-    ];
+    runtimeInputs = privilegedInputs;
     text = ''exec ${cfg.package}/bin/devbox-privileged "$@"'';
   };
   privilegedCommand = "${privileged}/bin/devbox-privileged";
@@ -168,14 +176,25 @@ let
     users = attrNames users;
     runAs = "root";
     # A command without arguments lets the caller pass any: devbox-privileged takes the verb
-    # and checks the caller (SUDO_UID, which sudo sets) against users.nix itself.
+    # and checks the caller (SUDO_UID, which sudo sets) against users.nix itself. NOSETENV:
+    # the caller may not set variables for it (`sudo VAR=… cmd`, `sudo -E`).
     commands = [
       {
         command = privilegedCommand;
-        options = [ "NOPASSWD" ];
+        options = [
+          "NOPASSWD"
+          "NOSETENV"
+        ];
       }
     ];
   };
+  # sudo (sudoers(5)): for this command only, a fresh environment with nothing kept from the
+  # caller's (NixOS keeps variables for root and wheel through user Defaults, which command
+  # Defaults override), root's HOME and a fixed PATH. sudo-rs has no command Defaults; it
+  # always resets the environment, and devbox-privileged does not depend on either.
+  sudoDefaults = ''
+    Defaults!${privilegedCommand} env_reset, !env_keep, !env_check, always_set_home, secure_path="${privilegedPath}"
+  '';
 
   userAssertions =
     name: user:
@@ -354,17 +373,33 @@ in
 
     rebuildCommand = mkOption {
       type = types.listOf types.str;
+      # The configuration is named explicitly: without --flake (or -I nixos-config=…),
+      # nixos-rebuild takes it from NIX_PATH, which is not devbox's to choose.
       default = [
         "nixos-rebuild"
         "switch"
+        "--flake"
+        cfg.configRepo
       ];
+      defaultText = literalExpression ''
+        [
+          "nixos-rebuild"
+          "switch"
+          "--flake"
+          config.services.devbox.configRepo
+        ]
+      '';
       example = [
         "nixos-rebuild"
         "switch"
         "--flake"
         "/etc/nixos#orchestrator"
       ];
-      description = "The command (argv) that applies the configuration after devbox-ctl committed a change.";
+      description = ''
+        The command (argv) that applies the configuration after devbox-ctl committed a change.
+        It must name the configuration itself (`--flake <repo>#<host>`, or
+        `-I nixos-config=/absolute/path`): it runs with a fixed environment, without NIX_PATH.
+      '';
     };
 
     opVault = mkOption {
@@ -546,6 +581,7 @@ in
           # A user's systemd manager runs what devbox hands it with systemd-run --machine
           # unresolved and searches only systemd's own bin/: podman must be named by its path.
           podman = "${podman}/bin/podman";
+          privilegedEnvironment.PATH = privilegedPath;
         };
       }
     ];
@@ -559,6 +595,7 @@ in
       ) usersWithContainers;
 
     security.sudo.extraRules = mkIf config.security.sudo.enable [ sudoRule ];
+    security.sudo.extraConfig = mkIf config.security.sudo.enable sudoDefaults;
     security.sudo-rs.extraRules = mkIf config.security.sudo-rs.enable [ sudoRule ];
   };
 }

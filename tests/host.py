@@ -205,6 +205,11 @@ def make_host(base: Path, monkeypatch: pytest.MonkeyPatch, quadlet: str) -> Host
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("PATH", f"{stand_ins.bin}:{os.environ['PATH']}")
+    # The privileged path gives its programs root's fixed environment from config.json, not
+    # the caller's: here the stand-ins' settings and the test's podman storage.
+    settings = json.loads(config_path.read_text())
+    settings["privilegedEnvironment"] = {**env, "PATH": os.environ["PATH"]}
+    config_path.write_text(json.dumps(settings))
     build_image(base, env)
     host = Host(base, repo, config_path, state, base / "deployed", stand_ins, env)
     for owner in ("alice", "bob", "carol"):

@@ -162,10 +162,10 @@ def test_unpushed_work_refuses_the_destroy_once_and_tells_the_owner(
     now.now = now.now.replace(day=16)
     result = web.cli("cleanup")
     assert "refuse to destroy: unsaved work  -> refused to destroy; told the owner" in result.out
-    assert "work on the volume: ~/project: 1 commits on no remote" in result.out
+    assert "work on the volume: ~/project: 1 commit on no remote" in result.out
     notice = (home(web) / activity.NOTICE).read_text()
     assert "devbox did NOT destroy the stopped container web" in notice
-    assert "Unsaved work: ~/project: 1 commits on no remote" in notice
+    assert "Unsaved work: ~/project: 1 commit on no remote" in notice
     again = web.cli("cleanup")
     assert "-> refused to destroy (the owner was told)" in again.out
     assert web.records()[0]["name"] == "web"

@@ -55,8 +55,8 @@ def test_uncommitted_unpushed_stashed_and_remoteless_work_is_found(
 
     assert sorted(result.found) == [
         "~/dirty: uncommitted changes (2 files)",
-        "~/local-only: 1 commits on no remote (a branch not pushed, or a stash)",
-        "~/projects/ahead: 1 commits on no remote (a branch not pushed, or a stash)",
+        "~/local-only: 1 commit on no remote (a branch not pushed, or a stash)",
+        "~/projects/ahead: 1 commit on no remote (a branch not pushed, or a stash)",
         "~/stashed: 2 commits on no remote (a branch not pushed, or a stash)",
     ]
     assert result.unknown == []

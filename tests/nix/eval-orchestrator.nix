@@ -92,5 +92,7 @@ in
   }) config.systemd.packages;
   tmpfiles = config.systemd.tmpfiles.rules;
   sudo = config.security.sudo.extraRules;
+  sudoConfig = config.security.sudo.extraConfig;
   sudoRs = config.security.sudo-rs.extraRules;
+  sudoRsConfig = config.security.sudo-rs.extraConfig;
 }

@@ -132,6 +132,10 @@ let
       type = types.bool;
       default = false;
     };
+    extraConfig = mkOption {
+      type = types.lines;
+      default = "";
+    };
     extraRules = list (
       types.submodule {
         options = {

@@ -212,7 +212,7 @@ def test_sudo_allows_the_users_exactly_the_privileged_command(nix: str) -> None:
             "groups": [],
             "host": "ALL",
             "runAs": "root",
-            "commands": [{"command": PRIVILEGED, "options": ["NOPASSWD"]}],
+            "commands": [{"command": PRIVILEGED, "options": ["NOPASSWD", "NOSETENV"]}],
         }
     ]
     assert result["sudoRs"] == []
@@ -221,6 +221,34 @@ def test_sudo_allows_the_users_exactly_the_privileged_command(nix: str) -> None:
     )
     assert with_sudo_rs["sudo"] == []
     assert with_sudo_rs["sudoRs"] == result["sudo"]
+    assert with_sudo_rs["sudoConfig"] == with_sudo_rs["sudoRsConfig"] == ""
+
+
+def test_sudo_resets_the_environment_of_the_privileged_command(nix: str) -> None:
+    result = evaluate(nix)
+    written = json.loads(result["etc"]["devbox/config.json"]["text"])
+    path = written["privilegedEnvironment"]["PATH"]
+    # The PATH devbox-privileged gives its programs: the module's packages (stub names may
+    # carry a version), then root's directories.
+    *packages, wrappers, system = path.split(":")
+    assert (wrappers, system) == ("/run/wrappers/bin", "/run/current-system/sw/bin")
+    names = ("devbox", "1password-cli", "nix", "nixos-rebuild", "systemd", "git")
+    assert len(packages) == len(names)
+    for entry, name in zip(packages, names, strict=True):
+        assert entry.startswith(f"{STUB_STORE}-{name}"), entry
+        assert entry.endswith("/bin"), entry
+    assert result["sudoConfig"] == (
+        f"Defaults!{PRIVILEGED} env_reset, !env_keep, !env_check, always_set_home, "
+        f'secure_path="{path}"\n'
+    )
+
+
+def test_the_default_rebuild_command_names_the_configuration(nix: str) -> None:
+    written = json.loads(evaluate(nix)["etc"]["devbox/config.json"]["text"])
+    assert written["rebuildCommand"] == ["nixos-rebuild", "switch", "--flake", "/etc/nixos"]
+    moved = evaluate(nix, extra='{ services.devbox.configRepo = "/srv/infra"; }')
+    written = json.loads(moved["etc"]["devbox/config.json"]["text"])
+    assert written["rebuildCommand"] == ["nixos-rebuild", "switch", "--flake", "/srv/infra"]
 
 
 def test_config_json_names_paths_and_the_privileged_command(nix: str) -> None:
@@ -251,6 +279,7 @@ def test_config_json_names_paths_and_the_privileged_command(nix: str) -> None:
         "stateDir": "/var/lib/devbox",
         "privilegedCommand": PRIVILEGED,
         "podman": f"{STUB_STORE}-podman/bin/podman",
+        "privilegedEnvironment": {"PATH": config.privileged_environment["PATH"]},
     }
     assert config.podman == Path(f"{STUB_STORE}-podman/bin/podman")
     assert result["tmpfiles"] == ["d /var/lib/devbox 0700 root root - -"]

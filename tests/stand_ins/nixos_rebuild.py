@@ -20,6 +20,12 @@ in docs/tools-checked.md) as far as devbox sees them:
   lines; a failed unit: "warning: the following units failed: …" and exit 4.
 What the last switch activated is kept beside the deployed tree (switched-units.json), as the
 old system's unit files are on a real host.
+
+It records which configuration the real one would build, chosen as nixos-rebuild(8) describes
+(not re-read at the pinned version): `--flake FLAKE`; else /etc/nixos/flake.nix if it exists;
+else `<nixos-config>` from `-I nixos-config=…`, then from NIX_PATH; else
+/etc/nixos/configuration.nix. The environment's NIX_PATH is the caller's to choose unless
+the program runs with root's fixed environment.
 """
 
 from __future__ import annotations
@@ -51,12 +57,33 @@ def parse(argv: list[str]) -> None:
             index += 1
         elif arg.startswith("--flake="):
             continue
+        elif arg == "-I":
+            if index >= len(argv):
+                usage_error("argument -I/--include: expected one argument")
+            index += 1
         elif arg.startswith("-"):
             usage_error(f"unrecognized arguments: {arg}")
         else:
             words.append(arg)
     if words != ["switch"]:
         usage_error(f"stand-in: only `switch` is implemented, not {' '.join(words) or 'nothing'}")
+
+
+def configuration(argv: list[str]) -> str:
+    """The configuration nixos-rebuild would build for this argv and environment."""
+    if "--flake" in argv[:-1]:
+        return "flake " + argv[argv.index("--flake") + 1]
+    flake = next((arg.removeprefix("--flake=") for arg in argv if arg.startswith("--flake=")), None)
+    if flake is not None:
+        return "flake " + flake
+    if Path("/etc/nixos/flake.nix").exists():
+        return "flake /etc/nixos"
+    search = [argv[i + 1] for i, word in enumerate(argv[:-1]) if word == "-I"]
+    search += os.environ.get("NIX_PATH", "").split(":")
+    for entry in search:
+        if entry.startswith("nixos-config="):
+            return entry.removeprefix("nixos-config=")
+    return "/etc/nixos/configuration.nix"
 
 
 def triggers(manifest: dict[str, object], user: str) -> list[str]:
@@ -93,7 +120,7 @@ def apply(deployed: Path, user: str) -> bool:
 
 
 def main() -> None:
-    record("nixos-rebuild")
+    record("nixos-rebuild", configuration=configuration(sys.argv[1:]))
     ruled("nixos-rebuild")
     parse(sys.argv[1:])
     generated = Path(os.environ["DEVBOX_TEST_GENERATED"])

@@ -182,6 +182,43 @@ def _details(row: Row, rt: Runtime) -> dict[str, object]:
 
 
 def _act(rt: Runtime, row: Row, now: datetime) -> bool:
+    """Do what the assessment says, if it still holds; True when the declaration changed.
+
+    The assessment was made from the declaration read when the run began. Under the config
+    lock the container is looked up again: one that is gone, or whose name now belongs to
+    another container, is left alone; one whose record changed (a pin, a start, a stop) is
+    assessed again before anything is done. For a stop or a destroy the lock is held until
+    the action is recorded, so no change can come between the check and the act; a warning
+    is sent after the lock is released (a webhook must not hold up everyone's changes).
+    """
+    if row.assessment.action == lifecycle.NONE and not row.assessment.record_stopped_at:
+        return _act_on(rt, row, now)
+    with write.locked(rt.config.paths.containers.parent):
+        if not _still_holds(rt, row, now):
+            return False
+        a = row.assessment
+        if a.action in (lifecycle.STOP, lifecycle.DESTROY) or a.record_stopped_at:
+            return _act_on(rt, row, now)
+    return _act_on(rt, row, now)
+
+
+def _still_holds(rt: Runtime, row: Row, now: datetime) -> bool:
+    """Re-check a row against the current declaration; re-assess it if its record changed."""
+    assessed = row.container
+    current = rt.refresh().by_name().get(assessed.name)
+    if current is None or (current.owner, current.created) != (
+        assessed.owner,
+        assessed.created,
+    ):
+        row.done = "left alone: no longer declared as assessed"
+        return False
+    if current != assessed:
+        row.container = current
+        row.assessment = lifecycle.assess(rt, current, now)
+    return True
+
+
+def _act_on(rt: Runtime, row: Row, now: datetime) -> bool:
     """Do what the assessment says; True when the declaration changed."""
     container, a = row.container, row.assessment
     ledger = notify.Ledger.load(rt.config.state_dir)
@@ -265,7 +302,12 @@ def _warn(rt: Runtime, row: Row, ledger: notify.Ledger, now: datetime) -> None:
 def _record_stopped_at(rt: Runtime, container: Container, now: datetime) -> None:
     def change(records: declare.Records) -> str:
         record = declare.find(records, container.name)
-        if record is not None and record.get("state") == "stopped" and not record.get("stoppedAt"):
+        if (
+            declare.same(record, container)
+            and record is not None
+            and record.get("state") == "stopped"
+            and not record.get("stoppedAt")
+        ):
             record["stoppedAt"] = resolve.timestamp(now)
         return f"devbox: cleanup recorded the stop time of {container.name}"
 

@@ -34,6 +34,11 @@ class Runtime:
             self._desired = declare.current(self.config.paths)
         return self._desired
 
+    def refresh(self) -> Desired:
+        """Read the declaration again (under the config lock, to decide on what is current)."""
+        self._desired = declare.current(self.config.paths)
+        return self._desired
+
     def change(
         self, change: Callable[[declare.Records], str], *, who: str | None = None
     ) -> Desired:

@@ -2,24 +2,32 @@
 
 Every change devbox-ctl makes (create, start, stop, destroy, pin, …) runs through `edit`:
 under an exclusive lock on the config directory it reads containers.json, applies the change,
-validates the result with every generator rule (limits included), writes containers.json
-atomically, regenerates the tree and commits both with a message that says who did what.
-Two changes at once are serialised by the lock, so neither a limit nor the file can be broken;
-a change that fails validation writes nothing.
+validates the result with every generator rule (limits included) and renders the generated
+tree from it; only then does it write containers.json atomically, swap in the tree and commit
+both with a message that says who did what. Two changes at once are serialised by the lock, so
+neither a limit nor the file can be broken. A change that fails validation or rendering writes
+nothing; one whose write or commit fails puts containers.json and the tree back as they were.
+
+The change runs under the lock against the declaration as it is then, so it is where every
+decision that depends on the declaration is re-checked. Records are identified by name *and*
+owner and creation time (`same`), never by name alone: a name freed by a destroy can be taken
+by another user at any moment.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from devbox import gitrepo, load, pipeline, render, write
+from devbox import gitrepo, load, pipeline, render, rules, unitfile, write
 from devbox.errors import InputError, Problem, UsageError
 from devbox.models import SCHEMA_VERSION
-from devbox.resolve import Desired
+from devbox.resolve import Container, Desired
 
 FIELD_ORDER = (
     "name",
@@ -63,11 +71,38 @@ def find(records: Records, name: str) -> dict[str, Any] | None:
     return next((r for r in records if isinstance(r, dict) and r.get("name") == name), None)
 
 
-def required(records: Records, name: str) -> dict[str, Any]:
-    """The record of a container that must still be declared (another change may have won)."""
-    record = find(records, name)
-    if record is None:
-        raise UsageError(f"{name} is no longer declared (another change removed it)")
+def same(record: object, container: Container) -> bool:
+    """Whether a record is the one this container was resolved from (not a namesake)."""
+    return (
+        isinstance(record, dict)
+        and record.get("name") == container.name
+        and record.get("owner") == container.owner
+        and _created(record.get("created")) == container.created
+    )
+
+
+def _created(value: object) -> datetime | None:
+    """A record's creation time as the model reads it (None: absent or unreadable)."""
+    if not isinstance(value, str) or rules.timestamp(value):
+        return None
+    try:
+        return datetime.fromisoformat(value).astimezone(UTC).replace(microsecond=0)
+    except ValueError:
+        return None
+
+
+def required(records: Records, container: Container) -> dict[str, Any]:
+    """The record of a container that must still be declared as it was read.
+
+    Another change may have removed it, or removed it and given its name to someone else.
+    """
+    record = find(records, container.name)
+    if record is None or not same(record, container):
+        raise UsageError(
+            f"{container.name} is no longer declared as it was (another change removed or "
+            "replaced it)",
+            hint=f"devbox-ctl status {container.name} shows it as it is now",
+        )
     return record
 
 
@@ -87,6 +122,41 @@ def current(paths: pipeline.Paths) -> Desired:
     return pipeline.desired(paths, containers_raw=_read(paths.containers))
 
 
+def _checked(paths: pipeline.Paths, document: dict[str, Any]) -> tuple[Desired, render.Tree]:
+    """The declaration a document makes and the tree it renders to, or the reason it cannot.
+
+    Rendering is part of the check: a value that validation let through but no unit file can
+    hold must be refused before anything is written, not after.
+    """
+    desired = pipeline.desired(paths, containers_raw=document)
+    try:
+        tree = render.render(desired)
+    except unitfile.UnitValueError as exc:
+        raise InputError(
+            [
+                Problem(
+                    str(paths.containers),
+                    "",
+                    f"cannot be written as unit files: {exc}",
+                    "correct that value in containers.json or users.nix",
+                )
+            ]
+        ) from exc
+    return desired, tree
+
+
+def preview(paths: pipeline.Paths, change: Callable[[Records], object]) -> Desired:
+    """The declaration a change would make now, checked and rendered; nothing is written.
+
+    A verb that acts on the host before it records its change (destroy) asks first, so a
+    change that could not be recorded is refused before anything is done.
+    """
+    with write.locked(paths.containers.parent):
+        document = _read(paths.containers)
+        change(document["containers"])
+        return _checked(paths, document)[0]
+
+
 def edit(
     paths: pipeline.Paths, repo: Path, change: Callable[[Records], str], *, who: str
 ) -> Edited:
@@ -94,9 +164,30 @@ def edit(
     with write.locked(paths.containers.parent):
         document = _read(paths.containers)
         subject = change(document["containers"])
-        desired = pipeline.desired(paths, containers_raw=document)
-        write.write_file(paths.containers, dump(document))
-        write.write_tree(paths.out, render.render(desired))
+        desired, tree = _checked(paths, document)
         message = f"{subject}\n\nRequested by {who} with devbox-ctl."
-        commit = gitrepo.commit(repo, [paths.containers, paths.out], message)
+        with _restored_on_failure(paths):
+            write.write_file(paths.containers, dump(document))
+            write.write_tree(paths.out, tree)
+            commit = gitrepo.commit(repo, [paths.containers, paths.out], message)
     return Edited(desired, commit)
+
+
+@contextlib.contextmanager
+def _restored_on_failure(paths: pipeline.Paths) -> Iterator[None]:
+    """Put containers.json and the generated tree back as they were if the block fails."""
+    before = paths.containers.read_bytes() if paths.containers.exists() else None
+    had_tree = paths.out.is_dir()
+    tree = write.read_tree(paths.out)
+    try:
+        yield
+    except BaseException:
+        if before is None:
+            write.remove_file(paths.containers)
+        else:
+            write.write_file(paths.containers, before)
+        if had_tree:
+            write.write_tree(paths.out, tree)
+        else:
+            write.remove_tree(paths.out)
+        raise

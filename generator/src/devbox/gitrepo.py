@@ -44,5 +44,7 @@ def commit(repo: Path, paths: Sequence[Path], message: str) -> str | None:
         return None
     committed = _git(repo, "commit", "--quiet", "--message", message, "--", *relative)
     if not committed.ok:
+        # Leave the index as it was: the caller puts the files back.
+        _git(repo, "reset", "--quiet", "--", *relative)
         raise ToolError(f"git commit failed in {repo}: {committed.stderr.strip()}")
     return _git(repo, "rev-parse", "--short", "HEAD").stdout.strip()

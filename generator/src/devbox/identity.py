@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from devbox import rules
 from devbox.errors import NotAllowedError
 from devbox.models import User
 
@@ -52,7 +53,7 @@ def system_uid(sudo_uid: str | None) -> int:
     """The caller's uid: SUDO_UID under the privileged path, else the process's real uid."""
     if sudo_uid is None:
         return os.getuid()
-    if not sudo_uid.isdigit():
+    if not rules.uid(sudo_uid):
         raise NotAllowedError(f"SUDO_UID is {sudo_uid!r}, not a uid")
     return int(sudo_uid)
 

@@ -24,14 +24,14 @@ from devbox.errors import UsageError
 HOLD_AHEAD = timedelta(hours=1)
 RENEW_SECONDS = 300
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-_DURATION = re.compile(r"^(\d+)([smhdw])$")
+_DURATION = re.compile(r"([0-9]{1,6})([smhdw])")
 # A change to the leases: from the current ones (expired dropped) and now, the new ones.
 Edit = Callable[[list[Lease], datetime], list[Lease]]
 
 
 def parse_duration(text: str) -> timedelta:
     """A duration like 90m, 48h, 3d or 2w; UsageError otherwise."""
-    match = _DURATION.match(text.strip().lower())
+    match = _DURATION.fullmatch(text.strip().lower())
     if match is None or int(match.group(1)) == 0:
         raise UsageError(
             f"{text!r} is not a duration", hint="write a number and a unit: 90m, 48h, 3d, 2w"

@@ -49,7 +49,7 @@ def _parse_timestamp(value: object) -> object:
     if not isinstance(value, str):
         return value
     try:
-        parsed = datetime.fromisoformat(value)
+        parsed = None if rules.timestamp(value) else datetime.fromisoformat(value)
     except ValueError:
         parsed = None
     if parsed is None or parsed.tzinfo is None:
@@ -65,14 +65,14 @@ def _parse_day(value: object) -> object:
     """Read a calendar day ("2026-12-24"); other types fail as usual."""
     if not isinstance(value, str):
         return value
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
+    parsed = rules.parse_day(value)
+    if parsed is None:
         raise PydanticCustomError(
             "devbox",
             f"{rules.show(value)} is not a day",
             {"fix": 'write it like "2026-12-24"'},
-        ) from None
+        )
+    return parsed
 
 
 Timestamp = Annotated[datetime, BeforeValidator(_parse_timestamp)]
@@ -156,7 +156,7 @@ class Policy(Model):
     @field_validator("op_vault", "op_field")
     @classmethod
     def _text(cls, value: str) -> str:
-        _apply(rules.single_line(value, limit=100))
+        _apply(rules.reference_part(value))
         return value
 
     @field_validator("default_cpu", "max_cpu")

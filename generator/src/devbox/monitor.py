@@ -47,7 +47,7 @@ def processes(proc: Path = PROC) -> list[list[str]]:
     """The argv of every process this monitor can see (those that vanish are skipped)."""
     found = []
     for entry in proc.iterdir():
-        if not entry.name.isdigit():
+        if not (entry.name.isascii() and entry.name.isdigit()):
             continue
         try:
             raw = (entry / "cmdline").read_bytes()

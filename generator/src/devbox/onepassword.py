@@ -17,7 +17,7 @@ from devbox.errors import ToolError
 
 # Auth keys (tskey-auth-…) and OAuth client secrets (tskey-client-…), which Tailscale also
 # accepts as auth keys for tagged devices.
-KEY = re.compile(r"^tskey-(?:auth|client)-[A-Za-z0-9]+-[A-Za-z0-9]+$")
+KEY = re.compile(r"tskey-(?:auth|client)-[A-Za-z0-9]+-[A-Za-z0-9]+")
 
 
 def reference(vault: str, owner: str, field: str) -> str:
@@ -57,7 +57,7 @@ def read_auth_key(vault: str, owner: str, field: str, token_file: Path | None) -
             f"vault {vault}, holding a reusable, tagged Tailscale auth key",
         )
     key = result.stdout.strip()
-    if not KEY.match(key):
+    if not KEY.fullmatch(key):
         raise ToolError(
             f"{ref} does not hold a Tailscale auth key (expected tskey-auth-…)",
             hint="put an auth key from the Tailscale admin console (Settings → Keys) there",

@@ -207,7 +207,7 @@ def _set_state(
     rt: Runtime, container: Container, state: str, apply: bool, progress: Progress
 ) -> bool:
     def change(records: declare.Records) -> str:
-        record = declare.required(records, container.name)
+        record = declare.required(records, container)
         record["state"] = state
         if state == "stopped":
             record["stoppedAt"] = resolve.timestamp(clock.now())
@@ -284,6 +284,20 @@ def destroy(
 
     container = rt.container(name)
     authorize(rt.caller, container.owner, name, "destroy")
+
+    def forget(records: declare.Records) -> str:
+        # This container's record only: the name may belong to someone else by now.
+        records[:] = [r for r in records if not declare.same(r, container)]
+        return f"devbox: {rt.caller.name if not automatic else 'cleanup'} destroyed {name}"
+
+    def check(records: declare.Records) -> str:
+        declare.required(records, container)
+        return forget(records)
+
+    # Under the lock, before anything is removed: the record is still this container's, and
+    # the declaration without it can be recorded (a state that cannot be written is refused
+    # now, not after the volume is gone).
+    declare.preview(rt.config.paths, check)
     podman = rt.podman(container.owner)
     done = Destroyed(container)
     keep_snapshot = not keep_volume and snapshot and podman.volume_exists(container.volume)
@@ -311,11 +325,7 @@ def destroy(
         progress(f"Removed the volume {container.volume}.")
     _remove_device(rt, container, done)
 
-    def change(records: declare.Records) -> str:
-        records[:] = [r for r in records if not (isinstance(r, dict) and r.get("name") == name)]
-        return f"devbox: {rt.caller.name if not automatic else 'cleanup'} destroyed {name}"
-
-    rt.change(change)
+    rt.change(forget)
     rt.event(
         "destroy",
         name,

@@ -59,7 +59,8 @@ def pin(rt: Runtime, name: str, until: date, reason: str, now: datetime) -> Cont
     previous = container.pin
 
     def change(records: declare.Records) -> str:
-        declare.required(records, name)["pin"] = {"until": resolve.day(until), "reason": reason}
+        pin = {"until": resolve.day(until), "reason": reason}
+        declare.required(records, container)["pin"] = pin
         return f"devbox: {rt.caller.name} pinned {name} until {resolve.day(until)}: {reason}"
 
     rt.change(change)
@@ -83,9 +84,7 @@ def unpin(rt: Runtime, name: str) -> Container:
     previous = container.pin
 
     def change(records: declare.Records) -> str:
-        record = declare.find(records, name)
-        if record is not None:
-            record.pop("pin", None)
+        declare.required(records, container).pop("pin", None)
         return f"devbox: {rt.caller.name} unpinned {name}"
 
     rt.change(change)

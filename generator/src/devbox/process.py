@@ -2,6 +2,11 @@
 
 Every program runs from an argv list (never a shell). Secrets travel on standard input only:
 argv is visible to every user of the host in /proc, and is what this module may log.
+
+Inside `confined` (devbox-privileged runs every verb there) a program gets a fixed
+environment and `/` as its working directory, and is looked up on that environment's PATH:
+nothing of the caller's environment (PATH, NIX_PATH, NIX_CONF_DIR, GIT_*, LD_*, …) or
+directory reaches a program root runs for them.
 """
 
 from __future__ import annotations
@@ -16,10 +21,10 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from devbox.errors import ToolError
 
@@ -36,6 +41,35 @@ INSTALL_HINTS = {
     "git": "install git",
     "op": "install the 1Password CLI (NixOS: services.devbox sets it up)",
 }
+
+
+# What every confined program gets besides the configured environment.
+CONFINED_BASE = {"HOME": "/root", "LANG": "C.UTF-8", "USER": "root", "LOGNAME": "root"}
+CONFINED_DIRECTORY = Path("/")
+_confinements: list[dict[str, str]] = []
+
+
+@contextlib.contextmanager
+def confined(environment: Mapping[str, str]) -> Iterator[None]:
+    """Run every program started in the block with exactly this environment, from `/`."""
+    _confinements.append({**CONFINED_BASE, **environment})
+    try:
+        yield
+    finally:
+        _confinements.pop()
+
+
+def _environment(extra: Mapping[str, str] | None) -> dict[str, str] | None:
+    """The environment of a new program: the confined one, or this process's (None)."""
+    if _confinements:
+        return {**_confinements[-1], **(extra or {})}
+    return None if extra is None else {**os.environ, **extra}
+
+
+def _options(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> dict[str, Any]:
+    """Environment and working directory of a new program."""
+    directory = cwd if cwd is not None or not _confinements else CONFINED_DIRECTORY
+    return {"env": _environment(env), "cwd": directory}
 
 
 @dataclass(frozen=True)
@@ -55,7 +89,8 @@ class Result:
 
 def find(program: str) -> str:
     """The path of a program on PATH, or a ToolError that says how to install it."""
-    found = shutil.which(program)
+    path = _confinements[-1].get("PATH", "") if _confinements else None
+    found = shutil.which(program, path=path)
     if found is None:
         hint = INSTALL_HINTS.get(program, f"install {program} or put it on PATH")
         raise ToolError(f"{program} not found on PATH", hint=hint)
@@ -118,11 +153,10 @@ def run(
             stdin=subprocess.DEVNULL if stdin is None else None,
             capture_output=True,
             text=True,
-            env=None if env is None else {**os.environ, **env},
-            cwd=cwd,
             timeout=timeout,
             check=False,
             pass_fds=pass_fds,
+            **_options(env, cwd),
         )
     except subprocess.TimeoutExpired as exc:
         raise ToolError(f"{argv[0]} did not finish within {timeout:g} s") from exc
@@ -145,6 +179,7 @@ def run_binary(
             stderr=subprocess.PIPE,
             timeout=timeout,
             check=False,
+            **_options(),
         )
     except subprocess.TimeoutExpired as exc:
         raise ToolError(f"{argv[0]} did not finish within {timeout:g} s") from exc
@@ -156,7 +191,9 @@ def run_binary(
 
 def run_attached(argv: Sequence[str]) -> int:
     """Run a program on the caller's terminal (logs -f); return its exit code."""
-    return subprocess.run(_command(argv), stdin=subprocess.DEVNULL, check=False).returncode
+    return subprocess.run(
+        _command(argv), stdin=subprocess.DEVNULL, check=False, **_options()
+    ).returncode
 
 
 def run_lines(
@@ -170,7 +207,7 @@ def run_lines(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        cwd=cwd,
+        **_options(cwd=cwd),
     ) as child:
         assert child.stdout is not None  # noqa: S101 - Popen with PIPE always has it
         for line in child.stdout:
@@ -185,7 +222,7 @@ def run_while(argv: Sequence[str], every: float, on_tick: Callable[[], None]) ->
     SIGTERM, SIGINT and SIGHUP are passed on to it. Returns its exit code (128+N when a
     signal N ended it, as a shell reports).
     """
-    child = subprocess.Popen(_command(argv))
+    child = subprocess.Popen(_command(argv), **_options())
     forwarded = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
     previous = {number: signal.getsignal(number) for number in forwarded}
 
@@ -236,7 +273,11 @@ def run_streamed(
     """
     with tempfile.TemporaryFile() as errors:
         child = subprocess.Popen(
-            _command(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors
+            _command(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            **_options(),
         )
         try:
             with contextlib.suppress(OSError):  # fewer, larger reads where the system allows

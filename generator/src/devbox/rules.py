@@ -2,6 +2,11 @@
 
 Each check returns `None` for a good value or the problem as `(message, fix)`, so the same rule
 gives the same words wherever it is applied (containers.json, users.nix, `create` options).
+
+Every pattern is applied with `fullmatch`: with `match` and a trailing `$`, a value ending in a
+line break ("box" and a newline) passes, and such a value breaks every unit file it reaches.
+Digits are written [0-9] (a digit class also matches other scripts' digits) and blanks as a
+space (the white-space class matches a line break).
 """
 
 from __future__ import annotations
@@ -9,23 +14,33 @@ from __future__ import annotations
 import json
 import math
 import re
+from datetime import date
 
-CONTAINER_NAME = re.compile(r"^[a-z](?:[a-z0-9-]{1,61}[a-z0-9])$")
-USER_NAME = re.compile(r"^[a-z](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+CONTAINER_NAME = re.compile(r"[a-z](?:[a-z0-9-]{1,61}[a-z0-9])")
+USER_NAME = re.compile(r"[a-z](?:[a-z0-9-]{0,30}[a-z0-9])?")
 # Podman's size form: a whole number with an optional binary unit (k, m, g, t; any case).
-MEMORY = re.compile(r"^([1-9][0-9]{0,15})([bkmgtBKMGT]?)$")
+MEMORY = re.compile(r"([1-9][0-9]{0,15})([bkmgtBKMGT]?)")
 # An image reference as the NixOS module loads it: registry/path:tag, lowercase path.
 IMAGE = re.compile(
-    r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+"
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$"
+    r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
 )
 # systemd calendar events and time spans: a conservative alphabet, checked for real by
 # `systemd-analyze verify` in the tests. Anything outside it cannot be a valid value anyway.
-CALENDAR = re.compile(r"^[A-Za-z0-9*~:.,/ -]{1,100}$")
+CALENDAR = re.compile(r"[A-Za-z0-9*~:.,/ -]{1,100}")
 TIMESPAN = re.compile(
-    r"^(?:\s*[0-9]+\s*(?:us|usec|ms|msec|s|sec|second|seconds|m|min|minute|minutes|h|hr|hour"
-    r"|hours|d|day|days|w|week|weeks|M|month|months|y|year|years)?)+\s*$"
+    r"(?: *[0-9]{1,12} *(?:us|usec|ms|msec|s|sec|second|seconds|m|min|minute|minutes|h|hr|hour"
+    r"|hours|d|day|days|w|week|weeks|M|month|months|y|year|years)?){1,10} *"
 )
+# The times and days containers.json holds (RFC 3339, as devbox writes them, with an offset or
+# Z), before Python's own parser, which accepts any character between the date and the time.
+TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
+    r"(?:Z|[+-][0-9]{2}:[0-9]{2})"
+)
+DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# A uid as sudo writes SUDO_UID.
+UID = re.compile(r"[0-9]{1,10}")
 MEMORY_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 # Podman refuses less than 6 MiB.
 MEMORY_MIN_BYTES = 6 * 1024**2
@@ -47,7 +62,7 @@ def count(number: int, noun: str) -> str:
 
 def container_name(value: str) -> Issue:
     """A container name becomes a DNS label and a Tailscale host name."""
-    if CONTAINER_NAME.match(value):
+    if CONTAINER_NAME.fullmatch(value):
         return None
     return (
         f"{show(value)} is not a valid name",
@@ -58,7 +73,7 @@ def container_name(value: str) -> Issue:
 
 def user_name(value: str) -> Issue:
     """A user name is a Linux user name and part of the tag `tag:<user>-container`."""
-    if USER_NAME.match(value):
+    if USER_NAME.fullmatch(value):
         return None
     return (
         f"{show(value)} is not a valid user name",
@@ -69,7 +84,7 @@ def user_name(value: str) -> Issue:
 
 def memory_bytes(value: str) -> int | None:
     """The number of bytes a podman memory size means, or None if it is not one."""
-    match = MEMORY.match(value)
+    match = MEMORY.fullmatch(value)
     if not match:
         return None
     return int(match.group(1)) * MEMORY_UNITS[match.group(2).lower()]
@@ -126,9 +141,20 @@ def single_line(value: str, limit: int = MAX_TEXT) -> Issue:
     return None
 
 
+def reference_part(value: str) -> Issue:
+    """A 1Password vault or field name: one line, and no slash.
+
+    A slash would move the reference op://<vault>/<item>/<field> to another item.
+    """
+    issue = single_line(value, limit=100)
+    if issue is None and "/" in value:
+        return (f"{show(value)} contains a slash", "use the vault's or field's name without /")
+    return issue
+
+
 def image(value: str) -> Issue:
     """The image reference the units run, e.g. localhost/devbox/devcontainer:latest."""
-    if IMAGE.match(value) and len(value) <= 255:  # noqa: PLR2004 - podman's limit
+    if IMAGE.fullmatch(value) and len(value) <= 255:  # noqa: PLR2004 - podman's limit
         return None
     return (
         f"{show(value)} is not an image reference",
@@ -138,7 +164,7 @@ def image(value: str) -> Issue:
 
 def calendar(value: str) -> Issue:
     """A systemd calendar event such as `daily` or `*-*-* 03:00:00`."""
-    if CALENDAR.match(value):
+    if CALENDAR.fullmatch(value):
         return None
     return (
         f"{show(value)} is not a systemd calendar event",
@@ -148,6 +174,28 @@ def calendar(value: str) -> Issue:
 
 def timespan(value: str) -> Issue:
     """A systemd time span such as `1h` or `30min`."""
-    if TIMESPAN.match(value):
+    if TIMESPAN.fullmatch(value):
         return None
     return (f"{show(value)} is not a systemd time span", 'use e.g. "1h" or "30min"')
+
+
+def timestamp(value: str) -> Issue:
+    """An RFC 3339 time with its offset, as containers.json holds them."""
+    if TIMESTAMP.fullmatch(value):
+        return None
+    return (f"{show(value)} is not a time in UTC", 'write it like "2026-11-26T09:30:00Z"')
+
+
+def parse_day(value: str) -> date | None:
+    """The day a text names in the one form devbox reads ("2026-12-24"), or None."""
+    if not DAY.fullmatch(value):
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def uid(value: str) -> bool:
+    """Whether a text is a uid written in ASCII digits (SUDO_UID)."""
+    return UID.fullmatch(value) is not None

@@ -19,7 +19,7 @@ import pydantic
 from devbox import rules
 from devbox.errors import Problem
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 _TYPE_MESSAGES = {
     "string_type": ("is not a string", "write it in double quotes"),
@@ -40,7 +40,7 @@ def format_path(loc: tuple[int | str, ...]) -> str:
         if isinstance(item, int):
             text += f"[{item}]"
         else:
-            name = item if _IDENTIFIER.match(item) else json.dumps(item, ensure_ascii=False)
+            name = item if _IDENTIFIER.fullmatch(item) else json.dumps(item, ensure_ascii=False)
             text += f".{name}" if text else name
     return text
 

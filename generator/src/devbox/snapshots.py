@@ -504,13 +504,11 @@ def restore(
         )
     verify(snapshot)
     progress(f"Restoring {target} from snapshot {snapshot.id} ({snapshot.size} bytes)")
-    _declare(rt, snapshot, target, "stopped")
-    container = rt.container(target)
+    container = _declare(rt, snapshot, target)
     import_snapshot(rt, snapshot, container)
     progress(f"Filled the volume {container.volume} from {snapshot.path}")
     operations.provision_key(rt, container)
-    _declare(rt, snapshot, target, "running")
-    container = rt.container(target)
+    container = _start(rt, snapshot, container)
     rt.event(
         "restore",
         target,
@@ -532,21 +530,38 @@ def restore(
     return done
 
 
-def _declare(rt: Runtime, snapshot: Snapshot, target: str, state: str) -> None:
-    """Record the restored container: first stopped (until its volume is full), then running."""
+def _declare(rt: Runtime, snapshot: Snapshot, target: str) -> Container:
+    """Record the restored container, stopped until its volume is full; return it.
+
+    The name is checked again here, under the config lock: checked only before, a name another
+    user took in between would get this snapshot's files in their volume.
+    """
 
     def change(records: declare.Records) -> str:
-        record = declare.find(records, target)
-        if record is None:
-            record = {"name": target, "owner": snapshot.owner}
-            settings = snapshot.settings
-            record |= {"cpu": settings["cpu"]} if "cpu" in settings else {}
-            record |= {"memory": settings["memory"]} if "memory" in settings else {}
-            record |= {"syncthing": True} if settings.get("syncthing") else {}
-            record["created"] = resolve.timestamp(clock.now())
-            records.append(record)
-        record["state"] = state
-        verb = "is restoring" if state == "stopped" else "restored"
-        return f"devbox: {rt.caller.name} {verb} {target} from snapshot {snapshot.id}"
+        existing = declare.find(records, target)
+        if existing is not None:
+            raise UsageError(
+                f"a container named {target} exists (owner {existing.get('owner')})",
+                hint=f"restore it under another name: devbox-ctl restore {snapshot.container} "
+                "--as NEWNAME",
+            )
+        record: dict[str, Any] = {"name": target, "owner": snapshot.owner}
+        settings = snapshot.settings
+        record |= {"cpu": settings["cpu"]} if "cpu" in settings else {}
+        record |= {"memory": settings["memory"]} if "memory" in settings else {}
+        record |= {"syncthing": True} if settings.get("syncthing") else {}
+        record |= {"state": "stopped", "created": resolve.timestamp(clock.now())}
+        records.append(record)
+        return f"devbox: {rt.caller.name} is restoring {target} from snapshot {snapshot.id}"
 
-    rt.change(change)
+    return rt.change(change).by_name()[target]
+
+
+def _start(rt: Runtime, snapshot: Snapshot, container: Container) -> Container:
+    """Declare the restored container running, if its record is still the one restore made."""
+
+    def change(records: declare.Records) -> str:
+        declare.required(records, container)["state"] = "running"
+        return f"devbox: {rt.caller.name} restored {container.name} from snapshot {snapshot.id}"
+
+    return rt.change(change).by_name()[container.name]

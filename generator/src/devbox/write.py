@@ -259,6 +259,12 @@ def remove_file(path: Path) -> None:
     path.unlink(missing_ok=True)
 
 
+def remove_tree(path: Path) -> None:
+    """Remove a directory devbox wrote (a generated tree) with everything in it, if it is there."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+
+
 def append_line(path: Path, line: str, mode: int = 0o640) -> None:
     """Append one line to a log file in a single write, creating it (and its directory)."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,10 +10,12 @@ from devbox.cli.options import as_json, echo_json, runtime
 
 
 def _day(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a day; write it like 2026-12-24") from None
+    from devbox import rules  # noqa: PLC0415 - keeps --help fast
+
+    parsed = rules.parse_day(value)
+    if parsed is None:
+        raise click.BadParameter(f"{value!r} is not a day; write it like 2026-12-24")
+    return parsed
 
 
 @click.command()

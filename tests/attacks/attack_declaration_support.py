@@ -1,0 +1,103 @@
+"""Helpers for the attack tests on declarations, races and the privileged path.
+
+Each attack test runs a whole host (tests/host.py: real git, Nix, podman and Quadlet;
+stand-ins for the user's systemd manager, nixos-rebuild, 1Password and Tailscale) and acts as
+a hostile user would: through the privileged path, with the values, timing and environment
+the user controls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from devbox import monitor, write
+from host import Host
+
+ALICE, BOB, CAROL = 1001, 1002, 1003
+START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Written:
+    """Everything a declaration change may write: containers.json, generated/ and git."""
+
+    containers: bytes
+    generated: dict[str, bytes]
+    head: str
+    index: str
+
+    @classmethod
+    def of(cls, host: Host) -> Written:
+        """The host's declaration as it is now, byte for byte."""
+        devbox = host.repo / "devbox"
+
+        def git(*args: str) -> str:
+            return subprocess.run(
+                ["git", "-C", str(host.repo), *args], capture_output=True, text=True, check=True
+            ).stdout
+
+        return cls(
+            containers=(devbox / "containers.json").read_bytes(),
+            generated=write.read_tree(devbox / "generated"),
+            head=git("rev-parse", "HEAD"),
+            index=git("status", "--porcelain", "--untracked-files=all"),
+        )
+
+
+class Clock:
+    """devbox's clock, frozen at a time the test moves."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def at(self, **delta: float) -> datetime:
+        """Set the time to START plus delta."""
+        self.now = START + timedelta(**delta)
+        return self.now
+
+
+def volume(host: Host, name: str) -> Path:
+    """Create a container's volume in the host's podman storage; return its directory.
+
+    What Quadlet's volume unit does at the container's first start, without starting it.
+    """
+    host.podman("volume", "create", f"{name}-data", check=True)
+    return mountpoint(host, name)
+
+
+def mountpoint(host: Host, name: str) -> Path:
+    """The directory of a container's volume."""
+    out = host.podman("volume", "inspect", f"{name}-data", "--format", "{{.Mountpoint}}")
+    return Path(out.stdout.strip())
+
+
+def monitor_writes(root: Path, name: str, proc: Path) -> None:
+    """One write of the container's activity monitor (no sessions), as the image makes it."""
+    proc.mkdir(parents=True, exist_ok=True)
+    monitor.Monitor(root, name, proc=proc).tick()
+
+
+def secrets(host: Host) -> list[str]:
+    """The podman secrets of the host's storage."""
+    return sorted(host.podman("secret", "ls", "--format", "{{.Name}}").stdout.split())
+
+
+@contextlib.contextmanager
+def environment(variables: dict[str, str]) -> Iterator[None]:
+    """This process's environment with these variables set, as a caller's shell would have."""
+    saved = dict(os.environ)
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
