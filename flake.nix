@@ -33,7 +33,8 @@
       pkgsLinux = nixpkgs.legacyPackages.${linux};
 
       # What the Python test suite reads: the package, its tests, the example, and the files
-      # the tests check (every .nix and shell file, the entrypoint, the NixOS module).
+      # the tests check (every .nix and shell file, the entrypoint, the NixOS module, the list
+      # of the external programs' flags that tests/test_tools_checked.py holds the code to).
       testedSource = fileset.toSource {
         root = ./.;
         fileset = fileset.unions [
@@ -48,6 +49,7 @@
           ./flake.lock
           ./pytest.ini
           ./ruff.toml
+          ./docs/tools-checked.md
           (fileset.maybeMissing ./scripts)
           (fileset.maybeMissing ./.ci)
         ];

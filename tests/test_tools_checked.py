@@ -173,8 +173,9 @@ def shell_flags(path: Path, found: Found) -> None:
         for word in words:
             # A command substitution's command: `v=$(program --flag …)`.
             bare = word.rsplit("$(", 1)[-1] if "$(" in word else word
-            bare = bare.rstrip(";")
-            if bare in SHELL_SEPARATORS or (word.endswith(";") and current and bare != word):
+            # `;` ends a command, and so does the `)` that closes its substitution.
+            bare = bare.rstrip(";)")
+            if bare in SHELL_SEPARATORS or (word.endswith((";", ")")) and current and bare != word):
                 current = None if bare in SHELL_SEPARATORS else current
             if bare in SHELL_PROGRAMS or bare in wrappers:
                 current = wrappers.get(bare, bare)
@@ -188,7 +189,7 @@ def shell_flags(path: Path, found: Found) -> None:
                     found[current].setdefault(flag, []).append(where)
             elif re.match(r"^--?[A-Za-z]", bare):
                 found[current].setdefault(bare.split("=", 1)[0], []).append(where)
-            if word.endswith(";"):
+            if word.endswith((";", ")")):
                 current = None
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from attack_volume_support import dev_uid, give
+
 from devbox import monitor, write
 from host import Host
 
@@ -65,13 +67,18 @@ class Clock:
         return self.now
 
 
-def volume(host: Host, name: str) -> Path:
+def volume(host: Host, name: str, owner_uid: int = ALICE) -> Path:
     """Create a container's volume in the host's podman storage; return its directory.
 
-    What Quadlet's volume unit does at the container's first start, without starting it.
+    What Quadlet's volume unit does at the container's first start, without starting it; the
+    directory is given to the owner's mapped dev, as the owner's rootless podman has it (the
+    tests' podman runs as root, and root's volume is no user's to read).
     """
     host.podman("volume", "create", f"{name}-data", check=True)
-    return mountpoint(host, name)
+    root = mountpoint(host, name)
+    (root / ".local/state/devbox").mkdir(parents=True, exist_ok=True)
+    give(root, dev_uid(owner_uid))
+    return root
 
 
 def mountpoint(host: Host, name: str) -> Path:
@@ -80,10 +87,12 @@ def mountpoint(host: Host, name: str) -> Path:
     return Path(out.stdout.strip())
 
 
-def monitor_writes(root: Path, name: str, proc: Path) -> None:
-    """One write of the container's activity monitor (no sessions), as the image makes it."""
+def monitor_writes(root: Path, name: str, proc: Path, owner_uid: int = ALICE) -> None:
+    """One write of the container's activity monitor (no sessions), as the image makes it:
+    as the container's dev, which is the owner's mapped uid on the host."""
     proc.mkdir(parents=True, exist_ok=True)
     monitor.Monitor(root, name, proc=proc).tick()
+    give(root, dev_uid(owner_uid))
 
 
 def secrets(host: Host) -> list[str]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from attack_volume_support import dev_uid, give
 
 from devbox import clock, monitor
 from host import Host
@@ -71,14 +72,21 @@ def declare_box(host: Host, name: str, uid: int) -> Path:
     assert result.code == 0, result.err
     labels = ["--label=devbox.managed=true", f"--label=devbox.container={name}"]
     host.podman("volume", "create", *labels, f"{name}-data", check=True)
-    return mountpoint(host, f"{name}-data")
+    root = mountpoint(host, f"{name}-data")
+    # As the owner's rootless podman has it: the container's dev is the owner's mapped uid.
+    (root / ".local/state/devbox").mkdir(parents=True, exist_ok=True)
+    give(root, dev_uid(uid))
+    return root
 
 
 def quiet_monitor(home: Path, name: str, scratch: Path) -> None:
-    """One write of the container's activity monitor, with no process running in it."""
+    """One write of the container's activity monitor, with no process running in it, as the
+    container's dev (the owner of the volume's directory)."""
     proc = scratch / "proc"
     proc.mkdir(exist_ok=True)
     monitor.Monitor(home, name, proc=proc).tick()
+    owner = home.stat().st_uid
+    give(home, owner)
 
 
 def sparse_file(path: Path, size: int, head: bytes = b"") -> None:

@@ -78,8 +78,8 @@ def _during_assessment(monkeypatch: pytest.MonkeyPatch, action: Callable[[], Non
     real = lifecycle.assess
     once = _once(action)
 
-    def assess(rt: Any, container: Any, at: Any) -> lifecycle.Assessment:
-        assessment = real(rt, container, at)
+    def assess(rt: Any, container: Any, at: Any, budget: Any = None) -> lifecycle.Assessment:
+        assessment = real(rt, container, at, budget)
         if container.name == "web":
             once()
         return assessment

@@ -17,7 +17,7 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from lifecycle_support import fake_proc
+from lifecycle_support import fake_proc, open_as_volume
 
 from devbox import activity, lifecycle, models, monitor
 
@@ -67,9 +67,10 @@ def run_for(
 
 
 def decide(home: Path, now: datetime) -> lifecycle.Assessment:
-    seen = activity.observe(
-        home, container="web", running=True, now=now, max_lease=timedelta(days=90)
-    )
+    with open_as_volume(home) as tree:
+        seen = activity.observe(
+            tree, container="web", running=True, now=now, max_lease=timedelta(days=90)
+        )
     facts = lifecycle.Facts(
         name="web",
         running=True,
