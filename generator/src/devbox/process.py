@@ -87,10 +87,14 @@ class Result:
         return self.returncode == 0
 
 
+def search_path() -> str | None:
+    """The PATH programs are looked up on: the confined one, or this process's (None)."""
+    return _confinements[-1].get("PATH", "") if _confinements else None
+
+
 def find(program: str) -> str:
     """The path of a program on PATH, or a ToolError that says how to install it."""
-    path = _confinements[-1].get("PATH", "") if _confinements else None
-    found = shutil.which(program, path=path)
+    found = shutil.which(program, path=search_path())
     if found is None:
         hint = INSTALL_HINTS.get(program, f"install {program} or put it on PATH")
         raise ToolError(f"{program} not found on PATH", hint=hint)

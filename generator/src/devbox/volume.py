@@ -286,6 +286,8 @@ def _child(  # pragma: no cover - runs in the child
             if target is not None:
                 _bind(tree.fd, target)
             _become(tree.uid, tree.gid)
+            # Root's $TMPDIR may be root's alone; the owner's scratch files go to /tmp.
+            tempfile.tempdir = SHARED_TMP
             root = tree.fd if target is None else _mounted_root(tree, target)
             os.fchdir(root)
             answer = {"ok": work(root)}
@@ -307,6 +309,9 @@ def _child(  # pragma: no cover - runs in the child
 
 
 _mounted: Path | None = None
+# Where a volume's owner can reach what root makes for it, and make scratch files of its own:
+# only ever through mkdtemp, whose directories are new, unique and private.
+SHARED_TMP = "/tmp"  # noqa: S108 - see above
 # Linux's numbers (x86_64 and aarch64 share these system call numbers).
 _CLONE_NEWNS = 0x00020000
 _MS_REC = 16384
@@ -328,8 +333,12 @@ def mounted_path() -> Path:
 
 
 def _mount_target() -> Path:
-    """An empty directory, root's, that a child binds a tree onto; removed after the child."""
-    target = Path(tempfile.mkdtemp(prefix="devbox-volume-"))
+    """An empty directory, root's, that a child binds a tree onto; removed after the child.
+
+    In /tmp, not $TMPDIR: the owner the child becomes must be able to pass every directory
+    above it, and root's $TMPDIR may lie below directories only root can enter.
+    """
+    target = Path(tempfile.mkdtemp(prefix="devbox-volume-", dir=SHARED_TMP))
     target.chmod(0o755)  # the path to the tree, for the owner the child becomes
     return target
 

@@ -62,8 +62,12 @@ HOME = PurePosixPath("/home/dev")
 
 def inspect(tree: volume.Tree) -> lifecycle.Work:
     """Every repository on a volume with uncommitted or unpushed work, and every doubt."""
+    # git is found by root, on root's PATH, and named by its real path: the owner the child
+    # becomes neither searches root's PATH nor needs to pass the directories of its links.
+    git = shutil.which("git", path=process.search_path())
+    git = os.path.realpath(git) if git is not None else None
     try:
-        found, unknown = tree.call(_inspect, mounted=True)
+        found, unknown = tree.call(lambda root: _inspect(root, git), mounted=True)
     except volume.Unreadable as exc:
         return lifecycle.Work([], [shown(exc)])
     return lifecycle.Work([shown(item) for item in found], [shown(item) for item in unknown])
@@ -73,12 +77,11 @@ class _Doubt(Exception):  # noqa: N818 - a state of one repository
     pass
 
 
-def _inspect(root: int) -> tuple[list[str], list[str]]:
+def _inspect(root: int, git: str | None) -> tuple[list[str], list[str]]:
     """In the volume owner's child: (work found, doubts)."""
     repositories = find_repositories(root)
     if not repositories:
         return [], []
-    git = shutil.which("git")
     if git is None:
         return [], ["git is not installed on the host, so no repository was read"]
     found: list[str] = []
