@@ -1,0 +1,21 @@
+# The host test's users.nix (tests/system): two users, small limits for a small guest.
+{
+  users = {
+    alice = {
+      uid = 1001;
+      admin = true;
+    };
+    bob = {
+      uid = 1002;
+      maxContainers = 2;
+    };
+  };
+  containers = {
+    opVault = "DevBox";
+    defaultCpu = 1;
+    defaultMemory = "512M";
+    idleStopDays = 7;
+    stoppedDestroyDays = 14;
+    cleanupSchedule = "*-*-* 04:00:00";
+  };
+}
