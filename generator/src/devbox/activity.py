@@ -32,7 +32,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, Str
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.alias_generators import to_camel
 
-from devbox import resolve
+from devbox import resolve, write
 
 VERSION = 1
 STATE = PurePosixPath(".local/state/devbox")
@@ -196,7 +196,7 @@ def _open_inside(root: Path, relative: PurePosixPath) -> int:
     parts = relative.parts
     if not parts or any(part in ("..", "/", "") for part in parts):
         raise FileNotFoundError(errno.ENOENT, "not a path inside the volume", str(relative))
-    directory = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    directory = write.open_volume_root(root)
     try:
         for part in parts[:-1]:
             following = os.open(

@@ -51,6 +51,14 @@ def inspect(root: Path) -> lifecycle.Work:
     found: list[str] = []
     unknown: list[str] = []
     try:
+        os.close(write.open_volume_root(root))
+    except OSError as exc:
+        # A link on the way to the volume (its owner can make one) would lead root elsewhere.
+        return lifecycle.Work(
+            [],
+            [f"the volume's directory cannot be opened without following a link ({exc.strerror})"],
+        )
+    try:
         repositories = list(find_repositories(root))
     except _TooMuch as exc:
         return lifecycle.Work([], [str(exc)])

@@ -311,12 +311,35 @@ def temporary_directory(prefix: str) -> Iterator[Path]:
 # the owner of the volume's top directory, so the container's user can read and remove it.
 
 
+def open_volume_root(root: Path) -> int:
+    """A directory fd for a volume's directory, refusing a link at every step from /.
+
+    Rootless podman keeps a volume in its owner's home (`…/storage/volumes/<name>/_data`): the
+    owner can replace that directory, or one above it, with a link to where only root may
+    read or write. ELOOP or ENOTDIR then, never the link's target.
+    """
+    if not root.is_absolute() or any(part in (".", "..") for part in root.parts):
+        raise OSError(errno.EINVAL, "not an absolute path", str(root))
+    directory = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in root.parts[1:]:
+            following = os.open(
+                part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=directory
+            )
+            os.close(directory)
+            directory = following
+    except BaseException:
+        os.close(directory)
+        raise
+    return directory
+
+
 def _open_below(root: Path, parts: tuple[str, ...], *, create: bool) -> int:
     """A directory fd for root/parts, refusing links; missing directories made when create."""
     if any(part in ("", ".", "..") or "/" in part for part in parts):
         raise OSError(errno.EINVAL, "not a path inside the volume", "/".join(parts))
-    top = os.stat(root)
-    directory = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    directory = open_volume_root(root)
+    top = os.fstat(directory)
     try:
         for part in parts:
             if create:
@@ -339,7 +362,7 @@ def _open_below(root: Path, parts: tuple[str, ...], *, create: bool) -> int:
 def write_inside(root: Path, relative: str, content: bytes, mode: int = 0o644) -> None:
     """Replace root/relative atomically, as the owner of root, without following links."""
     *parents, name = relative.split("/")
-    owner = os.stat(root)
+    owner = os.stat(root, follow_symlinks=False)
     directory = _open_below(root, tuple(parents), create=True)
     temporary = f".{name}.devbox-tmp-{os.getpid()}"
     try:
