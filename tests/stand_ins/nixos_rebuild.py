@@ -3,6 +3,9 @@
 What the NixOS module does on a switch, without NixOS: the generated units become the
 deployed ones ($DEVBOX_TEST_DEPLOYED stands in for /etc/containers/systemd/users/), then the
 per-user devbox-apply oneshot runs the real `devbox-ctl apply` for every user in the manifest.
+
+Kept for the fast suite; the host test (tests/system/) switches with guest/activate.sh,
+which follows the module step by step, with real systemd units and restart triggers.
 """
 
 from __future__ import annotations

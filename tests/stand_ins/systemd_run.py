@@ -2,6 +2,9 @@
 
 There is no systemd user manager on the test machine; podman runs rootful as root, in the
 test's own storage, so running the command directly is what the user's manager would do.
+
+Kept for the fast suite; the host test (tests/system/) runs the real systemd-run against
+real user managers and rootless storage.
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@
   };
   containers = {
     opVault = "DevBox";
+    # room for the benchmark's 20 containers (bench/bench_host.py)
+    maxPerUser = 20;
+    maxGlobal = 24;
     defaultCpu = 1;
     defaultMemory = "512M";
     idleStopDays = 7;

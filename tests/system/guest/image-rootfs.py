@@ -40,6 +40,21 @@ WANTED = [
     "base-files",
     "debianutils",
 ]
+ALIASES = ("bin", "sbin", "lib", "lib64")
+# Entries this script writes itself; the packages' entries of the same name are left out, as
+# a second entry of one name is refused by podman.
+OWN = {
+    *ALIASES,
+    "tmp",
+    "var/tmp",
+    "run",
+    "run/secrets",
+    "run/tailscale",
+    "home/dev",
+    "etc/passwd",
+    "etc/group",
+    "etc/nsswitch.conf",
+}
 SKIP_PREFIXES = (
     "/usr/share/doc",
     "/usr/share/man",
@@ -99,7 +114,17 @@ def files(packages: set[str]) -> list[str]:
         for candidate in (info / f"{package}.list", info / f"{package}:amd64.list"):
             if candidate.exists():
                 found.update(candidate.read_text(encoding="utf-8").splitlines())
-    return sorted(p for p in found if p and p != "/." and not p.startswith(SKIP_PREFIXES))
+    # Merged /usr: /bin, /sbin, /lib and /lib64 are links into /usr, and some packages still
+    # list their files under the old names; one name per file (podman refuses duplicates).
+    canonical = set()
+    for listed in found:
+        first, _, rest = listed.lstrip("/").partition("/")
+        if first in ALIASES:
+            canonical.add(f"/usr/{first}/{rest}" if rest else f"/usr/{first}")
+        else:
+            canonical.add(listed)
+    kept = (p for p in canonical if p not in ("", "/", "/.") and not p.startswith(SKIP_PREFIXES))
+    return sorted(kept)
 
 
 def add_text(tar: tarfile.TarFile, name: str, text: str, mode: int = 0o644) -> None:
@@ -125,7 +150,7 @@ def main() -> None:
             entry.type, entry.linkname = tarfile.SYMTYPE, f"usr/{link}"
             tar.addfile(entry)
         for path in files(packages):
-            if path in ("/bin", "/sbin", "/lib", "/lib64") or not os.path.lexists(path):
+            if path.lstrip("/") in OWN or not os.path.lexists(path):
                 continue
             tar.add(
                 path,
@@ -138,7 +163,6 @@ def main() -> None:
             ("var/tmp", 0o1777),
             ("run", 0o755),
             ("run/secrets", 0o755),
-            ("etc", 0o755),
         ):
             add_dir(tar, name, mode)
         add_dir(tar, "home/dev", 0o755, uid=1000)

@@ -285,7 +285,7 @@ set -euo pipefail
 [[ ${{1:-}} == switch ]] || {{ echo "nixos-rebuild stand-in: only 'switch'" >&2; exit 1; }}
 generated={REPO}/$(/usr/bin/jq -r .generatedDirInRepo {HOST_OPTIONS})
 exec {systemd}/bin/systemd-run --wait --collect --quiet --pipe \\
-  --unit="nixos-rebuild-switch-$(date +%s%N)" --property=TimeoutStartSec=30min \\
+  --unit="nixos-rebuild-switch-$(/usr/bin/date +%s%N)" --property=TimeoutStartSec=30min \\
   /bin/bash {TEST}/guest/activate.sh {HOST_OPTIONS} "$generated"
 """,
     )
@@ -342,6 +342,7 @@ exec {systemd}/bin/systemd-run --wait --collect --quiet --pipe \\
 
 
 def host_options(paths: dict[str, str]) -> None:
+    REPO.mkdir(parents=True, exist_ok=True)
     options = {
         **paths,
         "configRepo": str(REPO),
@@ -375,7 +376,8 @@ def declared() -> dict[str, dict[str, Any]]:
 def declare(records: list[dict[str, Any]], message: str) -> None:
     """The admin edits containers.json, regenerates and commits (as root, in the repo)."""
     containers_file().write_text(json.dumps({"version": 1, "containers": records}, indent=2) + "\n")
-    devbox_ctl = PROFILE / "devbox-ctl"
+    # The package's own devbox-ctl: the profile link comes with the first switch.
+    devbox_ctl = Path(json.loads(HOST_OPTIONS.read_text())["package"]) / "bin" / "devbox-ctl"
     run(
         [
             str(devbox_ctl),
@@ -399,12 +401,10 @@ def switch() -> float:
     """nixos-rebuild switch, as the admin runs it; returns its duration."""
     start = time.monotonic()
     rebuild = STORE / "00000000000000000000000000000004-nixos-rebuild-stand-in/bin/nixos-rebuild"
-    result = run([str(rebuild), "switch"], check_ok=False)
-    sys.stdout.write(result.stderr[-4000:])
+    # Its output goes to the console as it comes (the activation's progress lines).
+    result = subprocess.run([str(rebuild), "switch"], timeout=WAIT * 2, check=False)
     if result.returncode != 0:
-        raise ScenarioError(
-            f"nixos-rebuild switch failed ({result.returncode}):\n{result.stdout[-2000:]}"
-        )
+        raise ScenarioError(f"nixos-rebuild switch failed ({result.returncode}); see the journal")
     return time.monotonic() - start
 
 
@@ -706,59 +706,91 @@ def boot1(rec: Recorder) -> None:
             "the switch after start restarted web",
         )
 
+    with rec.step(
+        "7a attack: alice links her volume's directory to a root-only place", fatal=False
+    ) as d:
+        volume_link_attack(d)
+
+    with rec.step("4b bob leaves a file in bobbox and stops it (for the cleanup after the reboot)"):
+        user_podman("bob", "exec", "bobbox", "sh", "-c", "echo kept > /home/dev/kept.txt")
+        as_user("bob", "devbox-ctl stop bobbox")
+        assert_not_running("bob", "bobbox")
+
     with rec.step("before the reboot: what must survive it"):
         (RESULTS / "before-reboot.json").write_text(json.dumps(snapshot_state(), sort_keys=True))
 
 
+def volume_link_attack(d: dict[str, Any]) -> None:
+    """alice swaps web's volume directory for a link; root must not read what it points to."""
+    bait = Path("/var/lib/devbox-test/bait")
+    record = bait / ".local/state/devbox/activity.json"
+    record.parent.mkdir(parents=True, exist_ok=True)
+    bait.chmod(0o700)
+    marker = "2001-02-03T04:05:06Z"
+    record.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "container": "web",
+                "monitor": {"startedAt": marker, "updatedAt": marker, "intervalSeconds": 60},
+                "signals": {"ssh": {"lastSeen": marker, "sessions": 1}},
+            }
+        )
+    )
+    data = "/home/alice/.local/share/containers/storage/volumes/web-data/_data"
+    as_user("alice", f"mv {data} {data}.real && ln -s {bait} {data}")
+    try:
+        result = as_user("alice", "devbox-ctl status web", check_ok=False)
+        d["output"] = (result.stdout + result.stderr)[-2000:]
+        check(
+            marker not in result.stdout + result.stderr, "root read the record behind alice's link"
+        )
+        check(not (bait / ".local/state/devbox/notice").exists(), "root wrote behind alice's link")
+    finally:
+        as_user("alice", f"rm {data} && mv {data}.real {data}")
+
+
 def sudo_environment_attack(d: dict[str, Any]) -> None:
-    """bob calls devbox-ctl with his own programs first on PATH, a NIX_PATH and a cwd of his."""
+    """bob calls devbox-ctl with his own programs first on PATH, a NIX_PATH and a cwd of his.
+
+    sudo keeps the caller's PATH here as on NixOS (no secure_path), and the privileged wrapper
+    only puts its own programs before it: whatever devbox-privileged runs that is not among
+    them would be bob's. Each of bob's programs records who ran it.
+    """
     evil = Path("/home/bob/evil")
-    as_user("bob", f"mkdir -p {evil} && chmod 0777 {evil}")
+    as_user("bob", f"mkdir -p {evil} && chmod 0755 {evil}")
+    # Not sudo itself: which sudo bob's own devbox-ctl runs is bob's business.
     names = [
-        "git",
-        "nix-instantiate",
-        "nix",
-        "systemctl",
-        "systemd-run",
-        "podman",
-        "op",
-        "tar",
-        "gzip",
-        "nixos-rebuild",
-        "python3",
-        "jq",
-        "sudo",
-        "env",
-        "sh",
-        "bash",
-        "cat",
-        "id",
-    ]
+        "git", "nix-instantiate", "nix", "systemctl", "systemd-run", "podman", "op", "tar",
+        "gzip", "nixos-rebuild", "python3", "jq", "env", "sh", "bash", "cat", "date", "mktemp",
+        "rm", "mv", "cp", "ln", "id", "touch",
+    ]  # fmt: skip
     for name in names:
-        write(evil / name, f"#!/bin/sh\ntouch {evil}/RAN-{name}-as-$(id -u)\nexit 1\n")
+        write(
+            evil / name,
+            f"#!/bin/sh\n/usr/bin/touch {evil}/RAN-{name}-as-$(/usr/bin/id -u)\nexit 1\n",
+        )
         shutil.chown(evil / name, "bob", "bob")
     write(
         evil / "users.nix",
         "{ users = { bob = { uid = 1002; admin = true; }; }; containers = {}; }\n",
         0o644,
     )
-    command = (
-        f"cd {evil} && PATH={evil}:$PATH NIX_PATH=nixpkgs={evil}:devbox={evil} "
-        f"DEVBOX_CONFIG={evil}/config.json PYTHONPATH={evil} devbox-ctl list --all; "
-        f"cd {evil} && PATH={evil}:$PATH devbox-ctl status bobbox"
+    prefix = (
+        f"cd {evil} && PATH={evil}:$PATH NIX_PATH=nixpkgs={evil}:devbox={evil} PYTHONPATH={evil}"
     )
-    result = as_user("bob", command, check_ok=False)
-    d["output"] = (result.stdout + result.stderr)[-2000:]
+    listed = as_user("bob", f"{prefix} devbox-ctl list --all", check_ok=False)
+    status = as_user("bob", f"{prefix} devbox-ctl status bobbox", check_ok=False)
+    d["list --all"] = [listed.returncode, (listed.stdout + listed.stderr)[-1000:]]
+    d["status bobbox"] = [status.returncode, (status.stdout + status.stderr)[-1000:]]
     ran = sorted(p.name for p in evil.glob("RAN-*"))
     d["ran"] = ran
     root_ran = [name for name in ran if name.endswith("-as-0")]
-    # `devbox-ctl list --all` by bob: he is not an admin; the refusal must come from users.nix,
-    # not from his own users.nix in the cwd.
     check(not root_ran, f"root ran bob's programs: {root_ran}")
-    check(
-        result.returncode != 0 or "web" not in result.stdout,
-        "bob listed every user's containers through his own users.nix",
-    )
+    # bob is no admin: his users.nix in the cwd must not make him one.
+    check(listed.returncode == 2, f"bob's list --all exited {listed.returncode}, not 2")
+    # His own container's status works all the same: the privileged path did run.
+    check(status.returncode in (0, 1), f"bob's status bobbox exited {status.returncode}")
 
 
 # --- Boot 2 ------------------------------------------------------------------------------------
@@ -808,9 +840,135 @@ def boot2(rec: Recorder, bench: bool) -> None:
         check(after["declared"] == before["declared"], "containers.json changed across the reboot")
         for owner, name in running:
             check(joined(owner, name), f"{name} is not on the tailnet after the reboot")
+    with rec.step(
+        "6 cleanup (the real service, clock moved): warnings, idle stop, snapshot, destroy, restore"
+    ) as d:
+        cleanup_scenario(rec, d)
     if bench:
         with rec.step("bench: bare podman run/stop of the same image, list", fatal=False):
             bare_baseline(rec)
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def volume_file(user: str, volume: str, relative: str) -> Path:
+    return Path(f"/home/{user}/.local/share/containers/storage/volumes/{volume}/_data/{relative}")
+
+
+def run_cleanup(rec: Recorder, at: datetime, label: str) -> str:
+    """Start the real devbox-cleanup.service with devbox's clock at `at`; its journal."""
+    dropin = Path("/run/systemd/system/devbox-cleanup.service.d/clock.conf")
+    dropin.parent.mkdir(parents=True, exist_ok=True)
+    lib = Path(json.loads(HOST_OPTIONS.read_text())["package"]) / "lib"
+    dropin.write_text(
+        "[Service]\nExecStart=\n"
+        f"ExecStart=/usr/bin/python3 -I {TEST}/guest/clock.py {iso(at)} {lib} cleanup\n"
+    )
+    run(["systemctl", "daemon-reload"])
+    cursor = run(["journalctl", "--show-cursor", "-n", "0", "-q"]).stdout.strip().split()[-1]
+    start = time.monotonic()
+    result = run(["systemctl", "start", "devbox-cleanup.service"], check_ok=False)
+    rec.timing(f"cleanup.{label}", time.monotonic() - start)
+    log = run(
+        ["journalctl", "-u", "devbox-cleanup.service", f"--after-cursor={cursor}", "-o", "cat"]
+    ).stdout
+    check(result.returncode == 0, f"devbox-cleanup.service failed at {iso(at)}:\n{log[-3000:]}")
+    return log
+
+
+def forge_idle_record(at: datetime, last: datetime) -> None:
+    """web's monitor record as it would be after days without use (the monitor paused).
+
+    The monitor in the container runs on the real clock, which the host's moved clock leaves
+    days behind: the host would rightly call its record stale and count activity as now. So
+    the monitor is paused and its record written as the monitor would have: fresh at `at`,
+    nothing seen since `last`.
+    """
+    user_podman(
+        "alice", "exec", "web", "pkill", "-STOP", "-f", "devbox-ctl monitor", check_ok=False
+    )
+    record = {
+        "version": 1,
+        "container": "web",
+        "monitor": {
+            "startedAt": iso(last),
+            "updatedAt": iso(at - timedelta(seconds=30)),
+            "intervalSeconds": 60,
+        },
+        "signals": {
+            "ssh": {"lastSeen": None, "sessions": 0},
+            "code-server": {"lastSeen": None},
+            "zed": {"lastSeen": None, "sessions": 0},
+            "keepalive": {"lastSeen": None},
+            "start": {"lastSeen": iso(last)},
+        },
+    }
+    run(
+        [
+            "systemd-run",
+            "--user",
+            "--machine=alice@",
+            "--wait",
+            "--collect",
+            "--quiet",
+            "--pipe",
+            str(PODMAN),
+            "exec",
+            "-i",
+            "web",
+            "sh",
+            "-c",
+            "cat > /home/dev/.local/state/devbox/activity.json.new && "
+            "mv /home/dev/.local/state/devbox/activity.json.new "
+            "/home/dev/.local/state/devbox/activity.json",
+        ],
+        input_text=json.dumps(record),
+    )
+
+
+def cleanup_scenario(rec: Recorder, d: dict[str, Any]) -> None:
+    records = declared()
+    stopped_at = parse_time(records["bobbox"]["stoppedAt"])
+    last = datetime.now(UTC).replace(microsecond=0)
+    # web: idle for 7 days (idleStopDays) with one warning 24 h before the stop.
+    at = last + timedelta(days=7) - timedelta(hours=23)
+    forge_idle_record(at, last)
+    d["idle warning"] = run_cleanup(rec, at, "idle_warning")[-1500:]
+    notice = volume_file("alice", "web-data", ".local/state/devbox/notice")
+    check(notice.exists(), "no notice in web's volume after the idle warning")
+    d["web notice"] = notice.read_text()
+    check(active("alice", "container-web.service") == "active", "web stopped at its warning")
+    at = last + timedelta(days=7, hours=1)
+    forge_idle_record(at, last)
+    d["idle stop"] = run_cleanup(rec, at, "idle_stop")[-1500:]
+    assert_not_running("alice", "web")
+    check(declared()["web"].get("state") == "stopped", "web is not declared stopped")
+    # bobbox: stopped for 14 days (stoppedDestroyDays), warned 72 h and 24 h before.
+    for label, hours in (("destroy_warning_72h", 71), ("destroy_warning_24h", 23)):
+        d[label] = run_cleanup(rec, stopped_at + timedelta(days=14, hours=-hours), label)[-1500:]
+        notice = volume_file("bob", "bobbox-data", ".local/state/devbox/notice")
+        check(notice.exists(), f"no notice in bobbox's volume after {label}")
+        d[f"bobbox notice {label}"] = notice.read_text()
+    d["destroy"] = run_cleanup(rec, stopped_at + timedelta(days=14, hours=1), "destroy")[-1500:]
+    check("bobbox" not in declared(), "bobbox is still declared after its destroy")
+    gone = user_podman("bob", "volume", "exists", "bobbox-data", check_ok=False)
+    check(gone.returncode != 0, "bobbox's volume is still there after its destroy")
+    snapshots = sorted((STATE_DIR / "snapshots").rglob("*bobbox*"))
+    d["snapshots"] = [str(p) for p in snapshots]
+    check(bool(snapshots), "no snapshot of bobbox was kept")
+    start = time.monotonic()
+    restored = as_user("bob", "devbox-ctl restore bobbox", check_ok=False)
+    rec.timing("restore", time.monotonic() - start)
+    d["restore"] = (restored.stdout + restored.stderr)[-2000:]
+    check(restored.returncode == 0, f"restore exited {restored.returncode}: {d['restore']}")
+    kept = volume_file("bob", "bobbox-data", "kept.txt")
+    check(kept.exists() and kept.read_text() == "kept\n", "restore did not bring kept.txt back")
 
 
 def bare_baseline(rec: Recorder) -> None:
@@ -868,9 +1026,25 @@ def bare_baseline(rec: Recorder) -> None:
     )
     rec.timing("baseline.podman_start", time.monotonic() - start)
     user_podman("alice", "rm", "-f", "bench")
+    # `list` over 20 declared containers (the rest declared stopped: nothing starts).
+    records = list(declared().values())
+    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    records += [
+        {
+            "name": f"idle-{n:02}",
+            "owner": "alice",
+            "state": "stopped",
+            "created": created,
+            "stoppedAt": created,
+        }
+        for n in range(20 - len(records))
+    ]
+    declare(records, "devbox: 20 containers for the benchmark")
+    switch()
     start = time.monotonic()
-    as_user("alice", "devbox-ctl list")
+    listed = as_user("alice", "devbox-ctl list --all")
     rec.timing("list", time.monotonic() - start)
+    check(listed.stdout.count("idle-") == 20 - 3, f"list showed: {listed.stdout[-500:]}")
 
 
 def main() -> None:
