@@ -110,7 +110,8 @@ let
       else
         output=$(podman load --quiet --input "$archive")
       fi
-      loaded=$(sed -n 's/^Loaded image(s)\{0,1\}: //p' <<<"$output" | head -n 1)
+      # podman 4 and 5 print "Loaded image: REF", older ones "Loaded image(s): REF".
+      loaded=$(sed -n -E 's/^Loaded image(\(s\))?: //p' <<<"$output" | head -n 1)
       loaded=''${loaded%%,*}
       if [[ -z $loaded ]]; then
         echo "podman load named no image: $output" >&2
