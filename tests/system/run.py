@@ -183,6 +183,22 @@ def failed_steps(result: dict[str, Any]) -> list[dict[str, Any]]:
     return [step for step in result.get("steps", []) if not step.get("ok")]
 
 
+def report(number: int, result: dict[str, Any], out: Path) -> None:
+    """One boot's steps, and for a failure its diagnostics and the end of its journal."""
+    for step in result["steps"]:
+        state = "ok    " if step.get("ok") else "FAILED"
+        say(f"boot {number}: {state} {step['seconds']:7.1f}s  {step['name']}")
+    for step in failed_steps(result):
+        say(f"  {step['name']}: {step.get('error')}")
+    for label, text in result.get("diagnostics", {}).items():
+        say(f"diagnostics, {label}:\n{text}")
+    journal = out / f"journal-boot{number}.txt"
+    if failed_steps(result) and journal.exists():
+        say(f"boot {number}: the guest's journal (last 150 lines; all in {out}):")
+        lines = journal.read_text(errors="replace").splitlines()
+        print("\n".join(lines[-150:]), file=sys.stderr)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -258,16 +274,7 @@ def main() -> int:
                 break
             result = json.loads(result_file.read_text())
             summary["boots"].append(result)
-            for step in result["steps"]:
-                say(
-                    f"boot {number}: {'ok    ' if step.get('ok') else 'FAILED'} {step['seconds']:7.1f}s  {step['name']}"
-                )
-            for step in failed_steps(result):
-                say(f"  {step['name']}: {step.get('error')}")
-            if failed_steps(result) and (out / f"journal-boot{number}.txt").exists():
-                say(f"boot {number}: the guest's journal (last 150 lines; all in {out}):")
-                lines = (out / f"journal-boot{number}.txt").read_text(errors="replace").splitlines()
-                print("\n".join(lines[-150:]), file=sys.stderr)
+            report(number, result, out)
             if result.get("next") != "reboot":
                 break
         boots = summary["boots"]

@@ -1047,6 +1047,28 @@ def bare_baseline(rec: Recorder) -> None:
     check(listed.stdout.count("idle-") == 20 - 3, f"list showed: {listed.stdout[-500:]}")
 
 
+def diagnostics() -> dict[str, str]:
+    """What the users' managers and Quadlet say, for a failed step (best effort)."""
+    found: dict[str, str] = {}
+    quadlet = PODMAN.parent.parent / "libexec/podman/quadlet"
+    for user, uid in USERS.items():
+        for label, argv in (
+            ("units", ["systemctl", "--user", f"--machine={user}@", "list-units", "--all",
+                       "--no-pager", "container-*", "devbox-*"]),
+            ("status", ["systemctl", "--user", f"--machine={user}@", "status", "--no-pager",
+                        "-n", "30", "container-*"]),
+            ("generated", ["ls", "-la", f"/run/user/{uid}/systemd/generator"]),
+            ("quadlet", ["runuser", "-u", user, "--", "env", f"XDG_RUNTIME_DIR=/run/user/{uid}",
+                         f"PODMAN={PODMAN}", str(quadlet), "-dryrun", "-user", "-v"]),
+        ):  # fmt: skip
+            try:
+                result = run(argv, check_ok=False, timeout=120)
+                found[f"{user} {label}"] = (result.stdout + result.stderr)[-4000:]
+            except Exception as exc:
+                found[f"{user} {label}"] = f"{type(exc).__name__}: {exc}"
+    return found
+
+
 def main() -> None:
     boot = int(sys.argv[1])
     bench = "--bench" in sys.argv
@@ -1060,6 +1082,7 @@ def main() -> None:
             boot2(rec, bench)
     except Exception:
         rec.data["ok"] = False
+        rec.data["diagnostics"] = diagnostics()
     rec.data["next"] = "reboot" if boot == 1 and rec.data["ok"] else "done"
     rec.save()
     say(f"boot {boot}: {'ok' if rec.data['ok'] else 'FAILED'}")
