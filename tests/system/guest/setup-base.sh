@@ -32,12 +32,15 @@ ln -sfn "$podman_out/bin/podman" "$profile/sw/bin/podman"
 ln -sfn "$git_out/bin/git" "$profile/sw/bin/git"
 
 # The generators: Quadlet with the store path of podman (its PODMAN variable; NixOS compiles
-# the path in instead).
+# the path in instead). Quadlet tells user from system mode by its program name, which a
+# wrapper changes: the user generator passes -user.
 for kind in user system; do
 	generator=/usr/lib/systemd/$kind-generators/podman-$kind-generator
+	flag=""
+	[[ $kind == user ]] && flag=" -user"
 	rm -f "$generator"
-	printf '#!/bin/sh\nPODMAN=%s exec %s "$@"\n' "$podman_out/bin/podman" \
-		"$podman_out/libexec/podman/quadlet" >"$generator"
+	printf '#!/bin/sh\nPODMAN=%s exec %s%s "$@"\n' "$podman_out/bin/podman" \
+		"$podman_out/libexec/podman/quadlet" "$flag" >"$generator"
 	chmod 0755 "$generator"
 done
 # podman's own system units name /usr/bin/podman; none of them is used here.
