@@ -43,6 +43,10 @@ def top_layer(files: Path, devbox_src: Path, out: Path) -> None:
         for name in ("tailscale", "tailscaled", "code-server"):
             tar.add(files / "image" / name, f"usr/local/bin/{name}", filter=root)
         tar.add(devbox_src, "usr/lib/python3/dist-packages/devbox", filter=root)
+        # /bin/sh is bash, as dockerTools.binSh gives the flake's image (docs/image.md).
+        sh = tarfile.TarInfo("usr/bin/sh")
+        sh.type, sh.linkname = tarfile.SYMTYPE, "bash"
+        tar.addfile(sh)
         launcher = (
             b"#!/usr/bin/python3\nimport sys\nfrom devbox.cli import main\nsys.exit(main())\n"
         )
