@@ -3,8 +3,10 @@
 # each step checks first and does nothing when its part is already there.
 #   - Debian packages: Nix (nix-instantiate reads users.nix), podman and runc (volumes,
 #     secrets, containers in the tests), shellcheck, busybox-static (a tiny test image), git,
-#     jq (the image's entrypoint uses it; its tests run it), and the programs of Nix's stdenv
-#     (gawk, make, patch, file, ...) for the replay of the flake's check (tests/nix)
+#     jq (the image's entrypoint uses it; its tests run it), the programs of Nix's stdenv
+#     (gawk, make, patch, file, ...) for the replay of the flake's check (tests/nix), and
+#     qemu-system-x86, qemu-utils, debootstrap and e2fsprogs for the host test in a virtual
+#     machine (tests/system/)
 #   - Quadlet, podman's unit generator: Debian 13's podman has it; on Debian 12 (podman 4.3,
 #     no Quadlet) the binary is taken from Debian 13's podman package into .tools/quadlet
 #   - the Python environment in .venv, from generator/ with the pinned versions of
@@ -21,7 +23,8 @@ as_root() {
 say() { printf '==> %s\n' "$*"; }
 
 packages=(nix-bin podman runc shellcheck busybox-static git jq ca-certificates
-  gawk make patch file bzip2 xz-utils diffutils iproute2 util-linux)
+  gawk make patch file bzip2 xz-utils diffutils iproute2 util-linux
+  qemu-system-x86 qemu-utils debootstrap e2fsprogs)
 python3 -c 'import venv, ensurepip' 2>/dev/null || packages+=(python3-venv python3-pip)
 missing=()
 for package in "${packages[@]}"; do

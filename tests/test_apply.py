@@ -178,7 +178,10 @@ def test_a_failed_action_records_nothing_and_is_retried(
     changed[0]["cpu"] = 3
     result = deploy(host, changed)
     assert result.code == 3
-    assert result.err.startswith("error: apply for alice failed: restart container-web.service\n")
+    # systemctl's own message is part of the error: it says where to look.
+    assert result.err.startswith(
+        "error: apply for alice failed: restart container-web.service (Job failed)\n"
+    )
     assert (host["state"] / "applied/alice.json").read_text() == before
     stand_ins.rules("systemctl", [])
     stand_ins.clear()

@@ -26,6 +26,9 @@ It records which configuration the real one would build, chosen as nixos-rebuild
 else `<nixos-config>` from `-I nixos-config=…`, then from NIX_PATH; else
 /etc/nixos/configuration.nix. The environment's NIX_PATH is the caller's to choose unless
 the program runs with root's fixed environment.
+
+Kept for the fast suite; the host test (tests/system/) switches with guest/activate.sh,
+which follows the module step by step, with real systemd units and restart triggers.
 """
 
 from __future__ import annotations

@@ -18,6 +18,9 @@ command verb VERB.", exit 1. `--cgroups=split` and `--sdnotify=conmon` are dropp
 systemd as the cgroup manager and notify socket. Quadlet 5.4 writes `volume create --ignore`,
 which this machine's podman 4.3 lacks: an existing volume is left as it is instead, which is
 what --ignore means.
+
+Kept for the fast suite (runs in seconds, on any machine); the real user managers run in
+the host test (tests/system/), which exercises the same verbs end to end.
 """
 
 from __future__ import annotations

@@ -20,6 +20,9 @@ Follows systemd 259 (nixos-26.05) as NixOS builds it; docs/tools-checked.md name
   --quiet the informational lines go to stderr as systemd-run writes them.
 There is no systemd user manager on the test machine: podman runs rootful as root, in the
 test's own storage, so running the command here is what the user's manager would do.
+
+Kept for the fast suite; the host test (tests/system/) runs the real systemd-run against
+real user managers and rootless storage.
 """
 
 from __future__ import annotations

@@ -167,10 +167,16 @@ def run(
         # a failure, and must not hide the failure of another.
         result = systemd.act(user, "stop", [unit])
         if not result.ok and not systemd.not_loaded(result):
-            failed.append(f"stop {unit}")
+            failed.append(f"stop {unit} ({result.stderr.strip() or result.returncode})")
     for verb, units in (("restart", actions.restart), ("start", actions.start)):
-        if units and not systemd.act(user, verb, units).ok:
-            failed.append(f"{verb} {' '.join(units)}")
+        if not units:
+            continue
+        result = systemd.act(user, verb, units)
+        if not result.ok:
+            # systemctl's own words (e.g. "Unit … not found", "Job … failed") say where to look.
+            failed.append(
+                f"{verb} {' '.join(units)} ({result.stderr.strip() or result.returncode})"
+            )
     for name in actions.removed:
         _remove_leftover(user, name)
     if failed:

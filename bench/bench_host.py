@@ -1,0 +1,74 @@
+"""Benchmark of devbox on a real host: prints numbers, asserts nothing.
+
+Runs the host test (tests/system/run.py) with --bench: a Debian 13 guest under QEMU (TCG, so
+about ten times slower than the machine) with systemd, lingering user managers, rootless
+podman with Quadlet and sudo. From inside the guest it measures:
+
+- create-to-joined: `devbox-ctl create` by a user through sudo, until the container is on the
+  (stand-in) tailnet; baseline: a bare `podman run -d` of the same image, volume and secret,
+  until its tailscaled reports Running;
+- stop and start: `devbox-ctl stop`/`start` (record, commit, switch, systemd); baselines:
+  bare `podman stop` and `podman start` of the same image;
+- apply after a one-container change: the whole switch (activation, reload, the restart of
+  that container); baseline: the bare podman run of one container;
+- boot-to-all-running: kernel start until the last declared container's unit is active;
+  baseline: the guest's own boot to multi-user.target;
+- list: `devbox-ctl list --all` by an admin (through sudo).
+
+Each figure is printed beside its baseline, as a ratio: the ratio takes the TCG factor out.
+
+Run (as root): .venv/bin/python bench/bench_host.py [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PAIRS = [
+    ("create to joined", "create_to_joined", "baseline.podman_run_to_joined"),
+    ("stop", "stop", "baseline.podman_stop"),
+    ("start", "start", "baseline.podman_start"),
+    (
+        "apply after a one-container change",
+        "apply_after_one_container_change",
+        "baseline.podman_run_to_joined",
+    ),
+    ("boot to all running", "boot_to_all_running", "baseline.boot_to_multi_user"),
+    ("list --all", "list", None),
+]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="Where the host test keeps its results.")
+    args = parser.parse_args()
+    out = args.out or Path(tempfile.mkdtemp(prefix="devbox-bench-host-"))
+    completed = subprocess.run(
+        [sys.executable, str(REPO / "tests" / "system" / "run.py"), "--bench", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    summary = json.loads(completed.stdout)
+    timings = summary.get("timings", {})
+    print(f"{'measure':<38} {'devbox':>9} {'baseline':>9} {'ratio':>6}")
+    for label, key, baseline in PAIRS:
+        value = timings.get(key)
+        base = timings.get(baseline) if baseline else None
+        shown = f"{value:8.1f}s" if value is not None else "      n/a"
+        shown_base = f"{base:8.1f}s" if base is not None else "       —"
+        ratio = f"{value / base:6.2f}" if value is not None and base else "     —"
+        print(f"{label:<38} {shown:>9} {shown_base:>9} {ratio:>6}")
+    print(f"\nphases: {json.dumps(summary.get('phases', {}))}")
+    print(f"host test ok: {summary.get('ok')} (results in {out})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
