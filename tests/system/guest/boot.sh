@@ -9,6 +9,12 @@ boot=1
 [[ -f $results/boot1.json ]] && boot=2
 bench=()
 [[ -f /mnt/test/bench ]] && bench=(--bench)
+# NixOS mounts the store onto itself (boot.readOnlyNixStore, read-only there), so a sandboxed
+# unit that sees it read-only (the cleanup unit's ProtectSystem=strict) can have root's Nix
+# remount it writable for itself (Nix's LocalStore::makeStoreWritable), which needs a mount
+# point. Here it stays writable outside such units: the test's stand-in for the NixOS build
+# writes store paths.
+mountpoint -q /nix/store || mount --bind /nix/store /nix/store
 echo "[devbox-test] boot $boot starting the scenario"
 timeout "${DEVBOX_SCENARIO_TIMEOUT:-3000}" python3 /mnt/test/guest/scenario.py "$boot" "${bench[@]}"
 echo "[devbox-test] scenario exited $?"
