@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from attack_volume_support import dev_uid, give
+from attack_volume_support import volume_path as mountpoint
 
 from devbox import monitor, write
 from host import Host
@@ -79,12 +80,6 @@ def volume(host: Host, name: str, owner_uid: int = ALICE) -> Path:
     (root / ".local/state/devbox").mkdir(parents=True, exist_ok=True)
     give(root, dev_uid(owner_uid))
     return root
-
-
-def mountpoint(host: Host, name: str) -> Path:
-    """The directory of a container's volume."""
-    out = host.podman("volume", "inspect", f"{name}-data", "--format", "{{.Mountpoint}}")
-    return Path(out.stdout.strip())
 
 
 def monitor_writes(root: Path, name: str, proc: Path, owner_uid: int = ALICE) -> None:

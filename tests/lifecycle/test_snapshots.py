@@ -6,13 +6,12 @@ import hashlib
 import json
 import os
 import re
-import subprocess
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from lifecycle_support import fill_volume, runtime
+from lifecycle_support import fill_volume, runtime, volume_path
 
 from devbox import snapshots
 from devbox.errors import NoVolumeError, ToolError, UsageError
@@ -73,17 +72,6 @@ def tree(root: Path) -> dict[str, tuple]:
     return found
 
 
-def mountpoint(container: str) -> Path:
-    return Path(
-        subprocess.run(
-            ["podman", "volume", "inspect", f"{container}-data", "--format", "{{.Mountpoint}}"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-    )
-
-
 def test_a_snapshot_restores_to_the_same_bytes(
     tmp_path: Path, volumes: Callable[[str], str], now
 ) -> None:
@@ -117,7 +105,7 @@ def test_a_snapshot_restores_to_the_same_bytes(
         for path, entry in tree(root).items()
         if not path.startswith(".local/share/tailscale") and path != ".local/state/devbox/notice"
     }
-    assert tree(mountpoint(copy)) == expected
+    assert tree(volume_path(copy)) == expected
 
 
 def test_a_damaged_snapshot_is_refused(tmp_path: Path, volumes: Callable[[str], str], now) -> None:
