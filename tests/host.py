@@ -198,6 +198,7 @@ def make_host(base: Path, monkeypatch: pytest.MonkeyPatch, quadlet: str) -> Host
         "DEVBOX_TEST_DEPLOYED": str(base / "deployed"),
         "DEVBOX_TEST_STATE": str(state),
         "DEVBOX_TEST_RUNTIME": str(base / "runtime"),
+        "DEVBOX_TEST_PASSWD": "alice:1001,bob:1002,carol:1003",  # USERS_NIX
         "PYTHONPATH": os.pathsep.join(
             [str(REPO / "generator" / "src"), os.environ.get("PYTHONPATH", "")]
         ),

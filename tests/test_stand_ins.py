@@ -263,3 +263,38 @@ def test_a_program_the_users_manager_cannot_execute_is_a_clear_error(
         "alice's systemd manager could not execute /nonexistent/podman (status 203)"
     )
     assert "journalctl --user -M alice@" in failed.value.hint
+
+
+REOPEN = ["/bin/sh", "-c", "echo by-descriptor; echo by-name > /dev/stdout"]
+
+
+def piped(bin_dir: Path, owner: int | None) -> subprocess.CompletedProcess[bytes]:
+    """REOPEN over --machine=alice@ --pipe, its stdout a pipe of root's or of owner's."""
+    read_end, write_end = os.pipe()
+    if owner is not None:
+        os.fchown(write_end, owner, -1)
+    options = ["--user", "--machine=alice@", "--wait", "--collect", "--quiet", "--pipe"]
+    with os.fdopen(read_end, "rb") as output:
+        done = subprocess.run(
+            [str(bin_dir / "systemd-run"), *options, *REOPEN],
+            stdin=subprocess.DEVNULL,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            check=False,
+            env={**os.environ, "DEVBOX_TEST_PASSWD": "alice:1001"},
+        )
+        os.close(write_end)
+        return subprocess.CompletedProcess(done.args, done.returncode, output.read(), done.stderr)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the pipe is given to another uid (fchown)")
+def test_a_piped_service_cannot_reopen_roots_pipe_but_can_its_owners(bin_dir: Path) -> None:
+    """The service runs as alice: writing to the stdout it was handed works; reopening it by
+    name (/dev/stdout, as podman 4.3 and 5.4 do for `volume export`) fails when the pipe is
+    root's (mode 0600), and works when the caller gave the pipe to alice."""
+    roots = piped(bin_dir, None)
+    assert roots.returncode == 2  # sh's status for a redirection that failed
+    assert roots.stdout == b"by-descriptor\n"
+    assert b"cannot create /dev/stdout" in roots.stderr
+    alices = piped(bin_dir, 1001)
+    assert (alices.returncode, alices.stdout) == (0, b"by-descriptor\nby-name\n")

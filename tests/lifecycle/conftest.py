@@ -70,6 +70,7 @@ def systemd_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, podman: str) ->
     script.write_text(stand_in_launcher("systemd_run.py"))
     script.chmod(0o755)
     monkeypatch.setenv("DEVBOX_TEST_CALLS", str(tmp_path / "systemd-run-calls.jsonl"))
+    monkeypatch.setenv("DEVBOX_TEST_PASSWD", "alice:1001,bob:1002")  # lifecycle_support.USERS
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     return script
 

@@ -18,6 +18,16 @@ Follows systemd 259 (nixos-26.05) as NixOS builds it; docs/tools-checked.md name
   255); without it systemd-run returns 0 once the unit was started. Without --pipe the
   command's stdin is /dev/null and its output goes to the journal (discarded here). Without
   --quiet the informational lines go to stderr as systemd-run writes them.
+- With --pipe the caller's stdin, stdout and stderr are the service's own file descriptions
+  (`StandardInputFileDescriptor=` …, run.c `transient_service_set_properties()`), and the
+  service runs as USER. Writing to them works; reopening one by name (/dev/stdout, which
+  podman before v5.5 does for `volume export`) is an open() of that pipe or file as USER, and
+  fails for one USER may not open (root's pipe, mode 0600). Here the command runs as root, so
+  such an stdout or stderr is handed over as a socket, relayed: reopening a socket fails
+  (ENXIO) for root too. Standard input keeps its kind (`podman secret create NAME -` refuses
+  anything but a pipe); a pipe there is refilled with what came in, and only its reopening
+  stays as lenient as root. USER's uid comes from $DEVBOX_TEST_PASSWD ("alice:1001,…", the
+  test host's user database), else from this machine's.
 There is no systemd user manager on the test machine: podman runs rootful as root, in the
 test's own storage, so running the command here is what the user's manager would do.
 
@@ -27,16 +37,120 @@ real user managers and rootless storage.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pwd
 import shutil
+import socket
+import stat
 import subprocess
 import sys
+import threading
 
-from systemd_cli import EXIT_EXEC, RefusedError, manager_lookup, parse_systemd_run, refuse
+from systemd_cli import (
+    EXIT_EXEC,
+    Parsed,
+    RefusedError,
+    manager_lookup,
+    parse_systemd_run,
+    refuse,
+)
 
 from common import record, ruled
 
 EXIT_EXCEPTION = 255
+
+
+def uid_of(machine: str) -> int | None:
+    """The uid of the user a `--machine=USER@` names, from the test host's user database."""
+    user = machine.split("@", 1)[0]
+    for entry in filter(None, os.environ.get("DEVBOX_TEST_PASSWD", "").split(",")):
+        name, _, uid = entry.partition(":")
+        if name == user:
+            return int(uid)
+    try:
+        return pwd.getpwnam(user).pw_uid
+    except KeyError:
+        return None
+
+
+def reopenable(fd: int, uid: int | None, bits: int) -> bool:
+    """Whether the user could open what fd is by name (/proc/self/fd/N) for bits (0o4 read,
+    0o2 write): owner bits when the user owns it, else the others' bits; never a socket."""
+    info = os.fstat(fd)
+    if stat.S_ISSOCK(info.st_mode):
+        return False
+    if uid is not None and info.st_uid == uid:
+        return bool(info.st_mode & (bits << 6))
+    return bool(info.st_mode & bits)
+
+
+def _relay(source: socket.socket, fd: int) -> None:
+    with source:
+        while chunk := source.recv(1 << 16):
+            os.write(fd, chunk)
+
+
+def _feed(target: socket.socket | int, data: bytes) -> None:
+    with contextlib.suppress(BrokenPipeError):  # a command that never reads its stdin
+        if isinstance(target, socket.socket):
+            with target:
+                target.sendall(data)
+            return
+        with os.fdopen(target, "wb") as sink:
+            sink.write(data)
+
+
+def run_piped_as(uid: int | None, argv: list[str], stdin: bytes) -> int:
+    """Run argv with the caller's stdio as the user's service has it (module docstring)."""
+    given: list[int] = []
+    closers: list[int | socket.socket] = []
+    threads: list[threading.Thread] = []
+    try:
+        if stat.S_ISFIFO(os.fstat(0).st_mode):  # record() has read it: a new pipe, refilled
+            read_end, write_end = os.pipe()
+            if uid is not None and reopenable(0, uid, 0o4):
+                os.fchown(read_end, uid, -1)
+            given.append(read_end)
+            closers.append(read_end)
+            threads.append(threading.Thread(target=_feed, args=(write_end, stdin)))
+        else:  # /dev/null, a file (rewound), a terminal: the same description
+            with contextlib.suppress(OSError):
+                os.lseek(0, 0, os.SEEK_SET)
+            given.append(0)
+        for fd in (1, 2):
+            if reopenable(fd, uid, 0o2):
+                given.append(fd)
+                continue
+            ours, theirs = socket.socketpair()
+            given.append(theirs.fileno())
+            closers.append(theirs)
+            threads.append(threading.Thread(target=_relay, args=(ours, fd)))
+        child = subprocess.Popen(argv, stdin=given[0], stdout=given[1], stderr=given[2])
+    finally:
+        for item in closers:  # the child holds its copies
+            item.close() if isinstance(item, socket.socket) else os.close(item)
+    for thread in threads:
+        thread.start()
+    status = child.wait()
+    for thread in threads:
+        thread.join()
+    return status
+
+
+def execute(parsed: Parsed, argv: list[str], stdin: bytes) -> int:
+    """Run the service's command as its manager would; its status."""
+    pipe = parsed.has("pipe")
+    if pipe and (parsed.has("machine") or parsed.has("host")):
+        return run_piped_as(uid_of(parsed.value("machine") or ""), argv, stdin)
+    return subprocess.run(
+        argv,
+        input=stdin if pipe else None,
+        stdin=None if pipe else subprocess.DEVNULL,
+        stdout=None if pipe else subprocess.DEVNULL,
+        stderr=None if pipe else subprocess.DEVNULL,
+        check=False,
+    ).returncode
 
 
 def main() -> None:
@@ -65,16 +179,7 @@ def main() -> None:
     if executable is None:
         status, result = EXIT_EXEC, "exit-code"
     else:
-        pipe = parsed.has("pipe")
-        completed = subprocess.run(
-            [executable, *command[1:]],
-            input=stdin if pipe else None,
-            stdin=None if pipe else subprocess.DEVNULL,
-            stdout=None if pipe else subprocess.DEVNULL,
-            stderr=None if pipe else subprocess.DEVNULL,
-            check=False,
-        )
-        status = completed.returncode
+        status = execute(parsed, [executable, *command[1:]], stdin)
         result = "success" if status == 0 else ("signal" if status < 0 else "exit-code")
     if not parsed.has("wait"):
         sys.exit(0)

@@ -109,8 +109,13 @@ class Podman:
         """Hand the volume's files, as a tar stream, to on_chunk piece by piece.
 
         on_chunk may raise to stop the export (podman is killed and nothing more is read).
+        Run as root, the pipe podman writes to belongs to the owner: podman before v5.5
+        reopens it as /dev/stdout (process._output_pipe).
         """
-        result = process.run_streamed(self.argv("volume", "export", name), on_chunk, timeout=3600)
+        owner = None if os.geteuid() == self.uid else self.uid
+        result = process.run_streamed(
+            self.argv("volume", "export", name), on_chunk, timeout=3600, pipe_owner=owner
+        )
         if not result.ok:
             raise ToolError(f"podman volume export {name} failed: {result.stderr.strip()}")
 

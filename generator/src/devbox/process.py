@@ -249,53 +249,81 @@ def run_while(argv: Sequence[str], every: float, on_tick: Callable[[], None]) ->
 
 
 def _pump(
-    child: subprocess.Popen[bytes], on_chunk: Callable[[bytes], None], deadline: float
+    child: subprocess.Popen[bytes],
+    output: BinaryIO,
+    on_chunk: Callable[[bytes], None],
+    deadline: float,
 ) -> None:
     """Hand a child's output to on_chunk until it ends; TimeoutExpired past the deadline."""
-    assert child.stdout is not None  # noqa: S101 - Popen with PIPE always has it
     with selectors.DefaultSelector() as selector:
-        selector.register(child.stdout, selectors.EVENT_READ)
+        selector.register(output, selectors.EVENT_READ)
         while True:
             left = deadline - time.monotonic()
             if left <= 0 or not selector.select(left):
                 raise subprocess.TimeoutExpired(child.args, left)
-            chunk = os.read(child.stdout.fileno(), _STREAM_CHUNK)
+            chunk = os.read(output.fileno(), _STREAM_CHUNK)
             if not chunk:
                 break
             on_chunk(chunk)
     child.wait(timeout=max(deadline - time.monotonic(), 1))
 
 
+def _output_pipe(owner: int | None) -> tuple[int, int]:
+    """A pipe for a program's output: (read end, write end).
+
+    With owner, the pipe belongs to that uid. A program that root runs as another user (in
+    that user's systemd manager, `systemd-run --pipe`) gets this very pipe as its stdout, and
+    some reopen it by name: podman before v5.5 writes a volume export to `/dev/stdout`, the
+    default of its --output (cmd/podman/volumes/export.go). Reopening a pipe checks its owner
+    and mode (0600), so root's own pipe fails there with "permission denied".
+    """
+    read_end, write_end = os.pipe()
+    try:
+        with contextlib.suppress(OSError):  # fewer, larger reads where the system allows
+            fcntl.fcntl(read_end, fcntl.F_SETPIPE_SZ, _STREAM_CHUNK)
+        if owner is not None:
+            os.fchown(write_end, owner, -1)  # one inode: both ends change
+    except BaseException:
+        os.close(read_end)
+        os.close(write_end)
+        raise
+    return read_end, write_end
+
+
 def run_streamed(
-    argv: Sequence[str], on_chunk: Callable[[bytes], None], *, timeout: float
+    argv: Sequence[str],
+    on_chunk: Callable[[bytes], None],
+    *,
+    timeout: float,
+    pipe_owner: int | None = None,
 ) -> Result:
     """Run a program, handing its standard output to on_chunk as it comes (volume exports).
 
     When on_chunk raises (a quota ran out), the program is killed and the exception passes
     on; a timeout kills it too, as a ToolError. Standard error goes to a file, so a program
-    that writes much of it can never stall on a full pipe.
+    that writes much of it can never stall on a full pipe. pipe_owner: the uid the program
+    runs as when that is not the caller's (_output_pipe).
     """
-    with tempfile.TemporaryFile() as errors:
-        child = subprocess.Popen(
-            _command(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=errors,
-            **_options(),
-        )
+    read_end, write_end = _output_pipe(pipe_owner)
+    with tempfile.TemporaryFile() as errors, os.fdopen(read_end, "rb", buffering=0) as output:
         try:
-            with contextlib.suppress(OSError):  # fewer, larger reads where the system allows
-                fcntl.fcntl(child.stdout.fileno(), fcntl.F_SETPIPE_SZ, _STREAM_CHUNK)  # type: ignore[union-attr]
-            _pump(child, on_chunk, time.monotonic() + timeout)
+            child = subprocess.Popen(
+                _command(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=write_end,
+                stderr=errors,
+                **_options(),
+            )
+        finally:
+            os.close(write_end)  # the child has its copy: the end of its output is the pipe's
+        try:
+            _pump(child, output, on_chunk, time.monotonic() + timeout)
         except BaseException as exc:
             child.kill()
             child.wait()
             if isinstance(exc, subprocess.TimeoutExpired):
                 raise ToolError(f"{argv[0]} did not finish within {timeout:g} s") from exc
             raise
-        finally:
-            if child.stdout is not None:
-                child.stdout.close()
         errors.seek(0)
         stderr = errors.read().decode("utf-8", "replace")
     return Result(tuple(argv), child.returncode, "", stderr)
