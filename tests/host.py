@@ -47,9 +47,12 @@ def podman_environment(base: Path) -> dict[str, str]:
         f'graphroot = "{base}/podman/root"\n'
     )
     containers = base / "podman" / "containers.conf"
+    # File locks under tmp_dir, not the machine's one shared-memory table of 2048 locks: a
+    # test's storage is thrown away with its volumes and containers, and their locks in the
+    # shared table would never be freed ("exceeded num_locks" after a few runs).
     containers.write_text(
         '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1000:1000"]\n'
-        f'[engine]\nruntime = "runc"\ntmp_dir = "{base}/podman/tmp"\n'
+        f'[engine]\nruntime = "runc"\ntmp_dir = "{base}/podman/tmp"\nlock_type = "file"\n'
     )
     return {"CONTAINERS_STORAGE_CONF": str(storage), "CONTAINERS_CONF": str(containers)}
 
