@@ -46,10 +46,13 @@ def podman_environment(base: Path) -> dict[str, str]:
         f'[storage]\ndriver = "vfs"\nrunroot = "{base}/podman/run"\n'
         f'graphroot = "{base}/podman/root"\n'
     )
+    # Locks in files under the test's tmp_dir, not in the machine's one shared-memory table
+    # (2048 locks): a test killed before it removed its volumes leaks its locks there, and
+    # once the table is full every podman on the machine fails with "exceeded num_locks".
     containers = base / "podman" / "containers.conf"
     containers.write_text(
         '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1000:1000"]\n'
-        f'[engine]\nruntime = "runc"\ntmp_dir = "{base}/podman/tmp"\n'
+        f'[engine]\nruntime = "runc"\ntmp_dir = "{base}/podman/tmp"\nlock_type = "file"\n'
     )
     return {"CONTAINERS_STORAGE_CONF": str(storage), "CONTAINERS_CONF": str(containers)}
 
