@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from devbox import activity, keepalive
+from devbox.container import activity, keepalive
 from devbox.errors import UsageError
 from support import run_cli
 

@@ -1,6 +1,6 @@
 """Properties of the lifecycle policy (hypothesis), over random policies, histories and clocks.
 
-The policy is lifecycle.decide; the warnings ledger is notify.Ledger, marked the way cleanup
+The policy is lifecycle.decide; the warnings ledger is notices.Ledger, marked the way cleanup
 marks it. The snapshot property runs against real podman volumes.
 """
 
@@ -16,7 +16,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from lifecycle_support import fill_volume, runtime
 
-from devbox import activity, lifecycle, models, notify, snapshots
+from devbox.container import activity
+from devbox.declare import models
+from devbox.lifecycle import notices, snapshots
+from devbox.lifecycle import policy as lifecycle
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 HOURS = st.integers(min_value=0, max_value=60 * 24)
@@ -131,7 +134,7 @@ def test_repeated_cleanups_warn_before_they_act_and_never_stop_an_active_contain
     history: tuple[list[int], list[int]], policy: models.Policy
 ) -> None:
     active, runs = history
-    ledger = notify.Ledger(Path("/nonexistent/warnings.json"), {"containers": {}})
+    ledger = notices.Ledger(Path("/nonexistent/warnings.json"), {"containers": {}})
     stopped_at: datetime | None = None
     for run in runs:
         now = at(run)

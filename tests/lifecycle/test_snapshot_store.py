@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from lifecycle_support import fill_volume, runtime
 
-from devbox import snapshot_quota, snapshots, write
+from devbox import write
 from devbox.errors import UsageError
-from devbox.podman import Podman
+from devbox.lifecycle import snapshot_quota, snapshots
+from devbox.tools.podman import Podman
 
 
 def test_a_sparse_file_keeps_its_bytes_and_its_holes(tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from lifecycle_support import fill_volume, runtime, volume_path
 
-from devbox import snapshots
 from devbox.errors import NoVolumeError, ToolError, UsageError
+from devbox.lifecycle import snapshots
 
 
 def test_take_exports_the_volume_and_describes_it(

@@ -33,7 +33,8 @@ def command(users: Path | None, containers: Path | None, out: Path | None, as_js
 
     Exit 0 when the generated directory holds exactly what the inputs produce.
     """
-    from devbox import pipeline, write  # noqa: PLC0415 - keep --help fast
+    from devbox import write  # noqa: PLC0415 - keep --help fast
+    from devbox.declare import pipeline  # noqa: PLC0415 - keep --help fast
 
     paths = pipeline.Paths.choose(users, containers, out)
     _, tree = pipeline.build(paths)

@@ -12,7 +12,7 @@ import click
 from devbox.cli.options import as_json, echo_json, runtime
 
 if TYPE_CHECKING:
-    from devbox.cleanup import Report, Row
+    from devbox.runtime.cleanup import Report, Row
 
 HEADLINES = {
     "none": "nothing to do",
@@ -68,8 +68,9 @@ def command(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
     time. --dry-run changes nothing (users see their own containers; acting needs an admin or
     root, as the daily timer runs it). Exit 3 when an action failed (the others still ran).
     """
-    from devbox import cleanup, clock  # noqa: PLC0415 - keep --help fast
+    from devbox import clock  # noqa: PLC0415 - keep --help fast
     from devbox.errors import ExitCode  # noqa: PLC0415
+    from devbox.runtime import cleanup  # noqa: PLC0415 - keep --help fast
 
     rt = runtime(ctx)
     now = clock.now()

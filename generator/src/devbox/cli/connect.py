@@ -9,8 +9,8 @@ import click
 from devbox.cli.options import as_json, echo_json, runtime
 
 if TYPE_CHECKING:  # keep --help fast: these import pydantic
-    from devbox.resolve import Container
-    from devbox.tailscale import NodeState
+    from devbox.declare.resolve import Container
+    from devbox.tools.tailscale import NodeState
 
 
 def instructions(container: Container, node: NodeState | None = None) -> list[str]:
@@ -37,7 +37,7 @@ def instructions(container: Container, node: NodeState | None = None) -> list[st
 @click.pass_context
 def command(ctx: click.Context, name: str, as_json: bool) -> None:
     """Print how to reach NAME: SSH, code-server, Zed, Syncthing."""
-    from devbox import identity  # noqa: PLC0415 - keep --help fast
+    from devbox.host import identity  # noqa: PLC0415 - keep --help fast
 
     rt = runtime(ctx)
     container = rt.container(name)

@@ -37,7 +37,7 @@ def command(
     1Password into its podman secret (never an argument, never a file). Exit 3 if it does not
     join the tailnet within --timeout seconds.
     """
-    from devbox import operations  # noqa: PLC0415 - keep --help fast
+    from devbox.runtime import operations  # noqa: PLC0415 - keep --help fast
 
     rt = runtime(ctx)
     created = operations.create(

@@ -42,8 +42,11 @@ def command(ctx: click.Context, container: str | None, since: str | None, as_jso
     Users see their own containers' events, admins all. --json prints every field of each
     event (the signals and the policy at that moment included).
     """
-    from devbox import clock, events, keepalive, resolve  # noqa: PLC0415 - keep --help fast
+    from devbox import clock  # noqa: PLC0415 - keep --help fast
+    from devbox.container import keepalive  # noqa: PLC0415 - keep --help fast
+    from devbox.declare import resolve  # noqa: PLC0415 - keep --help fast
     from devbox.errors import UsageError  # noqa: PLC0415
+    from devbox.host import events  # noqa: PLC0415 - keep --help fast
 
     rt = runtime(ctx)
     start = None
@@ -71,7 +74,7 @@ def command(ctx: click.Context, container: str | None, since: str | None, as_jso
 def _time(text: str) -> str:
     from datetime import UTC, datetime  # noqa: PLC0415
 
-    from devbox import resolve  # noqa: PLC0415
+    from devbox.declare import resolve  # noqa: PLC0415
     from devbox.errors import UsageError  # noqa: PLC0415
 
     try:

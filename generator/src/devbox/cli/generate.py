@@ -28,7 +28,8 @@ def command(
     interrupted run leaves the old tree or the new one. Each file is reported as created,
     updated, unchanged or removed.
     """
-    from devbox import pipeline, write  # noqa: PLC0415 - keep --help fast
+    from devbox import write  # noqa: PLC0415 - keep --help fast
+    from devbox.declare import pipeline  # noqa: PLC0415 - keep --help fast
 
     paths = pipeline.Paths.choose(users, containers, out)
     _, tree = pipeline.build(paths)

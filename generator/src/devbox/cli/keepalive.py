@@ -39,7 +39,7 @@ def command(
     With -- CMD the lease is renewed while CMD runs and ended when it exits (--for then
     caps it); the exit code is CMD's.
     """  # noqa: D301 - \b is click's mark for a paragraph it must not rewrap
-    from devbox import keepalive  # noqa: PLC0415 - keep --help fast
+    from devbox.container import keepalive  # noqa: PLC0415 - keep --help fast
     from devbox.errors import UsageError  # noqa: PLC0415
 
     home = _home()

@@ -16,7 +16,8 @@ from devbox.cli.options import runtime
 @click.pass_context
 def command(ctx: click.Context, name: str, follow: bool, since: str | None) -> None:
     """Show the output of NAME (podman logs)."""
-    from devbox import identity, process  # noqa: PLC0415 - keep --help fast
+    from devbox.host import identity  # noqa: PLC0415 - keep --help fast
+    from devbox.tools import process  # noqa: PLC0415 - keep --help fast
 
     rt = runtime(ctx)
     container = rt.container(name)

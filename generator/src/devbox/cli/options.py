@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
-    from devbox.context import Runtime
+    from devbox.host.context import Runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,8 +46,8 @@ def echo_json(value: Any) -> None:
 
 def runtime(ctx: click.Context) -> Runtime:
     """The runtime context of this command (built once)."""
-    from devbox import context  # noqa: PLC0415 - keep --help fast
     from devbox.cli import Session  # noqa: PLC0415
+    from devbox.host import context  # noqa: PLC0415 - keep --help fast
 
     root = ctx.find_root()
     cached = root.meta.get("devbox.runtime")

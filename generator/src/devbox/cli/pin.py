@@ -41,8 +41,10 @@ def command(
     containers.maxPinsPerUser pins. Users pin their own containers, admins any. Pinning a
     pinned container replaces its pin. `devbox-ctl unpin NAME` ends it.
     """
-    from devbox import clock, pins, resolve  # noqa: PLC0415 - keep --help fast
+    from devbox import clock  # noqa: PLC0415 - keep --help fast
+    from devbox.declare import resolve  # noqa: PLC0415 - keep --help fast
     from devbox.errors import UsageError  # noqa: PLC0415
+    from devbox.runtime import pins  # noqa: PLC0415 - keep --help fast
 
     rt = runtime(ctx)
     if list_pins:

@@ -14,7 +14,7 @@ from devbox.errors import ExitCode
 from devbox.wording import counted, files_differ
 
 if TYPE_CHECKING:
-    from devbox.plan import FieldChange, Plan
+    from devbox.declare.plan import FieldChange, Plan
 
 _MARKS = {"added": "+", "removed": "-", "changed": "~"}
 
@@ -101,8 +101,9 @@ def command(users: Path | None, containers: Path | None, out: Path | None, as_js
     container restarts), and the files of the generated directory that were edited by hand.
     Exit 0 when nothing would change, 1 when something would or the tree has drifted.
     """
-    from devbox import pipeline, write  # noqa: PLC0415 - keep --help fast
-    from devbox import plan as planning  # noqa: PLC0415
+    from devbox import write  # noqa: PLC0415 - keep --help fast
+    from devbox.declare import pipeline  # noqa: PLC0415 - keep --help fast
+    from devbox.declare import plan as planning  # noqa: PLC0415
 
     paths = pipeline.Paths.choose(users, containers, out)
     desired, tree = pipeline.build(paths)

@@ -38,8 +38,8 @@ def command(
     Syncthing), joins the tailnet as a new node with a fresh key, and counts against the
     owner's limits. Snapshots are taken before every destroy and kept snapshotRetentionDays.
     """
-    from devbox import snapshots  # noqa: PLC0415 - keep --help fast
     from devbox.errors import UsageError  # noqa: PLC0415
+    from devbox.lifecycle import snapshots  # noqa: PLC0415 - keep --help fast
 
     rt = runtime(ctx)
     if list_snapshots:

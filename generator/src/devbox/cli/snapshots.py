@@ -9,7 +9,7 @@ import click
 from devbox.cli.options import as_json, echo_json, runtime
 
 if TYPE_CHECKING:
-    from devbox.context import Runtime
+    from devbox.host.context import Runtime
 
 
 @click.command()
@@ -31,7 +31,7 @@ def command(ctx: click.Context, prune: tuple[str, ...], yes: bool, as_json: bool
     maxSnapshotsGlobal, maxSnapshotBytesGlobal). --prune ID removes one of yours for good
     (admins: anyone's), which makes room for the next.
     """
-    from devbox import snapshot_quota, snapshots  # noqa: PLC0415 - keep --help fast
+    from devbox.lifecycle import snapshot_quota, snapshots  # noqa: PLC0415 - keep --help fast
 
     rt = runtime(ctx)
     if prune:
@@ -68,8 +68,8 @@ def _own(rt: Runtime) -> set[str]:
 
 
 def _print(shown: list[Any], quotas: dict[str, Any]) -> None:
-    from devbox import resolve  # noqa: PLC0415
-    from devbox.snapshot_quota import size  # noqa: PLC0415
+    from devbox.declare import resolve  # noqa: PLC0415
+    from devbox.lifecycle.snapshot_quota import size  # noqa: PLC0415
 
     for s in shown:
         click.echo(

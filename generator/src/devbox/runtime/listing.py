@@ -1,0 +1,252 @@
+"""What `list` and `status` show: each container as declared and as it really is.
+
+The declared side is containers.json (resolved); the actual side is podman's view of the
+container and its volume and key secret, the systemd unit, the Tailscale node, whether the
+last declaration has been applied, and the lifecycle assessment (last activity, when idle
+stop and auto-destroy would happen). Where the two sides disagree, the view says so in plain
+words with the command that resolves it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from devbox import volume
+from devbox.declare import resolve
+from devbox.declare.resolve import Container
+from devbox.escaping import shown
+from devbox.host.context import Runtime
+from devbox.lifecycle import policy
+from devbox.tools import systemd, tailscale
+
+
+@dataclass
+class View:
+    """One container, declared and actual."""
+
+    container: Container
+    actual: str  # running | stopped | missing (no container) | unknown
+    started_at: str | None = None
+    volume: bool = True
+    secret: bool = True
+    applied: bool | None = None  # None: no deployed manifest to compare with
+    assessment: policy.Assessment | None = None
+    node: tailscale.NodeState | None = None
+    unit: dict[str, str] = field(default_factory=dict)
+    shadows: list[str] = field(default_factory=list)
+    disagreements: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """The view as --json prints it."""
+        c, a = self.container, self.assessment
+        return {
+            "name": c.name,
+            "owner": c.owner,
+            "declared": c.state,
+            "actual": self.actual,
+            "cpu": c.cpu,
+            "memory": c.memory,
+            "syncthing": c.syncthing,
+            "created": resolve.timestamp(c.created),
+            "startedAt": self.started_at,
+            "stoppedAt": resolve.timestamp(c.stopped_at),
+            "pin": resolve.pin_json(c.pin),
+            "lastActivity": resolve.timestamp(a.last_activity) if a else None,
+            "idleStopAt": resolve.timestamp(a.stop_at) if a else None,
+            "destroyAt": resolve.timestamp(a.destroy_at) if a else None,
+            "volume": self.volume,
+            "keySecret": self.secret,
+            "applied": self.applied,
+            "tailscale": None
+            if self.node is None
+            else {
+                "state": self.node.backend,
+                "dnsName": self.node.dns_name,
+                "addresses": list(self.node.addresses),
+            },
+            "unit": self.unit,
+            "shadowedBy": self.shadows,
+            "disagreements": self.disagreements,
+        }
+
+
+def visible(rt: Runtime, *, all_users: bool) -> list[Container]:
+    """The containers the caller lists: their own, or (admins, --all) every one."""
+    containers = rt.desired.containers
+    if all_users and rt.caller.admin:
+        return list(containers)
+    return [c for c in containers if c.owner == rt.caller.name]
+
+
+def _deployed(rt: Runtime) -> dict[str, Any] | None:
+    path = rt.config.deployed_manifest
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
+def _applied(
+    container: Container, deployed: dict[str, Any] | None, files: dict[str, Any]
+) -> bool | None:
+    if deployed is None:
+        return None
+    deployed_files = deployed.get("files", {})
+    return all(
+        deployed_files.get(unit, {}).get("sha256") == files[unit]["sha256"]
+        for unit in (container.container_file, container.volume_file)
+    )
+
+
+# The owner's own Quadlet directory is theirs: it is read through volume.py (opened without
+# following links, as the owner, within a budget), a few levels deep, a few files, the first
+# UNIT_BYTES of each.
+QUADLET_DIRECTORY = PurePosixPath(".config/containers/systemd")
+UNIT_BYTES = 64 << 10
+MAX_UNIT_DIRECTORIES = 100
+SHADOW_BUDGET_SECONDS = 10
+
+
+def _head(root: int, relative: str) -> str:
+    return volume.head_below(root, relative, UNIT_BYTES).decode("utf-8", "replace")
+
+
+def shadowing_files(container: Container) -> list[str]:
+    """The owner's own Quadlet files that would take the place of the devbox units.
+
+    Quadlet prefers ~/.config/containers/systemd/ over /etc: a file there with a devbox unit's
+    name, or one making the same service, wins silently.
+    """
+    try:
+        user = pwd.getpwnam(container.owner)
+    except KeyError:
+        return []
+    home = Path(user.pw_dir)
+    budget = volume.Budget.of(SHADOW_BUDGET_SECONDS, f"the {SHADOW_BUDGET_SECONDS} s to look")
+    service = container.service.removesuffix(".service")
+    ours = {Path(container.container_file).name, Path(container.volume_file).name}
+
+    def look(root: int) -> list[str]:
+        try:
+            top = volume.open_below(root, volume.parts_of(QUADLET_DIRECTORY))
+        except OSError:
+            return []
+        found = []
+        try:
+            for here, entries in volume.walk(
+                top, max_depth=4, max_directories=MAX_UNIT_DIRECTORIES
+            ):
+                for entry in entries:
+                    if not entry.is_file(follow_symlinks=False):
+                        continue
+                    relative = "/".join((*here, entry.name))
+                    same = entry.name.endswith(".container") and (
+                        entry.name == f"{service}.container"
+                        or f"ServiceName={service}" in _head(top, relative)
+                    )
+                    if entry.name in ours or same:
+                        found.append(relative)
+        finally:
+            os.close(top)
+        return found
+
+    try:
+        with volume.open_home(user.pw_uid, user.pw_gid, home, budget) as tree:
+            found = tree.call(look)
+    except volume.Unreadable:
+        return []
+    return [shown(f"{home / QUADLET_DIRECTORY}/{relative}") for relative in found]
+
+
+def _explain(view: View) -> list[str]:
+    c = view.container
+    said = []
+    if not view.secret:
+        said.append(
+            f"its key secret {c.secret} is missing, so it cannot start: devbox-ctl rotate-key "
+            f"{c.name} (or devbox-ctl create {c.name} again to finish an interrupted create)"
+        )
+    if not view.volume:
+        said.append(
+            f"its volume {c.volume} does not exist (it is created empty when the container starts)"
+        )
+    if view.applied is False:
+        said.append("the declaration is not applied yet: sudo nixos-rebuild switch")
+    if c.state == "running" and view.actual != "running":
+        said.append(
+            f"declared running but it is {view.actual}: devbox-ctl logs {c.name} shows why; "
+            f"devbox-ctl start {c.name} starts it"
+        )
+    if c.state == "stopped" and view.actual == "running":
+        said.append(f"declared stopped but it is running: devbox-ctl stop {c.name}")
+    said += [
+        f"{path} takes the place of the devbox unit: rename or remove it" for path in view.shadows
+    ]
+    return said
+
+
+@dataclass(frozen=True)
+class Trees:
+    """The generated and the deployed manifest's files, read once for every view."""
+
+    generated: dict[str, Any]
+    deployed: dict[str, Any] | None
+
+    @classmethod
+    def read(cls, rt: Runtime) -> Trees:
+        """Read both manifests."""
+        manifest = json.loads((rt.config.paths.out / "manifest.json").read_text(encoding="utf-8"))
+        return cls(manifest["files"], _deployed(rt))
+
+
+# How long `list` may spend reading volumes in all; each container also has its own budget.
+LIST_BUDGET_SECONDS = 300
+
+
+def views(rt: Runtime, containers: list[Container], now: datetime) -> list[View]:
+    """The views of several containers (list)."""
+    trees = Trees.read(rt)
+    budget = volume.Budget.of(LIST_BUDGET_SECONDS, f"list's time budget of {LIST_BUDGET_SECONDS} s")
+    return [view(rt, container, now, trees=trees, within=budget) for container in containers]
+
+
+def view(
+    rt: Runtime,
+    container: Container,
+    now: datetime,
+    *,
+    detail: bool = False,
+    trees: Trees | None = None,
+    within: volume.Budget | None = None,
+) -> View:
+    """The declared and the actual side of one container."""
+    trees = trees or Trees.read(rt)
+    podman = rt.podman(container.owner)
+    inspected = podman.inspect_container(container.name)
+    state = (inspected or {}).get("State", {})
+    status = str(state.get("Status", "missing"))
+    actual = "running" if status == "running" else ("missing" if inspected is None else "stopped")
+    result = View(container, actual, started_at=state.get("StartedAt") if inspected else None)
+    result.volume = podman.volume_exists(container.volume)
+    result.secret = podman.secret_exists(container.secret)
+    result.applied = _applied(container, trees.deployed, trees.generated)
+    seconds = policy.CONTAINER_BUDGET_SECONDS
+    budget = volume.Budget.of(seconds, f"its time budget of {seconds} s", within=within)
+    result.assessment = policy.assess(rt, container, now, budget)
+    if detail:
+        result.unit = systemd.properties(
+            container.owner,
+            container.service,
+            ["ActiveState", "SubState", "Result", "ExecMainStatus", "ActiveEnterTimestamp"],
+        )
+        if actual == "running":
+            result.node = tailscale.node_state(podman, container.name)
+        result.shadows = shadowing_files(container)
+    result.disagreements = _explain(result)
+    return result
