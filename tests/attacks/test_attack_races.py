@@ -34,7 +34,7 @@ from attack_declaration_support import (
 
 from devbox import clock
 from devbox.container import activity
-from devbox.lifecycle import policy, snapshots
+from devbox.lifecycle import assessment, policy, snapshots
 from devbox.runtime import operations
 from host import Host
 
@@ -78,7 +78,7 @@ def _due_for_destroy(host: Host, now: Clock, tmp_path: Path) -> None:
 
 def _during_assessment(monkeypatch: pytest.MonkeyPatch, action: Callable[[], None]) -> None:
     """Run the action right after cleanup assessed web (from the declaration it read)."""
-    real = policy.assess
+    real = assessment.assess
     once = _once(action)
 
     def assess(rt: Any, container: Any, at: Any, budget: Any = None) -> policy.Assessment:
@@ -87,7 +87,7 @@ def _during_assessment(monkeypatch: pytest.MonkeyPatch, action: Callable[[], Non
             once()
         return assessment
 
-    monkeypatch.setattr(policy, "assess", assess)
+    monkeypatch.setattr(assessment, "assess", assess)
 
 
 def test_a_pin_made_during_a_cleanup_run_is_honoured(

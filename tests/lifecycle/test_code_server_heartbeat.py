@@ -22,6 +22,7 @@ from lifecycle_support import fake_proc, open_as_volume
 from devbox.container import activity, monitor
 from devbox.declare import models
 from devbox.lifecycle import policy
+from devbox.lifecycle.work import Work
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 INTERVAL = timedelta(seconds=60)  # heart.ts: heartbeatInterval = 60000
@@ -81,7 +82,7 @@ def decide(home: Path, now: datetime) -> policy.Assessment:
         pin=None,
         observation=seen,
         sent=lambda _kind, _due: {},
-        work=policy.Work,
+        work=Work,
     )
     return policy.decide(facts, models.Policy(), now)
 

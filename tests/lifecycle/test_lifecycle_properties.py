@@ -20,6 +20,7 @@ from devbox.container import activity
 from devbox.declare import models
 from devbox.lifecycle import notices, snapshots
 from devbox.lifecycle import policy as lifecycle
+from devbox.lifecycle.work import Work
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 HOURS = st.integers(min_value=0, max_value=60 * 24)
@@ -62,7 +63,7 @@ def situations(draw: st.DrawFn) -> tuple[lifecycle.Facts, datetime, dict]:
     )
     unknown = draw(st.lists(st.sampled_from(["unreadable", "missing", "future"]), max_size=1))
     sent_hours = draw(st.dictionaries(st.integers(1, 200), st.integers(0, now_h), max_size=3))
-    work = lifecycle.Work(found=draw(st.lists(st.just("~/x: 1 commits"), max_size=1)))
+    work = Work(found=draw(st.lists(st.just("~/x: 1 commits"), max_size=1)))
     truth = {"last": last, "until": until, "unknown": unknown, "sent": sent_hours, "work": work}
     now = at(now_h)
     # As activity.observe reports a lease: covered up to now, and active beyond it.
@@ -148,7 +149,7 @@ def test_repeated_cleanups_warn_before_they_act_and_never_stop_an_active_contain
             pin=None,
             observation=activity.Observation({}, last, None, []),
             sent=lambda kind, due: ledger.sent("web", kind, due),
-            work=lifecycle.Work,
+            work=Work,
         )
         a = lifecycle.decide(facts, policy, now)
         ledger.obsolete("web", a.episode)

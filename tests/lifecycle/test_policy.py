@@ -9,6 +9,7 @@ import pytest
 from devbox.container import activity
 from devbox.declare import models
 from devbox.lifecycle import policy
+from devbox.lifecycle.work import Work
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 POLICY = models.Policy()  # idle 7 days, destroy 14 days, warnings [24] and [72, 24]
@@ -27,7 +28,7 @@ def facts(
     stopped_at: datetime | None = None,
     pin: models.Pin | None = None,
     sent: dict[tuple[str, datetime], dict[int, datetime]] | None = None,
-    work: policy.Work | None = None,
+    work: Work | None = None,
     until: datetime | None = None,
     unknown: tuple[str, ...] = (),
 ) -> policy.Facts:
@@ -40,7 +41,7 @@ def facts(
         pin=pin,
         observation=observed(last, until=until, unknown=unknown),
         sent=lambda kind, due: ledger.get((kind, due), {}),
-        work=lambda: work or policy.Work(),
+        work=lambda: work or Work(),
     )
 
 
@@ -123,7 +124,7 @@ def test_unsaved_work_refuses_the_destroy() -> None:
     stopped = T0
     due = stopped + timedelta(days=14)
     sent = {("destroy", due): {24: due - timedelta(days=1)}}
-    work = policy.Work(found=["~/project: 2 commits on no remote"])
+    work = Work(found=["~/project: 2 commits on no remote"])
     a = policy.decide(facts(running=False, stopped_at=stopped, sent=sent, work=work), POLICY, due)
     assert a.action == "refuse-destroy"
     assert "work on the volume: ~/project: 2 commits on no remote" in a.reasons

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from devbox.cli.options import as_json, echo_json, runtime
+from devbox.errors import ExitCode
 
 if TYPE_CHECKING:
     from devbox.runtime.cleanup import Report, Row
@@ -69,7 +70,6 @@ def command(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
     root, as the daily timer runs it). Exit 3 when an action failed (the others still ran).
     """
     from devbox import clock  # noqa: PLC0415 - keep --help fast
-    from devbox.errors import ExitCode  # noqa: PLC0415
     from devbox.runtime import cleanup  # noqa: PLC0415 - keep --help fast
 
     rt = runtime(ctx)
@@ -87,7 +87,7 @@ def command(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
         click.echo(("Would: " if dry_run else "Done: ") + _summary(report))
         if report.applied:
             click.echo("Applied the changed declaration.")
-        from devbox.escaping import shown  # noqa: PLC0415
+        from devbox.escaping import shown  # noqa: PLC0415 - keep --help fast
 
         for error in report.errors:
             click.echo(f"error: {shown(error, 600)}", err=True)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import click
 
-from devbox.cli.options import as_json, echo_json, runtime
+from devbox.cli.options import as_json, echo_json, runtime, when
+from devbox.errors import UsageError
 
 COLUMNS = (
     "NAME",
@@ -22,11 +21,6 @@ COLUMNS = (
 )
 
 
-def when(value: datetime | None) -> str:
-    """A time for a table: UTC, to the minute; '-' for none."""
-    return "-" if value is None else value.strftime("%Y-%m-%d %H:%M")
-
-
 @click.command(name="list")
 @click.option("--all", "all_users", is_flag=True, help="Every user's containers (admins).")
 @as_json
@@ -38,7 +32,6 @@ def command(ctx: click.Context, all_users: bool, as_json: bool) -> None:
     when a stopped one would be destroyed (see devbox-ctl status NAME --why).
     """
     from devbox import clock  # noqa: PLC0415 - keep --help fast
-    from devbox.errors import UsageError  # noqa: PLC0415
     from devbox.runtime import listing  # noqa: PLC0415 - keep --help fast
 
     rt = runtime(ctx)

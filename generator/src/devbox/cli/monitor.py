@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from devbox.errors import UsageError
+
 
 @click.command()
 @click.option(
@@ -27,7 +29,6 @@ def command(interval: int) -> None:
     SIGINT after a last write; 2 when CONTAINER_NAME or HOME is missing.
     """
     from devbox.container import monitor  # noqa: PLC0415 - keep --help fast
-    from devbox.errors import UsageError  # noqa: PLC0415
 
     container, home = os.environ.get("CONTAINER_NAME", ""), os.environ.get("HOME", "")
     if not container or not home:

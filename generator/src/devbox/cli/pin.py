@@ -7,6 +7,7 @@ from datetime import date
 import click
 
 from devbox.cli.options import as_json, echo_json, runtime
+from devbox.errors import UsageError
 
 
 def _day(value: str) -> date:
@@ -43,7 +44,6 @@ def command(
     """
     from devbox import clock  # noqa: PLC0415 - keep --help fast
     from devbox.declare import resolve  # noqa: PLC0415 - keep --help fast
-    from devbox.errors import UsageError  # noqa: PLC0415
     from devbox.runtime import pins  # noqa: PLC0415 - keep --help fast
 
     rt = runtime(ctx)

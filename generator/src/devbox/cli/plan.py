@@ -103,7 +103,7 @@ def command(users: Path | None, containers: Path | None, out: Path | None, as_js
     """
     from devbox import write  # noqa: PLC0415 - keep --help fast
     from devbox.declare import pipeline  # noqa: PLC0415 - keep --help fast
-    from devbox.declare import plan as planning  # noqa: PLC0415
+    from devbox.declare import plan as planning  # noqa: PLC0415 - keep --help fast
 
     paths = pipeline.Paths.choose(users, containers, out)
     desired, tree = pipeline.build(paths)

@@ -68,8 +68,8 @@ def _own(rt: Runtime) -> set[str]:
 
 
 def _print(shown: list[Any], quotas: dict[str, Any]) -> None:
-    from devbox.declare import resolve  # noqa: PLC0415
-    from devbox.lifecycle.snapshot_quota import size  # noqa: PLC0415
+    from devbox.declare import resolve  # noqa: PLC0415 - keep --help fast
+    from devbox.lifecycle.snapshot_quota import size  # noqa: PLC0415 - keep --help fast
 
     for s in shown:
         click.echo(

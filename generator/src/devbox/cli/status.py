@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from devbox.cli.list_ import when
-from devbox.cli.options import as_json, echo_json, runtime
+from devbox.cli.options import as_json, echo_json, runtime, when
+from devbox.errors import ExitCode
 
 if TYPE_CHECKING:
     from devbox.runtime.listing import View
@@ -17,10 +17,8 @@ if TYPE_CHECKING:
 
 def _active_since(view: View) -> str:
     """The " since <UTC time>" of the systemd line, when the manager says when."""
-    from devbox.tools import systemd  # noqa: PLC0415 - keep --help fast
-
-    since = systemd.timestamp(view.unit.get("ActiveEnterTimestamp", ""))
-    if since is None or view.unit.get("ActiveState") != "active":
+    since = view.active_since()
+    if since is None:
         return ""
     return f" since {when(since)} UTC"
 
@@ -79,7 +77,6 @@ def command(ctx: click.Context, name: str, why: bool, as_json: bool) -> None:
     that resolves it. Exit 1 when they disagree.
     """
     from devbox import clock  # noqa: PLC0415 - keep --help fast
-    from devbox.errors import ExitCode  # noqa: PLC0415
     from devbox.host import identity  # noqa: PLC0415 - keep --help fast
     from devbox.runtime import listing  # noqa: PLC0415 - keep --help fast
 

@@ -10,7 +10,6 @@ the volume and caps each lease at maxPinDays from when it was taken.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -25,20 +24,8 @@ from devbox.tools import process
 # While a command runs, its lease reaches this far ahead and is renewed this often.
 HOLD_AHEAD = timedelta(hours=1)
 RENEW_SECONDS = 300
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-_DURATION = re.compile(r"([0-9]{1,6})([smhdw])")
 # A change to the leases: from the current ones (expired dropped) and now, the new ones.
 Edit = Callable[[list[Lease], datetime], list[Lease]]
-
-
-def parse_duration(text: str) -> timedelta:
-    """A duration like 90m, 48h, 3d or 2w; UsageError otherwise."""
-    match = _DURATION.fullmatch(text.strip().lower())
-    if match is None or int(match.group(1)) == 0:
-        raise UsageError(
-            f"{text!r} is not a duration", hint="write a number and a unit: 90m, 48h, 3d, 2w"
-        )
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
 
 
 def _path(home: Path) -> Path:

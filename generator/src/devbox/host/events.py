@@ -53,13 +53,13 @@ def select(
     *,
     container: str | None = None,
     since: str | None = None,
-    visible: Callable[[dict[str, Any]], bool] = lambda _event: True,
+    may_see: Callable[[dict[str, Any]], bool] = lambda _event: True,
 ) -> list[dict[str, Any]]:
-    """The events of one container (or all), at or after a time (RFC 3339, UTC), visible ones."""
+    """The events of one container (or all), at or after a time (RFC 3339, UTC), may_see's."""
     return [
         event
         for event in events
         if (container is None or event.get("container") == container)
         and (since is None or str(event.get("time", "")) >= since)
-        and visible(event)
+        and may_see(event)
     ]

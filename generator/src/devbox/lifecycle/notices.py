@@ -35,6 +35,7 @@ from devbox.declare.resolve import Container
 from devbox.escaping import shown
 from devbox.host.context import Runtime
 from devbox.lifecycle import policy
+from devbox.lifecycle.work import Work
 
 LEDGER = Path("cleanup") / "warnings.json"
 WEBHOOK_TIMEOUT = 10
@@ -201,7 +202,7 @@ def compose(
     )
 
 
-def _work_lines(work: policy.Work | None) -> list[str]:
+def _work_lines(work: Work | None) -> list[str]:
     if work is None or work.clear:
         return []
     return [f"Unsaved work: {item}" for item in work.found] + [

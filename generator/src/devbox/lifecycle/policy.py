@@ -1,9 +1,9 @@
 """The lifecycle policy: when a container is stopped for idleness, and when it is destroyed.
 
 `decide` is the whole policy as a pure function of the facts (what the volume says about
-activity, the declaration, the warnings already sent) and of `now`; `assess` gathers those
-facts for one container and calls it. `list`, `status --why` and `cleanup` all show the same
-Assessment, so what a dry run says is what cleanup does.
+activity, the declaration, the warnings already sent) and of `now`; lifecycle/assessment.py
+gathers those facts for one container off the host and calls it. `list`, `status --why` and
+`cleanup` all show the same Assessment, so what a dry run says is what cleanup does.
 
 The rules (docs/lifecycle.md):
 
@@ -21,36 +21,20 @@ The rules (docs/lifecycle.md):
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from devbox import volume
 from devbox.container import activity
 from devbox.declare import resolve
 from devbox.declare.models import Pin, Policy
-from devbox.declare.resolve import Container
 from devbox.escaping import shown
-from devbox.host.context import Runtime
+from devbox.lifecycle.work import Work
 
 NONE, WARN_STOP, STOP = "none", "warn-stop", "stop"
 WARN_DESTROY, DESTROY, REFUSE_DESTROY = "warn-destroy", "destroy", "refuse-destroy"
 ACTIONS = (NONE, WARN_STOP, STOP, WARN_DESTROY, DESTROY, REFUSE_DESTROY)
-
-
-@dataclass(frozen=True)
-class Work:
-    """What protectUnpushedWork found on a volume: repositories with work, and doubts."""
-
-    found: list[str] = field(default_factory=list)
-    unknown: list[str] = field(default_factory=list)
-
-    @property
-    def clear(self) -> bool:
-        """Nothing to lose: no repository with work, and every one could be inspected."""
-        return not self.found and not self.unknown
 
 
 @dataclass(frozen=True)
@@ -316,56 +300,6 @@ def policy_summary(policy: Policy) -> dict[str, Any]:
         "protectUnpushedWork": policy.protect_unpushed_work,
         "snapshotRetentionDays": policy.snapshot_retention_days,
     }
-
-
-# How long reading one container's volume may take (activity, leases, the git check) when
-# nothing else says; cleanup also gives the whole run a budget (cleanup.py).
-CONTAINER_BUDGET_SECONDS = 120
-
-
-def assess(
-    rt: Runtime, container: Container, now: datetime, budget: volume.Budget | None = None
-) -> Assessment:
-    """The policy for one declared container, from its volume, the declaration and the ledger.
-
-    The volume is read within the budget (by default CONTAINER_BUDGET_SECONDS); what cannot
-    be read in it, or at all, is unknown, which counts as activity.
-    """
-    from devbox.lifecycle import notices, work  # noqa: PLC0415 - only assess reads the host
-
-    policy = rt.desired.policy
-    budget = budget or volume.Budget.of(
-        CONTAINER_BUDGET_SECONDS, f"the time budget of {CONTAINER_BUDGET_SECONDS} s"
-    )
-    ledger = notices.Ledger.load(rt.config.state_dir)
-    try:
-        tree = volume.open_volume(rt.podman(container.owner), container.volume, budget)
-    except volume.Unreadable as exc:
-        tree, problem = None, str(exc)
-    else:
-        problem = ""
-    with contextlib.closing(tree) if tree is not None else contextlib.nullcontext():
-        if problem:
-            observation = activity.unknown_because(problem)
-        else:
-            observation = activity.observe(
-                tree,
-                container=container.name,
-                running=container.running,
-                now=now,
-                max_lease=timedelta(days=policy.max_pin_days),
-            )
-        facts = Facts(
-            name=container.name,
-            running=container.running,
-            created=container.created,
-            stopped_at=container.stopped_at,
-            pin=container.pin,
-            observation=observation,
-            sent=lambda kind, due: ledger.sent(container.name, kind, due),
-            work=lambda: work.inspect(tree) if tree is not None else Work(),
-        )
-        return decide(facts, policy, now)
 
 
 def failed(now: datetime, why: str) -> Assessment:

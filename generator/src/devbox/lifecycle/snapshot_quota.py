@@ -26,14 +26,13 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from devbox import rules, write
 from devbox.errors import UsageError
 
 if TYPE_CHECKING:
     from devbox.host.context import Runtime
-    from devbox.lifecycle.snapshots import Snapshot
 
 # Beside the data file of a snapshot being written: its owner and the room it holds.
 RESERVED = ".reserved"
@@ -43,6 +42,18 @@ _REFUSED_HINT = (
     "--prune ID removes one; destroy --no-snapshot removes without keeping the files; or ask "
     "an admin to raise the limit in users.nix"
 )
+
+
+class Stored(Protocol):
+    """A snapshot as a quota counts it (a Snapshot of snapshots.py): whose, and its bytes."""
+
+    @property
+    def owner(self) -> str:
+        """The user the snapshot counts against."""
+
+    @property
+    def stored(self) -> int:
+        """Its bytes on disk."""
 
 
 @dataclass(frozen=True)
@@ -150,7 +161,7 @@ def on_disk(directory: Path, skip: Iterable[Path] = ()) -> int:
         )
 
 
-def usage(snapshots: Iterable[Snapshot], directory: Path) -> tuple[dict[str, Usage], Usage]:
+def usage(snapshots: Iterable[Stored], directory: Path) -> tuple[dict[str, Usage], Usage]:
     """Each owner's use, and the host's.
 
     Finished snapshots count, and so does the room held by those being written (their files
@@ -169,7 +180,7 @@ def usage(snapshots: Iterable[Snapshot], directory: Path) -> tuple[dict[str, Usa
     return owners, Usage(count, on_disk(directory, [r.data for r in held]) + reserved)
 
 
-def limits(rt: Runtime, owner: str, snapshots: Iterable[Snapshot]) -> list[Limit]:
+def limits(rt: Runtime, owner: str, snapshots: Iterable[Stored]) -> list[Limit]:
     """The four limits for a new snapshot of the owner's: counts first, then bytes."""
     policy = rt.desired.policy
     owners, host = usage(snapshots, rt.config.snapshots_dir)
@@ -208,7 +219,7 @@ def limits(rt: Runtime, owner: str, snapshots: Iterable[Snapshot]) -> list[Limit
     ]
 
 
-def room(rt: Runtime, owner: str, container: str, snapshots: Iterable[Snapshot]) -> Room:
+def room(rt: Runtime, owner: str, container: str, snapshots: Iterable[Stored]) -> Room:
     """The room for a new snapshot of owner's container, or a UsageError naming the full limit."""
     counts = limits(rt, owner, snapshots)
     for limit in counts:
@@ -235,7 +246,7 @@ def _shown(count: Limit, stored: Limit) -> dict[str, int]:
     }
 
 
-def summary(rt: Runtime, owners: Iterable[str], snapshots: Iterable[Snapshot]) -> dict[str, Any]:
+def summary(rt: Runtime, owners: Iterable[str], snapshots: Iterable[Stored]) -> dict[str, Any]:
     """The owners' and the host's use against the limits, as `devbox-ctl snapshots` shows it."""
     found = list(snapshots)
     users = {}

@@ -14,7 +14,7 @@ leave two snapshots, and no write ever replaces an existing one. Taking, pruning
 removing hold the directory's lock, so the quota is checked against what is really there.
 
 Cleanup prunes snapshots older than `snapshotRetentionDays`; `devbox-ctl snapshots` lists and
-removes one's own; `devbox-ctl restore` brings one back as a new container.
+removes one's own; `devbox-ctl restore` (runtime/restore.py) brings one back as a new container.
 """
 
 from __future__ import annotations
@@ -29,18 +29,17 @@ import stat
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from devbox import clock, rules, write
+from devbox import clock, write
 from devbox.container import activity
-from devbox.declare import edit, resolve
+from devbox.declare import resolve
 from devbox.declare.resolve import Container
 from devbox.errors import NoVolumeError, ToolError, UsageError
-from devbox.host import rebuild
 from devbox.host.context import Runtime
 from devbox.host.identity import authorize
 from devbox.lifecycle import snapshot_quota
@@ -355,16 +354,6 @@ def remove(rt: Runtime, ids: list[str]) -> list[Snapshot]:
 # Restoring
 
 
-@dataclass
-class Restored:
-    """What restore did."""
-
-    container: Container
-    snapshot: Snapshot
-    applied: bool = False
-    joined: bool = False
-
-
 # Not restored: the Tailscale state belongs to the destroyed node (a restored container
 # enrolls as a new one with a fresh key, so a copy never fights the original for its
 # identity), and a login notice belongs to the old container's warnings.
@@ -474,98 +463,3 @@ def import_snapshot(rt: Runtime, snapshot: Snapshot, container: Container) -> No
     feeder.join()
     if failure:
         raise ToolError(f"reading snapshot {snapshot.id} failed: {failure[0]}")
-
-
-def restore(
-    rt: Runtime,
-    name: str,
-    *,
-    snapshot_id: str | None = None,
-    as_name: str | None = None,
-    apply: bool = True,
-    timeout: float = 300,
-    progress: Callable[[str], None] = print,
-) -> Restored:
-    """Bring a snapshot back as a new container with that data."""
-    from devbox.runtime import operations  # noqa: PLC0415 - the runtime verbs import this module
-
-    snapshot = find(rt, name, snapshot_id)
-    authorize(rt.caller, snapshot.owner, snapshot.container, "restore")
-    target = as_name or name
-    issue = rules.container_name(target)
-    if issue:
-        raise UsageError(f"{issue[0]}; {issue[1]}")
-    if target in rt.desired.by_name():
-        raise UsageError(
-            f"a container named {target} exists",
-            hint=f"restore it under another name: devbox-ctl restore {name} --as NEWNAME",
-        )
-    if rt.podman(snapshot.owner).volume_exists(f"{target}-data"):
-        raise UsageError(
-            f"the volume {target}-data exists (kept by destroy --keep-volume?)",
-            hint=f"remove it (podman volume rm {target}-data, as {snapshot.owner}) or restore "
-            f"--as another name",
-        )
-    verify(snapshot)
-    progress(f"Restoring {target} from snapshot {snapshot.id} ({snapshot.size} bytes)")
-    container = _declare(rt, snapshot, target)
-    import_snapshot(rt, snapshot, container)
-    progress(f"Filled the volume {container.volume} from {snapshot.path}")
-    operations.provision_key(rt, container)
-    container = _start(rt, snapshot, container)
-    rt.event(
-        "restore",
-        target,
-        owner=container.owner,
-        snapshot=snapshot.id,
-        fromContainer=snapshot.container,
-        sha256=snapshot.sha256,
-    )
-    done = Restored(container, snapshot)
-    if not apply:
-        progress(f"Not applied (--no-apply). To apply: sudo {rebuild.command_line(rt.config)}")
-        return done
-    progress(f"Applying: {rebuild.command_line(rt.config)}")
-    rebuild.rebuild(rt.config, lambda line: progress(f"  {line}"))
-    done.applied = True
-    operations.wait_until_joined(rt, container, timeout, progress)
-    operations.neutralise_key(rt, container)
-    done.joined = True
-    return done
-
-
-def _declare(rt: Runtime, snapshot: Snapshot, target: str) -> Container:
-    """Record the restored container, stopped until its volume is full; return it.
-
-    The name is checked again here, under the config lock: checked only before, a name another
-    user took in between would get this snapshot's files in their volume.
-    """
-
-    def change(records: edit.Records) -> str:
-        existing = edit.find(records, target)
-        if existing is not None:
-            raise UsageError(
-                f"a container named {target} exists (owner {existing.get('owner')})",
-                hint=f"restore it under another name: devbox-ctl restore {snapshot.container} "
-                "--as NEWNAME",
-            )
-        record: dict[str, Any] = {"name": target, "owner": snapshot.owner}
-        settings = snapshot.settings
-        record |= {"cpu": settings["cpu"]} if "cpu" in settings else {}
-        record |= {"memory": settings["memory"]} if "memory" in settings else {}
-        record |= {"syncthing": True} if settings.get("syncthing") else {}
-        record |= {"state": "stopped", "created": resolve.timestamp(clock.now())}
-        records.append(record)
-        return f"devbox: {rt.caller.name} is restoring {target} from snapshot {snapshot.id}"
-
-    return rt.change(change).by_name()[target]
-
-
-def _start(rt: Runtime, snapshot: Snapshot, container: Container) -> Container:
-    """Declare the restored container running, if its record is still the one restore made."""
-
-    def change(records: edit.Records) -> str:
-        edit.required(records, container)["state"] = "running"
-        return f"devbox: {rt.caller.name} restored {container.name} from snapshot {snapshot.id}"
-
-    return rt.change(change).by_name()[container.name]

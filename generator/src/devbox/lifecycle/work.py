@@ -25,12 +25,12 @@ import contextlib
 import os
 import shutil
 import stat
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from devbox import volume, write
 from devbox.errors import ToolError
 from devbox.escaping import shown
-from devbox.lifecycle import policy
 from devbox.tools import process
 from devbox.wording import counted
 
@@ -62,7 +62,20 @@ SMALL = 4096
 HOME = PurePosixPath("/home/dev")
 
 
-def inspect(tree: volume.Tree) -> policy.Work:
+@dataclass(frozen=True)
+class Work:
+    """What protectUnpushedWork found on a volume: repositories with work, and doubts."""
+
+    found: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+
+    @property
+    def clear(self) -> bool:
+        """Nothing to lose: no repository with work, and every one could be inspected."""
+        return not self.found and not self.unknown
+
+
+def inspect(tree: volume.Tree) -> Work:
     """Every repository on a volume with uncommitted or unpushed work, and every doubt."""
     # git is found by root, on root's PATH, and named by its real path: the owner the child
     # becomes neither searches root's PATH nor needs to pass the directories of its links.
@@ -71,8 +84,8 @@ def inspect(tree: volume.Tree) -> policy.Work:
     try:
         found, unknown = tree.call(lambda root: _inspect(root, git), mounted=True)
     except volume.Unreadable as exc:
-        return policy.Work([], [shown(exc)])
-    return policy.Work([shown(item) for item in found], [shown(item) for item in unknown])
+        return Work([], [shown(exc)])
+    return Work([shown(item) for item in found], [shown(item) for item in unknown])
 
 
 class _Doubt(Exception):  # noqa: N818 - a state of one repository

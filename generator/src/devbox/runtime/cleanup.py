@@ -9,7 +9,7 @@ Declaration changes are applied with one rebuild at the end.
 One container's failure does not stop the others, whatever it is (a hostile file on its
 volume, a podman that fails, a bug): the container is assessed as unknown (nothing happens to
 it), the failure is reported, logged in the event log, and the run exits 3. Reading the
-volumes has a time budget per container (lifecycle.CONTAINER_BUDGET_SECONDS) and per run
+volumes has a time budget per container (assessment.CONTAINER_BUDGET_SECONDS) and per run
 (RUN_BUDGET_SECONDS); a container whose budget ran out is unknown.
 """
 
@@ -28,7 +28,7 @@ from devbox.errors import DevboxError, NotAllowedError
 from devbox.escaping import shown
 from devbox.host import rebuild
 from devbox.host.context import Runtime
-from devbox.lifecycle import notices, policy, snapshots
+from devbox.lifecycle import assessment, notices, policy, snapshots
 from devbox.runtime import operations
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ def run(rt: Runtime, now: datetime, *, dry_run: bool, progress: Progress = print
                 _failed(rt, row, report, f"{type(exc).__name__}: {exc}")
         if changed:
             try:
-                rebuild.rebuild(rt.config, lambda line: progress(f"  {line}"))
+                rebuild.run(rt.config, lambda line: progress(f"  {line}"))
                 report.applied = True
             except DevboxError as exc:
                 report.errors.append(exc.message)
@@ -142,10 +142,10 @@ def _assessed(
     rt: Runtime, container: Container, now: datetime, run: volume.Budget, report: Report
 ) -> Row:
     """A container's row; an assessment that fails is unknown, reported and logged."""
-    seconds = policy.CONTAINER_BUDGET_SECONDS
+    seconds = assessment.CONTAINER_BUDGET_SECONDS
     budget = volume.Budget.of(seconds, f"its time budget of {seconds} s", within=run)
     try:
-        return Row(container, policy.assess(rt, container, now, budget))
+        return Row(container, assessment.assess(rt, container, now, budget))
     except Exception as exc:
         log.debug("assessing %s failed", container.name, exc_info=True)
         message = exc.message if isinstance(exc, DevboxError) else f"{type(exc).__name__}: {exc}"
@@ -208,7 +208,7 @@ def _still_holds(rt: Runtime, row: Row, now: datetime) -> bool:
         return False
     if current != assessed:
         row.container = current
-        row.assessment = policy.assess(rt, current, now)
+        row.assessment = assessment.assess(rt, current, now)
     return True
 
 

@@ -13,16 +13,18 @@ import json
 import os
 import pwd
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from devbox import volume
+from devbox import clock, volume
 from devbox.declare import resolve
 from devbox.declare.resolve import Container
+from devbox.errors import UsageError
 from devbox.escaping import shown
+from devbox.host import events
 from devbox.host.context import Runtime
-from devbox.lifecycle import policy
+from devbox.lifecycle import assessment, policy
 from devbox.tools import systemd, tailscale
 
 
@@ -41,6 +43,12 @@ class View:
     unit: dict[str, str] = field(default_factory=dict)
     shadows: list[str] = field(default_factory=list)
     disagreements: list[str] = field(default_factory=list)
+
+    def active_since(self) -> datetime | None:
+        """When the unit became active, if it is and its manager says when."""
+        if self.unit.get("ActiveState") != "active":
+            return None
+        return systemd.timestamp(self.unit.get("ActiveEnterTimestamp", ""))
 
     def as_json(self) -> dict[str, Any]:
         """The view as --json prints it."""
@@ -236,9 +244,9 @@ def view(
     result.volume = podman.volume_exists(container.volume)
     result.secret = podman.secret_exists(container.secret)
     result.applied = _applied(container, trees.deployed, trees.generated)
-    seconds = policy.CONTAINER_BUDGET_SECONDS
+    seconds = assessment.CONTAINER_BUDGET_SECONDS
     budget = volume.Budget.of(seconds, f"its time budget of {seconds} s", within=within)
-    result.assessment = policy.assess(rt, container, now, budget)
+    result.assessment = assessment.assess(rt, container, now, budget)
     if detail:
         result.unit = systemd.properties(
             container.owner,
@@ -250,3 +258,55 @@ def view(
         result.shadows = shadowing_files(container)
     result.disagreements = _explain(result)
     return result
+
+
+def event_log(rt: Runtime, *, container: str | None, since: str | None) -> list[dict[str, Any]]:
+    """`events`: the log's events the caller may see, of one container, from a time.
+
+    Users see their containers' events, admins all. `since` is a time (2026-11-20,
+    2026-11-20T09:00:00Z) or an age (48h, 7d).
+    """
+    owners = {c.name: c.owner for c in rt.desired.containers}
+
+    def may_see(event: dict[str, Any]) -> bool:
+        owner = event.get("owner") or owners.get(str(event.get("container")))
+        return rt.caller.admin or owner == rt.caller.name
+
+    start = _since(since) if since else None
+    return events.select(
+        events.read(rt.config.events_file), container=container, since=start, may_see=may_see
+    )
+
+
+def _since(text: str) -> str:
+    try:
+        return resolve.timestamp(clock.now() - clock.parse_duration(text)) or ""
+    except UsageError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(
+            f"--since {text!r} is neither a time nor an age",
+            hint="write 2026-11-20, 2026-11-20T09:00:00Z, 48h or 7d",
+        ) from None
+    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return resolve.timestamp(parsed.astimezone(UTC)) or ""
+
+
+def event_line(event: dict[str, Any]) -> str:
+    """One event as `events` prints it, every value escaped.
+
+    Events quote what users wrote (reasons, errors from their volumes).
+    """
+    rest = {k: v for k, v in event.items() if k not in ("time", "action", "container", "actor")}
+    details = " ".join(
+        shown(
+            f"{key}={value if isinstance(value, str) else json.dumps(value, sort_keys=True)}", 2000
+        )
+        for key, value in sorted(rest.items())
+        if key not in ("signals", "policy")
+    )
+    head = f"{shown(event.get('time', '?'))}  {shown(event.get('action', '?')):<16} "
+    head += f"{shown(event.get('container', '?')):<20} by {shown(event.get('actor', '?'))}"
+    return head + (f"  {details}" if details else "")

@@ -23,6 +23,7 @@ from devbox.errors import DevboxError, ToolError, UsageError
 from devbox.host import rebuild
 from devbox.host.context import Runtime
 from devbox.host.identity import authorize
+from devbox.lifecycle import snapshots
 from devbox.tools import onepassword, systemd, tailscale
 
 Progress = Callable[[str], None]
@@ -87,15 +88,6 @@ def _check_limits(rt: Runtime, records: edit.Records, owner: str) -> None:
             "(containers.maxGlobal)",
             hint="destroy one first, or ask an admin to raise maxGlobal in users.nix",
         )
-
-
-def _apply(rt: Runtime, apply: bool, progress: Progress) -> bool:
-    if not apply:
-        progress(f"Not applied (--no-apply). To apply: sudo {rebuild.command_line(rt.config)}")
-        return False
-    progress(f"Applying: {rebuild.command_line(rt.config)}")
-    rebuild.rebuild(rt.config, lambda line: progress(f"  {line}"))
-    return True
 
 
 def provision_key(rt: Runtime, container: Container) -> None:
@@ -189,7 +181,7 @@ def create(
     if not joined_before:
         progress(f"Fetching {owner}'s Tailscale auth key from 1Password")
         provision_key(rt, container)
-    applied = _apply(rt, apply, progress)
+    applied = rebuild.run_or_print(rt.config, apply, progress)
     if not applied:
         return Created(container, applied=False, joined=False, resumed=resumed)
     node = wait_until_joined(rt, container, timeout, progress)
@@ -220,7 +212,7 @@ def _set_state(
         return f"devbox: {rt.caller.name} {verb} {container.name}"
 
     rt.change(change)
-    return _apply(rt, apply, progress)
+    return rebuild.run_or_print(rt.config, apply, progress)
 
 
 def start(rt: Runtime, name: str, *, apply: bool = True, progress: Progress = print) -> Container:
@@ -283,8 +275,6 @@ def destroy(
     details: dict[str, object] | None = None,
 ) -> Destroyed:
     """Remove a container: its unit, key, volume (after a snapshot) and tailnet device."""
-    from devbox.lifecycle import snapshots  # noqa: PLC0415 - only destroy needs it
-
     container = rt.container(name)
     authorize(rt.caller, container.owner, name, "destroy")
 
@@ -339,7 +329,7 @@ def destroy(
         keptVolume=done.kept_volume,
         **(details or {}),
     )
-    done.applied = _apply(rt, apply, progress)
+    done.applied = rebuild.run_or_print(rt.config, apply, progress)
     return done
 
 
