@@ -88,7 +88,7 @@ def measure(size: int, base: Path) -> dict[str, float]:
 
     results = {"users": float(users), "eval": best(runs, evaluate)}
 
-    def generate() -> render.Tree:
+    def generate() -> write.Contents:
         return render.render(pipeline.validated(users_raw, records, files))
 
     results["generate"] = best(runs, generate)

@@ -216,7 +216,7 @@ def test_a_snapshot_restores_to_the_same_bytes(
         state = tmp_path_factory.mktemp("state")
         rt = runtime(state, [{"name": name, "owner": "bob"}, {"name": copy, "owner": "bob"}])
         snapshots.take(rt, rt.container(name))
-        snapshot = snapshots.find(rt, name)
+        snapshot = snapshots.choose(rt, name)
         snapshots.verify(snapshot)
         snapshots.import_snapshot(rt, snapshot, rt.container(copy))
         restored = Path(

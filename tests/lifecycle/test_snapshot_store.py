@@ -90,7 +90,7 @@ def test_the_tightest_limit_bounds_the_export(
         maxSnapshotBytesPerUser="10M",
         maxSnapshotBytesGlobal="12M",
     )
-    first = snapshots.find(rt, name, snapshots.take(rt, rt.container(name)).stem)
+    first = snapshots.choose(rt, name, snapshots.take(rt, rt.container(name)).stem)
     room = snapshot_quota.room(rt, "bob", name, snapshots.every(rt))
     # bob's 10M leave less room than the host's 12M (which also count the description).
     assert room.bound.field == "maxSnapshotBytesPerUser"

@@ -17,7 +17,7 @@ from devbox.lifecycle import work
 def inspect(home: Path) -> work.Work:
     """The git check of a directory made the volume of alice's container."""
     with open_as_volume(home) as tree:
-        return work.inspect(tree)
+        return work.unsaved(tree)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from devbox.cli.options import as_json, echo_json, runtime
 from devbox.errors import ExitCode
 
 if TYPE_CHECKING:
-    from devbox.runtime.cleanup import Report, Row
+    from devbox.runtime.cleanup import Outcome, Row
 
 HEADLINES = {
     "none": "nothing to do",
@@ -47,7 +47,7 @@ def _row(row: Row, dry_run: bool) -> list[str]:
     return lines
 
 
-def _summary(report: Report) -> str:
+def _summary(report: Outcome) -> str:
     return (
         f"{report.count('stop')} to stop, {report.count('destroy')} to destroy, "
         f"{report.count('warn-stop', 'warn-destroy')} to warn, "

@@ -38,7 +38,7 @@ def command(ctx: click.Context, all_users: bool, as_json: bool) -> None:
     if all_users and not rt.caller.admin:
         raise UsageError("--all is for admins (users.nix admin = true); without it you see yours")
     now = clock.now()
-    views = listing.views(rt, listing.visible(rt, all_users=all_users), now)
+    views = listing.views(rt, listing.listed(rt, all_users=all_users), now)
     if as_json:
         echo_json([v.as_json() for v in views])
         return

@@ -11,7 +11,7 @@ from devbox.errors import UsageError
 
 
 def _day(value: str) -> date:
-    from devbox import rules  # noqa: PLC0415 - keeps --help fast
+    from devbox import rules  # noqa: PLC0415 - keep --help fast
 
     parsed = rules.parse_day(value)
     if parsed is None:
@@ -43,21 +43,11 @@ def command(
     pinned container replaces its pin. `devbox-ctl unpin NAME` ends it.
     """
     from devbox import clock  # noqa: PLC0415 - keep --help fast
-    from devbox.declare import resolve  # noqa: PLC0415 - keep --help fast
     from devbox.runtime import pins  # noqa: PLC0415 - keep --help fast
 
     rt = runtime(ctx)
     if list_pins:
-        shown = [
-            {
-                "name": c.name,
-                "owner": c.owner,
-                "until": resolve.day(c.pin.until),
-                "reason": c.pin.reason,
-            }
-            for c in pins.pinned(rt)
-            if c.pin is not None
-        ]
+        shown = pins.pinned(rt)
         if as_json:
             echo_json(shown)
         for row in [] if as_json else shown:

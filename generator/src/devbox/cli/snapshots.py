@@ -48,7 +48,7 @@ def command(ctx: click.Context, prune: tuple[str, ...], yes: bool, as_json: bool
         for snapshot in gone:
             click.echo(f"Removed snapshot {snapshot.id} ({snapshot.container}, {snapshot.owner}).")
         return
-    shown = snapshots.visible(rt)
+    shown = snapshots.of_caller(rt)
     owners = sorted({s.owner for s in shown} | _own(rt))
     quotas = snapshot_quota.summary(rt, owners, snapshots.every(rt))
     if as_json:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from devbox import rules, write
-from devbox.declare import load, pipeline, render, unitfile
+from devbox.declare import load, pipeline, render, resolve, unitfile
 from devbox.declare.models import SCHEMA_VERSION
 from devbox.declare.resolve import Container, Desired
 from devbox.errors import InputError, Problem, UsageError
@@ -68,7 +68,7 @@ def dump(document: dict[str, Any]) -> bytes:
     return (json.dumps(body, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def find(records: Records, name: str) -> dict[str, Any] | None:
+def record_named(records: Records, name: str) -> dict[str, Any] | None:
     """The record of a container, or None."""
     return next((r for r in records if isinstance(r, dict) and r.get("name") == name), None)
 
@@ -93,12 +93,30 @@ def _created(value: object) -> datetime | None:
         return None
 
 
+def new_record(
+    name: str,
+    owner: str,
+    *,
+    cpu: object = None,
+    memory: object = None,
+    syncthing: bool = False,
+    state: str,
+    created: datetime,
+) -> dict[str, Any]:
+    """A new container's record: only what differs from the users.nix defaults is written."""
+    record: dict[str, Any] = {"name": name, "owner": owner}
+    record |= {"cpu": cpu} if cpu is not None else {}
+    record |= {"memory": memory} if memory is not None else {}
+    record |= {"syncthing": True} if syncthing else {}
+    return record | {"state": state, "created": resolve.timestamp(created)}
+
+
 def required(records: Records, container: Container) -> dict[str, Any]:
     """The record of a container that must still be declared as it was read.
 
     Another change may have removed it, or removed it and given its name to someone else.
     """
-    record = find(records, container.name)
+    record = record_named(records, container.name)
     if record is None or not same(record, container):
         raise UsageError(
             f"{container.name} is no longer declared as it was (another change removed or "
@@ -124,7 +142,7 @@ def current(paths: pipeline.Paths) -> Desired:
     return pipeline.desired(paths, containers_raw=_read(paths.containers))
 
 
-def _checked(paths: pipeline.Paths, document: dict[str, Any]) -> tuple[Desired, render.Tree]:
+def _checked(paths: pipeline.Paths, document: dict[str, Any]) -> tuple[Desired, write.Contents]:
     """The declaration a document makes and the tree it renders to, or the reason it cannot.
 
     Rendering is part of the check: a value that validation let through but no unit file can
@@ -170,7 +188,7 @@ def edit(
         message = f"{subject}\n\nRequested by {who} with devbox-ctl."
         with _restored_on_failure(paths):
             write.write_file(paths.containers, dump(document))
-            write.write_tree(paths.out, tree)
+            pipeline.write_out(paths, tree)
             commit = gitrepo.commit(repo, [paths.containers, paths.out], message)
     return Edited(desired, commit)
 

@@ -1,17 +1,22 @@
-"""The generator's pipeline in one place: load → validate → model → render.
+"""The generator's pipeline in one place: load → validate → model → render → diff → write.
 
 `desired` returns the validated, resolved model or raises one InputError with every problem
 in both files; `build` renders it to the tree of files the generated directory must hold.
+`generate`, `check` and `plan` are the three commands' whole work; `write_out` is the one
+step that puts a rendered tree on disk (generate, and every change a runtime verb makes).
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from devbox import write
 from devbox.declare import load, render, validate
+from devbox.declare import plan as planning
 from devbox.declare.resolve import Desired, resolve
 from devbox.errors import InputError, Problem
 
@@ -97,7 +102,92 @@ def validated(
     return resolve(users.users, users.policy, records.records)
 
 
-def build(paths: Paths) -> tuple[Desired, render.Tree]:
+def build(paths: Paths) -> tuple[Desired, write.Contents]:
     """The desired state and the generated tree it renders to."""
     state = desired(paths)
     return state, render.render(state)
+
+
+def write_out(paths: Paths, tree: write.Contents, *, dry_run: bool = False) -> write.Report:
+    """Replace the generated tree with `tree`, writing only changed files (or, dry_run, none)."""
+    return write.write_tree(paths.out, tree, dry_run=dry_run)
+
+
+@dataclass(frozen=True)
+class Generated:
+    """What `generate` wrote, or would write."""
+
+    out: Path
+    dry_run: bool
+    report: write.Report
+
+    def counts(self) -> dict[str, int]:
+        """How many files were created, updated, left unchanged, removed."""
+        return {change.value: self.report.count(change) for change in write.Change}
+
+    def as_json(self) -> dict[str, Any]:
+        """`generate --json`."""
+        return {
+            "out": str(self.out),
+            "dryRun": self.dry_run,
+            "files": {path: change.value for path, change in self.report.changes.items()},
+            "counts": self.counts(),
+        }
+
+
+def generate(paths: Paths, *, dry_run: bool = False) -> Generated:
+    """Render the inputs and write the generated tree."""
+    _, tree = build(paths)
+    return Generated(paths.out, dry_run, write_out(paths, tree, dry_run=dry_run))
+
+
+@dataclass(frozen=True)
+class Drift:
+    """How the generated directory differs from what the inputs produce."""
+
+    out: Path
+    on_disk: write.Contents
+    expected: write.Contents
+    changes: dict[str, write.Change]
+
+    def as_json(self) -> dict[str, Any]:
+        """`check --json`."""
+        return {
+            "out": str(self.out),
+            "upToDate": not self.changes,
+            "files": {p: c.value for p, c in self.changes.items()},
+        }
+
+    def diff(self, path: str) -> str:
+        """The unified diff of one file, from the directory to what the inputs produce."""
+        old, new = self.on_disk.get(path), self.expected.get(path)
+        before = [] if old is None else old.decode("utf-8", "replace").splitlines(keepends=True)
+        after = [] if new is None else new.decode("utf-8", "replace").splitlines(keepends=True)
+        lines = difflib.unified_diff(
+            before,
+            after,
+            fromfile=f"{self.out}/{path}" if old is not None else "/dev/null",
+            tofile=f"{self.out}/{path} (from the inputs)" if new is not None else "/dev/null",
+        )
+        return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def check(paths: Paths) -> Drift:
+    """Compare the generated directory with what the inputs produce."""
+    _, tree = build(paths)
+    on_disk = write.read_tree(paths.out)
+    changes: dict[str, write.Change] = {
+        path: change
+        for path, change in write.compare(on_disk, tree).items()
+        if change is not write.Change.UNCHANGED
+    }
+    return Drift(paths.out, on_disk, tree, changes)
+
+
+def plan(paths: Paths) -> planning.Plan:
+    """What a rebuild would change, and the generated files edited by hand."""
+    desired_state, tree = build(paths)
+    old = planning.read_old(paths.out)
+    result = planning.compute(old, desired_state, tree)
+    result.drifted = planning.drift(old, write.read_tree(paths.out))
+    return result

@@ -71,6 +71,34 @@ class Plan:
         return [c for c in self.containers if c.action == action]
 
 
+def as_json(plan: Plan) -> dict[str, Any]:
+    """`plan --json`: the plan as one JSON document."""
+
+    def fields(changes: list[FieldChange]) -> list[dict[str, Any]]:
+        return [{"field": c.field, "old": c.old, "new": c.new} for c in changes]
+
+    return {
+        "changed": plan.changed,
+        "containers": [
+            {
+                "name": c.name,
+                "owner": c.owner,
+                "action": c.action,
+                "effect": c.effect,
+                "restarts": c.restarts,
+                "fields": fields(c.fields),
+            }
+            for c in plan.containers
+        ],
+        "unchanged": plan.unchanged,
+        "users": fields(plan.users),
+        "settings": fields(plan.settings),
+        "otherFiles": plan.other_files,
+        "drifted": plan.drifted,
+        "first": plan.first,
+    }
+
+
 def read_old(out: Path) -> dict[str, Any]:
     """The manifest of the generated tree as it is now; empty when there is none yet."""
     path = out / manifest.FILENAME

@@ -33,7 +33,7 @@ class Files:
 
 
 @dataclass(frozen=True)
-class Facts:
+class KnownValid:
     """What is known to be valid about one record, even when other fields of it are not."""
 
     index: int
@@ -53,13 +53,8 @@ class Checked:
     policy: Policy | None = None  # the block with invalid fields at their defaults
     policy_failed: set[str] = field(default_factory=set)
     records: list[ContainerRecord] = field(default_factory=list)  # records valid as a whole
-    facts: list[Facts] = field(default_factory=list)
+    facts: list[KnownValid] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def complete(self) -> bool:
-        """Whether the file had no problem at all."""
-        return not self.problems
 
 
 def _failed(exc: pydantic.ValidationError | None) -> set[Loc]:
@@ -193,10 +188,10 @@ def policy_rules(policy: Policy, failed: set[str], file: str) -> list[Problem]:
     ]
 
 
-def _facts(index: int, raw: Any, failed: set[Loc]) -> Facts:
+def _facts(index: int, raw: Any, failed: set[Loc]) -> KnownValid:
     """The fields of a failed record that are valid on their own."""
     if not isinstance(raw, dict):
-        return Facts(index)
+        return KnownValid(index)
 
     def ok(key: str, kind: type | tuple[type, ...]) -> Any:
         value = raw.get(key)
@@ -204,7 +199,7 @@ def _facts(index: int, raw: Any, failed: set[Loc]) -> Facts:
         return value if valid and ("containers", index, key) not in failed else None
 
     cpu = ok("cpu", (int, float))
-    return Facts(
+    return KnownValid(
         index,
         name=ok("name", str),
         owner=ok("owner", str),
@@ -226,7 +221,7 @@ def check_containers(raw: Any, file: str) -> Checked:
     if parsed is not None:
         checked.records = list(parsed.containers)
         checked.facts = [
-            Facts(i, r.name, r.owner, r.cpu, r.memory, r.pin is not None)
+            KnownValid(i, r.name, r.owner, r.cpu, r.memory, r.pin is not None)
             for i, r in enumerate(parsed.containers)
         ]
     elif isinstance(raw.get("containers"), list):
@@ -245,7 +240,7 @@ def cross_check(users: Checked, containers: Checked, files: Files) -> list[Probl
     return found
 
 
-def _unique_names(facts: list[Facts], file: str) -> list[Problem]:
+def _unique_names(facts: list[KnownValid], file: str) -> list[Problem]:
     first: dict[str, int] = {}
     found = []
     for fact in facts:
@@ -266,7 +261,7 @@ def _unique_names(facts: list[Facts], file: str) -> list[Problem]:
     return found
 
 
-def _owners(declared: set[str], facts: list[Facts], files: Files) -> list[Problem]:
+def _owners(declared: set[str], facts: list[KnownValid], files: Files) -> list[Problem]:
     known = ", ".join(sorted(declared)) or "none yet"
     return [
         Problem(
@@ -280,7 +275,9 @@ def _owners(declared: set[str], facts: list[Facts], files: Files) -> list[Proble
     ]
 
 
-def _bounds(policy: Policy, failed: set[str], facts: list[Facts], files: Files) -> list[Problem]:
+def _bounds(
+    policy: Policy, failed: set[str], facts: list[KnownValid], files: Files
+) -> list[Problem]:
     found = []
     max_memory = rules.memory_bytes(policy.max_memory) or 0
     for fact in facts:
@@ -317,7 +314,7 @@ def _limit_of(users: Checked, owner: str) -> tuple[int, str] | None:
     return users.policy.max_per_user, "containers.maxPerUser"
 
 
-def _limits(users: Checked, facts: list[Facts], files: Files) -> list[Problem]:
+def _limits(users: Checked, facts: list[KnownValid], files: Files) -> list[Problem]:
     policy = users.policy
     if policy is None:
         return []

@@ -60,6 +60,6 @@ def assess(
             pin=container.pin,
             observation=observation,
             sent=lambda kind, due: ledger.sent(container.name, kind, due),
-            work=lambda: work.inspect(tree) if tree is not None else work.Work(),
+            work=lambda: work.unsaved(tree) if tree is not None else work.Work(),
         )
         return policy.decide(facts, limits, now)

@@ -255,7 +255,7 @@ def deliver(rt: Runtime, container: Container, message: Message) -> Delivery:
     notice = _on_volume(rt, container, write_notice)
     terminals = "not running"
     inspected = podman.inspect_container(container.name)
-    if (inspected or {}).get("State", {}).get("Status") == "running":
+    if podman.status_of(inspected) == "running":
         result = podman.run(
             "exec",
             "-i",

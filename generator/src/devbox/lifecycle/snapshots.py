@@ -244,12 +244,12 @@ def every(rt: Runtime) -> list[Snapshot]:
     )
 
 
-def visible(rt: Runtime) -> list[Snapshot]:
+def of_caller(rt: Runtime) -> list[Snapshot]:
     """The snapshots the caller may see and remove: their own; admins and the system all."""
     return [s for s in every(rt) if rt.caller.may_act_on(s.owner)]
 
 
-def find(rt: Runtime, container: str, snapshot: str | None = None) -> Snapshot:
+def choose(rt: Runtime, container: str, snapshot: str | None = None) -> Snapshot:
     """A container's snapshot by id, or its latest; UsageError naming what there is."""
     mine = [s for s in every(rt) if s.container == container]
     if snapshot is not None:

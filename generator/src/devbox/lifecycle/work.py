@@ -75,7 +75,7 @@ class Work:
         return not self.found and not self.unknown
 
 
-def inspect(tree: volume.Tree) -> Work:
+def unsaved(tree: volume.Tree) -> Work:
     """Every repository on a volume with uncommitted or unpushed work, and every doubt."""
     # git is found by root, on root's PATH, and named by its real path: the owner the child
     # becomes neither searches root's PATH nor needs to pass the directories of its links.

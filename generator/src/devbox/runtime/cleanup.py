@@ -66,7 +66,7 @@ class Row:
 
 
 @dataclass
-class Report:
+class Outcome:
     """A cleanup run."""
 
     time: datetime
@@ -92,24 +92,24 @@ class Report:
         }
 
 
-def visible(rt: Runtime) -> list[Container]:
+def in_reach(rt: Runtime) -> list[Container]:
     """The containers the caller may see: all for admins and the system, else their own."""
     return [c for c in rt.desired.containers if rt.caller.may_act_on(c.owner)]
 
 
-def run(rt: Runtime, now: datetime, *, dry_run: bool, progress: Progress = print) -> Report:
+def run(rt: Runtime, now: datetime, *, dry_run: bool, progress: Progress = print) -> Outcome:
     """Assess every container; unless dry_run, act on each assessment and prune snapshots."""
     if not dry_run and not rt.caller.admin:
         raise NotAllowedError(
             f"{rt.caller.name} may not run cleanup: it acts on every container",
             hint="devbox-ctl cleanup --dry-run shows what it would do with yours",
         )
-    report = Report(now, dry_run)
+    report = Outcome(now, dry_run)
     budget = volume.Budget.of(
         RUN_BUDGET_SECONDS, f"the cleanup run's time budget of {RUN_BUDGET_SECONDS} s"
     )
     if dry_run:
-        report.rows = [_assessed(rt, c, now, budget, report) for c in visible(rt)]
+        report.rows = [_assessed(rt, c, now, budget, report) for c in in_reach(rt)]
         report.pruned = [s.id for s in snapshots.expired(rt, now)]
         return report
     lock = write.ensure_directory(rt.config.state_dir / notices.LEDGER.parent, mode=0o700)
@@ -139,7 +139,7 @@ def run(rt: Runtime, now: datetime, *, dry_run: bool, progress: Progress = print
 
 
 def _assessed(
-    rt: Runtime, container: Container, now: datetime, run: volume.Budget, report: Report
+    rt: Runtime, container: Container, now: datetime, run: volume.Budget, report: Outcome
 ) -> Row:
     """A container's row; an assessment that fails is unknown, reported and logged."""
     seconds = assessment.CONTAINER_BUDGET_SECONDS
@@ -154,7 +154,9 @@ def _assessed(
         return row
 
 
-def _failed(rt: Runtime, row: Row, report: Report, message: str, *, log_event: bool = True) -> None:
+def _failed(
+    rt: Runtime, row: Row, report: Outcome, message: str, *, log_event: bool = True
+) -> None:
     """Report a container's failure (escaped) and log it in the event log."""
     row.error = shown(message, 500)
     report.errors.append(f"{row.container.name}: {row.error}")
@@ -295,7 +297,7 @@ def _warn(rt: Runtime, row: Row, ledger: notices.Ledger, now: datetime) -> None:
 
 def _record_stopped_at(rt: Runtime, container: Container, now: datetime) -> None:
     def change(records: edit.Records) -> str:
-        record = edit.find(records, container.name)
+        record = edit.record_named(records, container.name)
         if (
             edit.same(record, container)
             and record is not None

@@ -22,7 +22,7 @@ from devbox.declare import resolve
 from devbox.declare.resolve import Container
 from devbox.errors import UsageError
 from devbox.escaping import shown
-from devbox.host import events
+from devbox.host import events, rebuild
 from devbox.host.context import Runtime
 from devbox.lifecycle import assessment, policy
 from devbox.tools import systemd, tailscale
@@ -84,7 +84,7 @@ class View:
         }
 
 
-def visible(rt: Runtime, *, all_users: bool) -> list[Container]:
+def listed(rt: Runtime, *, all_users: bool) -> list[Container]:
     """The containers the caller lists: their own, or (admins, --all) every one."""
     containers = rt.desired.containers
     if all_users and rt.caller.admin:
@@ -172,7 +172,7 @@ def shadowing_files(container: Container) -> list[str]:
     return [shown(f"{home / QUADLET_DIRECTORY}/{relative}") for relative in found]
 
 
-def _explain(view: View) -> list[str]:
+def _explain(view: View, rebuild_command: str) -> list[str]:
     c = view.container
     said = []
     if not view.secret:
@@ -185,7 +185,7 @@ def _explain(view: View) -> list[str]:
             f"its volume {c.volume} does not exist (it is created empty when the container starts)"
         )
     if view.applied is False:
-        said.append("the declaration is not applied yet: sudo nixos-rebuild switch")
+        said.append(f"the declaration is not applied yet: sudo {rebuild_command}")
     if c.state == "running" and view.actual != "running":
         said.append(
             f"declared running but it is {view.actual}: devbox-ctl logs {c.name} shows why; "
@@ -237,10 +237,10 @@ def view(
     trees = trees or Trees.read(rt)
     podman = rt.podman(container.owner)
     inspected = podman.inspect_container(container.name)
-    state = (inspected or {}).get("State", {})
-    status = str(state.get("Status", "missing"))
+    status = podman.status_of(inspected)
     actual = "running" if status == "running" else ("missing" if inspected is None else "stopped")
-    result = View(container, actual, started_at=state.get("StartedAt") if inspected else None)
+    started_at = inspected.get("State", {}).get("StartedAt") if inspected else None
+    result = View(container, actual, started_at=started_at)
     result.volume = podman.volume_exists(container.volume)
     result.secret = podman.secret_exists(container.secret)
     result.applied = _applied(container, trees.deployed, trees.generated)
@@ -256,7 +256,7 @@ def view(
         if actual == "running":
             result.node = tailscale.node_state(podman, container.name)
         result.shadows = shadowing_files(container)
-    result.disagreements = _explain(result)
+    result.disagreements = _explain(result, rebuild.command_line(rt.config))
     return result
 
 

@@ -114,7 +114,7 @@ def wait_until_joined(
     last = ""
     while True:
         inspected = podman.inspect_container(container.name)
-        status = (inspected or {}).get("State", {}).get("Status", "missing")
+        status = podman.status_of(inspected)
         node = tailscale.node_state(podman, container.name) if status == "running" else None
         if node is not None and node.joined:
             return node
@@ -154,18 +154,22 @@ def create(
 
     def change(records: edit.Records) -> str:
         nonlocal resumed
-        existing = edit.find(records, name)
+        existing = edit.record_named(records, name)
         if existing is not None:
             if existing.get("owner") != owner:
                 raise UsageError(f"{name} already exists (owner {existing.get('owner')})")
             resumed = True
             return f"devbox: {owner} resumed the creation of {name}"
         _check_limits(rt, records, owner)
-        record: dict[str, object] = {"name": name, "owner": owner}
-        record |= {"cpu": cpu} if cpu is not None else {}
-        record |= {"memory": memory} if memory is not None else {}
-        record |= {"syncthing": True} if syncthing else {}
-        record |= {"state": "running", "created": resolve.timestamp(clock.now())}
+        record = edit.new_record(
+            name,
+            owner,
+            cpu=cpu,
+            memory=memory,
+            syncthing=syncthing,
+            state="running",
+            created=clock.now(),
+        )
         records.append(record)
         return f"devbox: {owner} created {name}"
 
@@ -193,7 +197,7 @@ def create(
 def _joined(rt: Runtime, container: Container) -> bool:
     podman = rt.podman(container.owner)
     inspected = podman.inspect_container(container.name)
-    if (inspected or {}).get("State", {}).get("Status") != "running":
+    if podman.status_of(inspected) != "running":
         return False
     return tailscale.node_state(podman, container.name).joined
 
@@ -363,7 +367,7 @@ def rotate_key(
     progress(f"Fetching {container.owner}'s Tailscale auth key from 1Password")
     provision_key(rt, container)
     inspected = podman.inspect_container(name)
-    if (inspected or {}).get("State", {}).get("Status") == "running":
+    if podman.status_of(inspected) == "running":
         progress(f"Logging {name} out of the tailnet")
         podman.exec(name, "tailscale", "logout")
     result = systemd.act(container.owner, "restart", [container.service])

@@ -11,6 +11,7 @@ by the containers' owner; validation is the backstop).
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from devbox import rules
 from devbox.declare import edit, resolve
@@ -98,6 +99,15 @@ def unpin(rt: Runtime, name: str) -> Container:
     return rt.container(name)
 
 
-def pinned(rt: Runtime) -> list[Container]:
-    """The pinned containers the caller may see (admins: all)."""
-    return [c for c in rt.desired.containers if c.pin is not None and rt.caller.may_act_on(c.owner)]
+def pinned(rt: Runtime) -> list[dict[str, Any]]:
+    """`pin --list`: the pins the caller may see (admins: all)."""
+    return [
+        {
+            "name": c.name,
+            "owner": c.owner,
+            "until": resolve.day(c.pin.until),
+            "reason": c.pin.reason,
+        }
+        for c in rt.desired.containers
+        if c.pin is not None and rt.caller.may_act_on(c.owner)
+    ]

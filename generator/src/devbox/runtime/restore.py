@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from devbox import clock, rules
-from devbox.declare import edit, resolve
+from devbox.declare import edit
 from devbox.declare.resolve import Container
 from devbox.errors import UsageError
 from devbox.host import rebuild
@@ -62,7 +62,7 @@ def restore(
     progress: Callable[[str], None] = print,
 ) -> Restored:
     """Bring a snapshot back as a new container with that data."""
-    snapshot = snapshots.find(rt, name, snapshot_id)
+    snapshot = snapshots.choose(rt, name, snapshot_id)
     authorize(rt.caller, snapshot.owner, snapshot.container, "restore")
     target = as_name or name
     issue = rules.container_name(target)
@@ -112,19 +112,23 @@ def _declare(rt: Runtime, snapshot: snapshots.Snapshot, target: str) -> Containe
     """
 
     def change(records: edit.Records) -> str:
-        existing = edit.find(records, target)
+        existing = edit.record_named(records, target)
         if existing is not None:
             raise UsageError(
                 f"a container named {target} exists (owner {existing.get('owner')})",
                 hint=f"restore it under another name: devbox-ctl restore {snapshot.container} "
                 "--as NEWNAME",
             )
-        record: dict[str, Any] = {"name": target, "owner": snapshot.owner}
         settings = snapshot.settings
-        record |= {"cpu": settings["cpu"]} if "cpu" in settings else {}
-        record |= {"memory": settings["memory"]} if "memory" in settings else {}
-        record |= {"syncthing": True} if settings.get("syncthing") else {}
-        record |= {"state": "stopped", "created": resolve.timestamp(clock.now())}
+        record = edit.new_record(
+            target,
+            snapshot.owner,
+            cpu=settings.get("cpu"),
+            memory=settings.get("memory"),
+            syncthing=bool(settings.get("syncthing")),
+            state="stopped",
+            created=clock.now(),
+        )
         records.append(record)
         return f"devbox: {rt.caller.name} is restoring {target} from snapshot {snapshot.id}"
 

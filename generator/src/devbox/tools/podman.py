@@ -67,6 +67,11 @@ class Podman:
         found = json.loads(result.stdout or "[]")
         return found[0] if found else None
 
+    @staticmethod
+    def status_of(inspected: dict[str, Any] | None) -> str:
+        """State.Status of inspect_container's answer (running, exited, …); missing: none."""
+        return str((inspected or {}).get("State", {}).get("Status", "missing"))
+
     def exec(self, name: str, *argv: str, timeout: float = 60) -> process.Result:
         """Run a command inside a running container (as its user, dev)."""
         return self.run("exec", name, *argv, timeout=timeout)
