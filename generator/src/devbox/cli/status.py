@@ -85,11 +85,7 @@ def command(ctx: click.Context, name: str, why: bool, as_json: bool) -> None:
     identity.authorize(rt.caller, container.owner, name, "see")
     view = listing.view(rt, container, clock.now(), detail=True)
     if as_json:
-        document = view.as_json()
-        if why and view.assessment is not None:
-            a = view.assessment
-            document["why"] = {"action": a.action, "reasons": a.reasons, "signals": a.signals}
-        echo_json(document)
+        echo_json(listing.status_json(view, why=why))
     else:
         click.echo("\n".join(_text(view, why=why)))
     if view.disagreements:

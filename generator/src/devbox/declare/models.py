@@ -79,7 +79,7 @@ Timestamp = Annotated[datetime, BeforeValidator(_parse_timestamp)]
 Day = Annotated[date, BeforeValidator(_parse_day)]
 
 
-def _apply(rule: rules.Issue) -> None:
+def _raise_issue(rule: rules.Issue) -> None:
     """Raise a rule's problem as a validation error carrying its fix."""
     if rule is not None:
         message, fix = rule
@@ -109,7 +109,7 @@ class User(Model):
     @classmethod
     def _uid(cls, value: int) -> int:
         if not UID_MIN <= value <= UID_MAX:
-            _apply(
+            _raise_issue(
                 (
                     f"{value} is outside the range of normal users",
                     f"use a uid from {UID_MIN} to {UID_MAX}",
@@ -121,7 +121,7 @@ class User(Model):
     @classmethod
     def _max_containers(cls, value: int | None) -> int | None:
         if value is not None and value < 0:
-            _apply((f"{value} is negative", "use 0 or more (0: this user may own none)"))
+            _raise_issue((f"{value} is negative", "use 0 or more (0: this user may own none)"))
         return value
 
 
@@ -156,19 +156,19 @@ class Policy(Model):
     @field_validator("op_vault", "op_field")
     @classmethod
     def _text(cls, value: str) -> str:
-        _apply(rules.reference_part(value))
+        _raise_issue(rules.reference_part(value))
         return value
 
     @field_validator("default_cpu", "max_cpu")
     @classmethod
     def _cpu(cls, value: float) -> float:
-        _apply(rules.cpu(value))
+        _raise_issue(rules.cpu(value))
         return value
 
     @field_validator("default_memory", "max_memory")
     @classmethod
     def _memory(cls, value: str) -> str:
-        _apply(rules.memory(value))
+        _raise_issue(rules.memory(value))
         return value
 
     @field_validator(
@@ -184,45 +184,45 @@ class Policy(Model):
     @classmethod
     def _positive(cls, value: int) -> int:
         if value < 1:
-            _apply((f"{value} is not positive", "use 1 or more"))
+            _raise_issue((f"{value} is not positive", "use 1 or more"))
         return value
 
     @field_validator("max_snapshot_bytes_per_user", "max_snapshot_bytes_global")
     @classmethod
     def _disk_size(cls, value: str) -> str:
-        _apply(rules.disk_size(value))
+        _raise_issue(rules.disk_size(value))
         return value
 
     @field_validator("max_pins_per_user")
     @classmethod
     def _not_negative(cls, value: int) -> int:
         if value < 0:
-            _apply((f"{value} is negative", "use 0 or more (0: no pins)"))
+            _raise_issue((f"{value} is negative", "use 0 or more (0: no pins)"))
         return value
 
     @field_validator("stop_warning_hours", "destroy_warning_hours")
     @classmethod
     def _hours(cls, value: list[int]) -> list[int]:
         if any(hours < 1 for hours in value):
-            _apply((f"{rules.show(value)} has an hour count below 1", "use e.g. [ 72 24 ]"))
+            _raise_issue((f"{rules.show(value)} has an hour count below 1", "use e.g. [ 72 24 ]"))
         return sorted(set(value), reverse=True)
 
     @field_validator("image")
     @classmethod
     def _image(cls, value: str) -> str:
-        _apply(rules.image(value))
+        _raise_issue(rules.image(value))
         return value
 
     @field_validator("cleanup_schedule")
     @classmethod
     def _calendar(cls, value: str) -> str:
-        _apply(rules.calendar(value))
+        _raise_issue(rules.calendar(value))
         return value
 
     @field_validator("cleanup_randomized_delay")
     @classmethod
     def _timespan(cls, value: str) -> str:
-        _apply(rules.timespan(value))
+        _raise_issue(rules.timespan(value))
         return value
 
     @field_validator("webhook_url")
@@ -231,7 +231,7 @@ class Policy(Model):
         if value is not None and not (
             value.startswith(("https://", "http://")) and rules.single_line(value, 500) is None
         ):
-            _apply(
+            _raise_issue(
                 (f"{rules.show(value)} is not an http(s) URL", 'use e.g. "https://ntfy.sh/topic"')
             )
         return value
@@ -253,7 +253,7 @@ class Pin(Model):
     @field_validator("reason")
     @classmethod
     def _reason(cls, value: str) -> str:
-        _apply(rules.single_line(value))
+        _raise_issue(rules.single_line(value))
         return value
 
 
@@ -273,21 +273,21 @@ class ContainerRecord(Model):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        _apply(rules.container_name(value))
+        _raise_issue(rules.container_name(value))
         return value
 
     @field_validator("cpu")
     @classmethod
     def _cpu(cls, value: float | None) -> float | None:
         if value is not None:
-            _apply(rules.cpu(value))
+            _raise_issue(rules.cpu(value))
         return value
 
     @field_validator("memory")
     @classmethod
     def _memory(cls, value: str | None) -> str | None:
         if value is not None:
-            _apply(rules.memory(value))
+            _raise_issue(rules.memory(value))
         return value
 
 
@@ -301,12 +301,12 @@ class ContainersFile(Model):
     @classmethod
     def _version(cls, value: int) -> int:
         if value > SCHEMA_VERSION:
-            _apply(
+            _raise_issue(
                 (
                     f"version {value} was written by a newer devbox",
                     f"upgrade devbox-ctl (this one reads version {SCHEMA_VERSION})",
                 )
             )
         if value < 1:
-            _apply((f"version {value} does not exist", f"use {SCHEMA_VERSION}"))
+            _raise_issue((f"version {value} does not exist", f"use {SCHEMA_VERSION}"))
         return value

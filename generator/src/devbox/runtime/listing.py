@@ -24,7 +24,7 @@ from devbox.errors import UsageError
 from devbox.escaping import shown
 from devbox.host import events, rebuild
 from devbox.host.context import Runtime
-from devbox.lifecycle import assessment, policy
+from devbox.lifecycle import assessment, policy, snapshot_quota, snapshots
 from devbox.tools import systemd, tailscale
 
 
@@ -310,3 +310,35 @@ def event_line(event: dict[str, Any]) -> str:
     head = f"{shown(event.get('time', '?'))}  {shown(event.get('action', '?')):<16} "
     head += f"{shown(event.get('container', '?')):<20} by {shown(event.get('actor', '?'))}"
     return head + (f"  {details}" if details else "")
+
+
+@dataclass(frozen=True)
+class SnapshotOverview:
+    """`snapshots`: the snapshots the caller may see, and the quotas of them and the host."""
+
+    shown: list[snapshots.Snapshot]
+    quotas: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        """`snapshots --json`."""
+        return {
+            "snapshots": [s.description() | {"path": str(s.path)} for s in self.shown],
+            "quotas": self.quotas,
+        }
+
+
+def snapshot_overview(rt: Runtime) -> SnapshotOverview:
+    """The caller's snapshots (admins: all), and the quotas of their owners and the caller."""
+    shown = snapshots.of_caller(rt)
+    own = {rt.caller.name} if rt.caller.name in rt.desired.users else set()
+    owners = sorted({s.owner for s in shown} | own)
+    return SnapshotOverview(shown, snapshot_quota.summary(rt, owners, snapshots.every(rt)))
+
+
+def status_json(view: View, *, why: bool) -> dict[str, Any]:
+    """`status --json`: the view, and with --why the lifecycle's action, reasons and signals."""
+    document = view.as_json()
+    if why and view.assessment is not None:
+        a = view.assessment
+        document["why"] = {"action": a.action, "reasons": a.reasons, "signals": a.signals}
+    return document
