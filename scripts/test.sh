@@ -1,11 +1,30 @@
 #!/usr/bin/env bash
 # The whole test suite: set up (see scripts/setup.sh), then scripts/check.sh (ruff, mypy
 # --strict, pytest) with every real tool required (DEVBOX_REQUIRE_TOOLS=1: a missing tool
-# fails instead of skipping). Extra arguments go to pytest. Safe to run twice.
+# fails instead of skipping), then the host test in a virtual machine (tests/system/, marker
+# `system`) on its own: it keeps both cores busy for about 20 minutes, so it runs after the
+# fast suite, not beside it. Extra arguments go to pytest instead, and only that pytest runs
+# (e.g. `-m system`, `-k snapshot`). Safe to run twice.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source-path=SCRIPTDIR source=setup.sh
 source "$repo/scripts/setup.sh"
 cd "$repo"
 
-PATH="$repo/.venv/bin:$PATH" DEVBOX_REQUIRE_TOOLS=1 bash scripts/check.sh -n 2 "$@"
+export PATH="$repo/.venv/bin:$PATH" DEVBOX_REQUIRE_TOOLS=1
+if [ "$#" -gt 0 ]; then
+  exec bash scripts/check.sh -n 2 "$@"
+fi
+# The guest image is built (or found in its cache) while the fast suite runs: debootstrap
+# mostly waits for downloads. build-base.sh holds a lock, so the host test waits for this build
+# instead of starting another; if it failed, the host test builds again and says why.
+base_log=$(mktemp)
+bash tests/system/build-base.sh >/dev/null 2>"$base_log" &
+base=$!
+status=0
+bash scripts/check.sh -n 2 || status=$?
+wait "$base" || { echo "the guest image build failed:"; tail -n 20 "$base_log"; }
+rm -f "$base_log"
+[ "$status" -eq 0 ] || exit "$status"
+echo "==> the host test (tests/system/, a Debian 13 virtual machine)"
+pytest -p no:xdist -m system tests/system/test_system.py

@@ -46,10 +46,10 @@ def podman_environment(base: Path) -> dict[str, str]:
         f'[storage]\ndriver = "vfs"\nrunroot = "{base}/podman/run"\n'
         f'graphroot = "{base}/podman/root"\n'
     )
-    # Locks in files under the test's tmp_dir, not in the machine's one shared-memory table
-    # (2048 locks): a test killed before it removed its volumes leaks its locks there, and
-    # once the table is full every podman on the machine fails with "exceeded num_locks".
     containers = base / "podman" / "containers.conf"
+    # File locks under tmp_dir, not the machine's one shared-memory table of 2048 locks: a
+    # test's storage is thrown away with its volumes and containers, and their locks in the
+    # shared table would never be freed ("exceeded num_locks" after a few runs).
     containers.write_text(
         '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1000:1000"]\n'
         f'[engine]\nruntime = "runc"\ntmp_dir = "{base}/podman/tmp"\nlock_type = "file"\n'

@@ -257,7 +257,7 @@ def test_the_scan_finds_the_flags_of_each_kind_of_call() -> None:
     [
         ('process.run(["podman", "volume", "create", "--bogus", name])\n', "podman", "--bogus"),
         ('argv = ["systemd-run", "--user", f"--unit={name}", podman]\n', "systemd-run", "--unit"),
-        ('self.run("image", "prune", "--all")\n', "podman", "--all"),
+        ('self.run("image", "prune", "--external")\n', "podman", "--external"),
     ],
 )
 def test_a_flag_added_to_the_code_and_not_to_the_doc_fails(

@@ -155,3 +155,25 @@ def test_status_of_someone_elses_container_is_refused(two: Host) -> None:
     result = two.cli("status", "web", uid=1002)
     assert result.code == 4
     assert "bob may not see web: it belongs to alice" in result.err
+
+
+def podman_calls_of_list(host: Host) -> list[list[str]]:
+    """The podman command lines (through the owners' managers) of one `list --all`."""
+    before = len(host.stand_ins.calls("systemd-run"))
+    result = host.cli("list", "--all", "--json", uid=1001)
+    assert result.code == 0, result.err
+    calls = host.stand_ins.calls("systemd-run")[before:]
+    return [c["argv"][c["argv"].index("--pipe") + 2 :] for c in calls]
+
+
+def test_list_asks_each_owners_podman_a_few_times_not_each_container(two: Host) -> None:
+    """podman is asked per owner (containers, volumes, secrets at once), so a longer list
+    costs no more podman calls; on a real host each call is a transient unit."""
+    few = podman_calls_of_list(two)
+    for name in ("more1", "more2", "more3"):
+        assert two.cli("create", name, "--owner", "alice", "--no-apply").code == 0
+    many = podman_calls_of_list(two)
+    assert sorted(map(tuple, many)) == sorted(map(tuple, few))
+    asked = sorted({" ".join(argv[:2]) for argv in many})
+    assert asked == ["container inspect", "ps --all", "secret ls", "volume ls"]
+    assert len(many) <= 4 * 2  # two owners

@@ -6,7 +6,8 @@ and the caller's identity (identity.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from devbox.declare.resolve import Container, Desired
 from devbox.errors import InputError, Problem
 from devbox.host import events, hostconfig, identity
 from devbox.tools import process
-from devbox.tools.podman import Podman
+from devbox.tools.podman import Holdings, Podman
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Runtime:
     privileged: bool = False
     _desired: Desired | None = field(default=None, repr=False)
     _podman: str | None = field(default=None, repr=False)
+    _known: dict[str, Holdings] = field(default_factory=dict, repr=False)
 
     @property
     def desired(self) -> Desired:
@@ -73,7 +75,20 @@ class Runtime:
         """Podman as a user of users.nix, by the absolute path config.json gives (or PATH's)."""
         if self._podman is None:
             self._podman = process.absolute("podman", self.config.podman)
-        return Podman(owner, self.desired.users[owner].uid, self._podman)
+        return Podman(owner, self.desired.users[owner].uid, self._podman, self._known.get(owner))
+
+    @contextlib.contextmanager
+    def knowing(self, holdings: dict[str, Holdings]) -> Iterator[None]:
+        """Within: podman's questions about these users' things come from their holdings.
+
+        The holdings were read a moment ago (list). Only for reading: nothing that acts runs
+        within.
+        """
+        self._known = holdings
+        try:
+            yield
+        finally:
+            self._known = {}
 
     def event(self, action: str, container: str, **details: Any) -> dict[str, Any]:
         """Append an event to the log, as this caller."""

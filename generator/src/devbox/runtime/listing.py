@@ -218,10 +218,17 @@ LIST_BUDGET_SECONDS = 300
 
 
 def views(rt: Runtime, containers: list[Container], now: datetime) -> list[View]:
-    """The views of several containers (list)."""
+    """The views of several containers (list).
+
+    Each owner's podman is asked once for all of that owner's containers, volumes and secrets
+    (Podman.holdings), not once per container.
+    """
     trees = Trees.read(rt)
     budget = volume.Budget.of(LIST_BUDGET_SECONDS, f"list's time budget of {LIST_BUDGET_SECONDS} s")
-    return [view(rt, container, now, trees=trees, within=budget) for container in containers]
+    owners = sorted({container.owner for container in containers})
+    read = {owner: rt.podman(owner).holdings() for owner in owners}
+    with rt.knowing({owner: held for owner, held in read.items() if held is not None}):
+        return [view(rt, container, now, trees=trees, within=budget) for container in containers]
 
 
 def view(

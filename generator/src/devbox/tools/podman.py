@@ -24,12 +24,30 @@ from devbox.tools import process, systemd
 
 
 @dataclass(frozen=True)
+class Holdings:
+    """What one user's podman holds, read at once for `list`.
+
+    A few podman calls per user, none per container: the containers as `container inspect`
+    shows them, by name; the volumes' directories, by name; the secrets' names.
+    """
+
+    containers: dict[str, dict[str, Any]]
+    volumes: dict[str, Path]
+    secrets: frozenset[str]
+
+
+@dataclass(frozen=True)
 class Podman:
-    """podman as one user; program is podman's absolute path (process.absolute)."""
+    """podman as one user; program is podman's absolute path (process.absolute).
+
+    With known (Holdings read a moment ago), the questions about containers, volumes and
+    secrets are answered from it instead of asking podman again; changes always go to podman.
+    """
 
     user: str
     uid: int
     program: str
+    known: Holdings | None = None
 
     def argv(self, *args: str) -> list[str]:
         """The command line that runs `podman args` as this user."""
@@ -57,10 +75,38 @@ class Podman:
             )
         return result.stdout
 
+    def holdings(self) -> Holdings | None:
+        """Everything of this user's that `list` asks about, in four podman calls.
+
+        None when podman could not say: then each question goes to podman on its own.
+        """
+        names = self.run("ps", "--all", "--format", "{{.Names}}")
+        volumes = self.run("volume", "ls", "--format", "json")
+        secrets = self.run("secret", "ls", "--format", "{{.Name}}")
+        if not (names.ok and volumes.ok and secrets.ok):
+            return None
+        found: list[dict[str, Any]] = []
+        if names.stdout.split():
+            # A container removed since `ps` makes inspect fail: ask each one then.
+            inspected = self.run("container", "inspect", "--format", "json", *names.stdout.split())
+            if not inspected.ok:
+                return None
+            found = json.loads(inspected.stdout or "[]")
+        return Holdings(
+            containers={str(c["Name"]).lstrip("/"): c for c in found},
+            volumes={
+                str(v["Name"]): Path(str(v["Mountpoint"]))
+                for v in json.loads(volumes.stdout or "[]")
+            },
+            secrets=frozenset(secrets.stdout.split()),
+        )
+
     # Containers
 
     def inspect_container(self, name: str) -> dict[str, Any] | None:
         """Podman's view of a container, or None when there is none."""
+        if self.known is not None:
+            return self.known.containers.get(name)
         result = self.run("container", "inspect", name, "--format", "json")
         if not result.ok:
             return None
@@ -89,6 +135,8 @@ class Podman:
 
     def volume_exists(self, name: str) -> bool:
         """Whether the volume exists."""
+        if self.known is not None:
+            return name in self.known.volumes
         return self.run("volume", "exists", name).ok
 
     def volume_mountpoint(self, name: str, timeout: float = 300) -> Path | None:
@@ -96,6 +144,8 @@ class Podman:
 
         Only volume.py uses the path (it opens it once, without following links).
         """
+        if self.known is not None:
+            return self.known.volumes.get(name)
         result = self.run("volume", "inspect", name, "--format", "{{.Mountpoint}}", timeout=timeout)
         return Path(result.stdout.strip()) if result.ok and result.stdout.strip() else None
 
@@ -136,6 +186,8 @@ class Podman:
 
     def secret_exists(self, name: str) -> bool:
         """Whether the secret exists."""
+        if self.known is not None:
+            return name in self.known.secrets
         return self.run("secret", "inspect", name, "--format", "{{.ID}}").ok
 
     def set_secret(self, name: str, value: str) -> None:
