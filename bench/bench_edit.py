@@ -20,7 +20,8 @@ from pathlib import Path
 
 from bench_generate import USERS_FOR, containers_json, users_nix
 
-from devbox import declare, pipeline, render, write
+from devbox import write
+from devbox.declare import edit, pipeline, render
 
 
 def _repository(root: Path, count: int) -> pipeline.Paths:
@@ -59,12 +60,12 @@ def main() -> None:
             for run in range(3):
                 state = "stopped" if run % 2 == 0 else "running"
 
-                def change(records: declare.Records, state: str = state) -> str:
+                def change(records: edit.Records, state: str = state) -> str:
                     records[0]["state"] = state
                     return f"bench: {state}"
 
                 started = time.perf_counter()
-                declare.edit(paths, root, change, who="bench")
+                edit.edit(paths, root, change, who="bench")
                 edits.append(time.perf_counter() - started)
                 started = time.perf_counter()
                 write.read_tree(paths.out)

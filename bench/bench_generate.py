@@ -30,9 +30,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from devbox import load, pipeline, render, write
-from devbox import plan as planning
-from devbox.validate import Files
+from devbox import write
+from devbox.declare import load, pipeline, render
+from devbox.declare import plan as planning
+from devbox.declare.validate import Files
 
 USERS_FOR = {10: 5, 100: 50, 1000: 500, 10000: 2000}
 
@@ -87,7 +88,7 @@ def measure(size: int, base: Path) -> dict[str, float]:
 
     results = {"users": float(users), "eval": best(runs, evaluate)}
 
-    def generate() -> render.Tree:
+    def generate() -> write.Contents:
         return render.render(pipeline.validated(users_raw, records, files))
 
     results["generate"] = best(runs, generate)

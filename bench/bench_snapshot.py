@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from devbox import write
-from devbox.podman import Podman
+from devbox.tools.podman import Podman
 
 
 def podman_environment(base: Path) -> dict[str, str]:

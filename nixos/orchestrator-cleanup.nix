@@ -11,7 +11,6 @@
 let
   inherit (lib)
     attrNames
-    filterAttrs
     mapAttrsToList
     mkIf
     mkOption
@@ -21,8 +20,11 @@ let
   cfg = config.services.devbox;
   inherit (cfg) manifest;
 
-  supported = (manifest.version or null) == 1;
-  systemUnitFiles = if supported then filterAttrs (_: file: file.uid == null) manifest.files else { };
+  inherit ((import ./lib.nix { inherit lib; }).fromManifest manifest)
+    supported
+    systemUnitFiles
+    users
+    ;
 
   # generated/system/<unit> → lib/systemd/system/<unit>, for systemd.packages.
   cleanupUnits = pkgs.linkFarm "devbox-cleanup-units" (
@@ -32,7 +34,7 @@ let
     }) systemUnitFiles
   );
 
-  homes = map (name: config.users.users.${name}.home) (attrNames (if supported then manifest.users else { }));
+  homes = map (name: config.users.users.${name}.home) (attrNames users);
 in
 {
   options.services.devbox.cleanup = {

@@ -12,12 +12,9 @@
 }:
 let
   inherit (lib)
-    attrNames
     concatLists
     concatMap
     escapeShellArgs
-    filterAttrs
-    hasPrefix
     literalExpression
     mapAttrs'
     mapAttrsToList
@@ -36,12 +33,24 @@ let
   cfg = config.services.devbox;
   inherit (cfg) manifest;
 
-  # A manifest of another schema version is refused by an assertion below; reading none of its
-  # fields until then keeps that assertion the error the admin sees.
-  supported = (manifest.version or null) == 1;
-  users = if supported then manifest.users else { };
-  userUnitFiles = if supported then filterAttrs (_: file: file.uid != null) manifest.files else { };
-  usersWithContainers = filterAttrs (_: user: user.containers != [ ]) users;
+  devbox = import ./lib.nix { inherit lib; };
+  inherit (devbox.fromManifest manifest)
+    supported
+    users
+    userUnitFiles
+    usersWithContainers
+    ;
+  inherit (devbox)
+    isAbsolute
+    isStorePath
+    stringPathOption
+    subGidRange
+    subUidRange
+    ;
+  sudoRule = devbox.sudoRule users privilegedCommand;
+  sudoDefaults = devbox.sudoDefaults privilegedCommand privilegedPath;
+  userAssertions = devbox.userAssertions config.users.users;
+  overlaps = devbox.overlaps users config.users.users;
 
   podman = config.virtualisation.podman.package;
   # The one command the sudo rule allows. The runtime verbs run git, nix-instantiate,
@@ -69,20 +78,6 @@ let
   };
   privilegedCommand = "${privileged}/bin/devbox-privileged";
   manifestPath = "/etc/devbox/manifest.json";
-
-  isStorePath = path: hasPrefix "${builtins.storeDir}/" (toString path);
-  isAbsolute = path: hasPrefix "/" path;
-
-  # Start = uid × 65536, count = 65536 (docs/manifest.md): fixed by the uid, so reordering
-  # users.nix never moves a user's subordinate ids, which would orphan their rootless storage.
-  subUidRange = user: {
-    startUid = user.subUidRange.start;
-    inherit (user.subUidRange) count;
-  };
-  subGidRange = user: {
-    startGid = user.subUidRange.start;
-    inherit (user.subUidRange) count;
-  };
 
   # The module's shell scripts (nixos/scripts/), as programs: loadImage loads the image into
   # the owner's storage and tags it with the name the units run.
@@ -172,115 +167,6 @@ let
     };
   };
 
-  sudoRule = {
-    users = attrNames users;
-    runAs = "root";
-    # A command without arguments lets the caller pass any: devbox-privileged takes the verb
-    # and checks the caller (SUDO_UID, which sudo sets) against users.nix itself. NOSETENV:
-    # the caller may not set variables for it (`sudo VAR=… cmd`, `sudo -E`).
-    commands = [
-      {
-        command = privilegedCommand;
-        options = [
-          "NOPASSWD"
-          "NOSETENV"
-        ];
-      }
-    ];
-  };
-  # sudo (sudoers(5)): for this command only, a fresh environment with nothing kept from the
-  # caller's (NixOS keeps variables for root and wheel through user Defaults, which command
-  # Defaults override), root's HOME and a fixed PATH. sudo-rs has no command Defaults; it
-  # always resets the environment, and devbox-privileged does not depend on either.
-  sudoDefaults = ''
-    Defaults!${privilegedCommand} env_reset, !env_keep, !env_check, always_set_home, secure_path="${privilegedPath}"
-  '';
-
-  userAssertions =
-    name: user:
-    let
-      declared = config.users.users.${name};
-      ranges = map (range: { inherit (range) startUid count; }) declared.subUidRanges;
-      gidRanges = map (range: { inherit (range) startGid count; }) declared.subGidRanges;
-    in
-    [
-      {
-        assertion = declared.uid == user.uid;
-        message = ''
-          users.users.${name}.uid is ${toString declared.uid}, but users.nix gives ${name} uid ${toString user.uid}.
-          devbox installs ${name}'s units under /etc/containers/systemd/users/${toString user.uid}/ and derives the subordinate ids from that uid:
-          remove the other definition of users.users.${name}.uid, or change the uid in users.nix and run `devbox-ctl generate`.
-        '';
-      }
-      {
-        assertion = declared.linger == true;
-        message = ''
-          users.users.${name}.linger is not true: ${name}'s containers would start only when ${name} logs in.
-          Remove the definition that sets it; services.devbox sets it to true for every user in users.nix.
-        '';
-      }
-      {
-        assertion = !declared.autoSubUidGidRange;
-        message = ''
-          users.users.${name}.autoSubUidGidRange is true, which would give ${name} a second, moving subordinate range.
-          Remove that definition; services.devbox sets a fixed range from the uid.
-        '';
-      }
-      {
-        assertion = ranges == [ (subUidRange user) ] && gidRanges == [ (subGidRange user) ];
-        message = ''
-          users.users.${name}.subUidRanges/subGidRanges must be exactly [ { startUid = ${toString user.subUidRange.start}; count = ${toString user.subUidRange.count}; } ] (uid × 65536, from generated/manifest.json).
-          Remove the other definitions: a changed range makes ${name}'s existing rootless storage unreadable.
-        '';
-      }
-    ];
-
-  # Explicit ranges of users devbox does not manage must not overlap a devbox range.
-  overlaps =
-    let
-      devboxRanges = mapAttrsToList (name: user: {
-        inherit name;
-        start = user.subUidRange.start;
-        end = user.subUidRange.start + user.subUidRange.count;
-      }) users;
-      others = filterAttrs (name: _: !(users ? ${name})) config.users.users;
-      otherRanges = concatLists (
-        mapAttrsToList (
-          name: declared:
-          map (range: {
-            inherit name;
-            start = range.startUid;
-            end = range.startUid + range.count;
-          }) declared.subUidRanges
-          ++ map (range: {
-            inherit name;
-            start = range.startGid;
-            end = range.startGid + range.count;
-          }) declared.subGidRanges
-        ) others
-      );
-    in
-    concatMap (
-      mine:
-      map (other: "${other.name} (${toString other.start}–${toString other.end}) overlaps ${mine.name}") (
-        builtins.filter (other: other.start < mine.end && mine.start < other.end) otherRanges
-      )
-    ) devboxRanges;
-
-  stringPathOption =
-    {
-      description,
-      default,
-      example ? null,
-      nullable ? false,
-    }:
-    mkOption (
-      {
-        type = if nullable then types.nullOr types.str else types.str;
-        inherit default description;
-      }
-      // lib.optionalAttrs (example != null) { inherit example; }
-    );
 in
 {
   imports = [ ./orchestrator-cleanup.nix ];

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from devbox import pipeline
+from devbox.declare import pipeline
 from support import REPO, run_cli
 
 CONSOLE = Path(sys.executable).parent / "devbox-ctl"

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from devbox import process
 from devbox.errors import ToolError
+from devbox.tools import process
 from support import require_tool
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from devbox import process, systemd
 from devbox.errors import ToolError
+from devbox.tools import process, systemd
 from support import REPO, require_tool, stand_in_launcher
 
 STAND_INS = REPO / "tests" / "stand_ins"
@@ -253,7 +253,7 @@ def test_a_program_the_users_manager_cannot_execute_is_a_clear_error(
     bin_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A path root sees but the owner's manager cannot run (status 203) says so and how."""
-    from devbox.podman import Podman
+    from devbox.tools.podman import Podman
 
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     podman = Podman("alice", os.geteuid() + 1, "/nonexistent/podman")

@@ -7,8 +7,8 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from devbox import render, unitfile
-from devbox.resolve import Container
+from devbox.declare import render, unitfile
+from devbox.declare.resolve import Container
 from support import quadlet_dryrun
 
 

@@ -19,7 +19,8 @@ from pathlib import Path
 from attack_volume_support import dev_uid, give
 from attack_volume_support import volume_path as mountpoint
 
-from devbox import monitor, write
+from devbox import write
+from devbox.container import monitor
 from host import Host
 
 ALICE, BOB, CAROL = 1001, 1002, 1003

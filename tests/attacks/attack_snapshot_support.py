@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 from attack_volume_support import dev_uid, give
 
-from devbox import clock, monitor
+from devbox import clock
+from devbox.container import monitor
 from host import Host
 
 ALICE, BOB = 1001, 1002

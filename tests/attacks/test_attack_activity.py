@@ -24,7 +24,7 @@ from attack_volume_support import (
     write_state,
 )
 
-from devbox import activity
+from devbox.container import activity
 
 pytestmark = pytest.mark.slow  # a whole host each
 

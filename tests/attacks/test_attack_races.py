@@ -32,7 +32,10 @@ from attack_declaration_support import (
     volume,
 )
 
-from devbox import activity, clock, lifecycle, operations, snapshots
+from devbox import clock
+from devbox.container import activity
+from devbox.lifecycle import assessment, policy, snapshots
+from devbox.runtime import operations
 from host import Host
 
 pytestmark = pytest.mark.slow  # a whole host each
@@ -75,16 +78,16 @@ def _due_for_destroy(host: Host, now: Clock, tmp_path: Path) -> None:
 
 def _during_assessment(monkeypatch: pytest.MonkeyPatch, action: Callable[[], None]) -> None:
     """Run the action right after cleanup assessed web (from the declaration it read)."""
-    real = lifecycle.assess
+    real = assessment.assess
     once = _once(action)
 
-    def assess(rt: Any, container: Any, at: Any, budget: Any = None) -> lifecycle.Assessment:
+    def assess(rt: Any, container: Any, at: Any, budget: Any = None) -> policy.Assessment:
         assessment = real(rt, container, at, budget)
         if container.name == "web":
             once()
         return assessment
 
-    monkeypatch.setattr(lifecycle, "assess", assess)
+    monkeypatch.setattr(assessment, "assess", assess)
 
 
 def test_a_pin_made_during_a_cleanup_run_is_honoured(

@@ -26,7 +26,7 @@ from attack_snapshot_support import (
     plant_snapshot,
 )
 
-from devbox import snapshots
+from devbox.lifecycle import snapshots
 from host import Host
 
 pytestmark = pytest.mark.slow  # a whole host each

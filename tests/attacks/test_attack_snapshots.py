@@ -33,7 +33,8 @@ from attack_snapshot_support import (
     sparse_file,
 )
 
-from devbox import context, snapshots
+from devbox.host import context
+from devbox.lifecycle import snapshots
 from host import Host
 
 pytestmark = pytest.mark.slow  # a whole host each

@@ -33,7 +33,8 @@ from attack_volume_support import (
     write_state,
 )
 
-from devbox import activity, notify
+from devbox.container import activity
+from devbox.lifecycle import notices
 
 pytestmark = pytest.mark.slow  # a whole host each
 
@@ -103,7 +104,7 @@ def test_a_volume_swapped_for_a_link_after_the_check_gets_no_notice_through_it(
     before = sorted(target.iterdir())
     attack_clock.now = WARN_STOP
     # Once cleanup has read her volume and composed her warning, carol swaps it.
-    after(monkeypatch, notify, "compose", lambda: swap_for_link(evil, target))
+    after(monkeypatch, notices, "compose", lambda: swap_for_link(evil, target))
 
     result = host.cli("cleanup")
 

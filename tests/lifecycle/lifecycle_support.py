@@ -8,8 +8,10 @@ import subprocess
 from pathlib import Path
 from typing import Any, ClassVar
 
-from devbox import hostconfig, identity, models, resolve, volume
-from devbox.context import Runtime
+from devbox import volume
+from devbox.declare import models, resolve
+from devbox.host import hostconfig, identity
+from devbox.host.context import Runtime
 
 
 def policy(**fields: Any) -> models.Policy:

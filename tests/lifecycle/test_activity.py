@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from lifecycle_support import SSH_ARGV, fake_proc, open_as_volume
 
-from devbox import activity, monitor
+from devbox.container import activity, monitor
 
 ZED_PROXY = ["/home/dev/.zed_server/zed-remote-server-stable-0.170.4", "proxy", "--identifier", "x"]
 ZED_RUN = ["/home/dev/.zed_server/zed-remote-server-stable-0.170.4", "run", "--log-file", "l"]

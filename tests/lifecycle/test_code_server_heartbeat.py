@@ -19,7 +19,10 @@ from pathlib import Path
 
 from lifecycle_support import fake_proc, open_as_volume
 
-from devbox import activity, lifecycle, models, monitor
+from devbox.container import activity, monitor
+from devbox.declare import models
+from devbox.lifecycle import policy
+from devbox.lifecycle.work import Work
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 INTERVAL = timedelta(seconds=60)  # heart.ts: heartbeatInterval = 60000
@@ -66,12 +69,12 @@ def run_for(
         watcher.tick()
 
 
-def decide(home: Path, now: datetime) -> lifecycle.Assessment:
+def decide(home: Path, now: datetime) -> policy.Assessment:
     with open_as_volume(home) as tree:
         seen = activity.observe(
             tree, container="web", running=True, now=now, max_lease=timedelta(days=90)
         )
-    facts = lifecycle.Facts(
+    facts = policy.Facts(
         name="web",
         running=True,
         created=T0,
@@ -79,9 +82,9 @@ def decide(home: Path, now: datetime) -> lifecycle.Assessment:
         pin=None,
         observation=seen,
         sent=lambda _kind, _due: {},
-        work=lifecycle.Work,
+        work=Work,
     )
-    return lifecycle.decide(facts, models.Policy(), now)
+    return policy.decide(facts, models.Policy(), now)
 
 
 def test_an_open_idle_tab_keeps_the_container_and_closing_it_starts_the_idle_clock(

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from devbox import activity, keepalive
+from devbox import clock
+from devbox.container import activity, keepalive
 from devbox.errors import UsageError
 from support import run_cli
 
@@ -80,16 +81,14 @@ def test_renewal_moves_the_lease_and_a_limit_ends_it(home: Path, now, monkeypatc
     assert renewed["createdAt"] == "2026-11-02T09:00:00Z"
 
     # With --for 30m the lease ends after 30 minutes, though the command still runs.
-    assert (
-        keepalive.hold(home, ["sh", "-c", script], "", limit=keepalive.parse_duration("30m")) == 0
-    )
+    assert keepalive.hold(home, ["sh", "-c", script], "", limit=clock.parse_duration("30m")) == 0
     assert json.loads(seen.read_text())["leases"] == []
 
 
 @pytest.mark.parametrize("text", ["", "48", "h", "0h", "2y", "-1d"])
 def test_durations_are_checked(text: str) -> None:
     with pytest.raises(UsageError, match="is not a duration"):
-        keepalive.parse_duration(text)
+        clock.parse_duration(text)
 
 
 def test_a_damaged_lease_file_is_reported(home: Path) -> None:

@@ -1,6 +1,6 @@
 """Properties of the lifecycle policy (hypothesis), over random policies, histories and clocks.
 
-The policy is lifecycle.decide; the warnings ledger is notify.Ledger, marked the way cleanup
+The policy is lifecycle.decide; the warnings ledger is notices.Ledger, marked the way cleanup
 marks it. The snapshot property runs against real podman volumes.
 """
 
@@ -16,7 +16,11 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from lifecycle_support import fill_volume, runtime
 
-from devbox import activity, lifecycle, models, notify, snapshots
+from devbox.container import activity
+from devbox.declare import models
+from devbox.lifecycle import notices, snapshots
+from devbox.lifecycle import policy as lifecycle
+from devbox.lifecycle.work import Work
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 HOURS = st.integers(min_value=0, max_value=60 * 24)
@@ -59,7 +63,7 @@ def situations(draw: st.DrawFn) -> tuple[lifecycle.Facts, datetime, dict]:
     )
     unknown = draw(st.lists(st.sampled_from(["unreadable", "missing", "future"]), max_size=1))
     sent_hours = draw(st.dictionaries(st.integers(1, 200), st.integers(0, now_h), max_size=3))
-    work = lifecycle.Work(found=draw(st.lists(st.just("~/x: 1 commits"), max_size=1)))
+    work = Work(found=draw(st.lists(st.just("~/x: 1 commits"), max_size=1)))
     truth = {"last": last, "until": until, "unknown": unknown, "sent": sent_hours, "work": work}
     now = at(now_h)
     # As activity.observe reports a lease: covered up to now, and active beyond it.
@@ -131,7 +135,7 @@ def test_repeated_cleanups_warn_before_they_act_and_never_stop_an_active_contain
     history: tuple[list[int], list[int]], policy: models.Policy
 ) -> None:
     active, runs = history
-    ledger = notify.Ledger(Path("/nonexistent/warnings.json"), {"containers": {}})
+    ledger = notices.Ledger(Path("/nonexistent/warnings.json"), {"containers": {}})
     stopped_at: datetime | None = None
     for run in runs:
         now = at(run)
@@ -145,7 +149,7 @@ def test_repeated_cleanups_warn_before_they_act_and_never_stop_an_active_contain
             pin=None,
             observation=activity.Observation({}, last, None, []),
             sent=lambda kind, due: ledger.sent("web", kind, due),
-            work=lifecycle.Work,
+            work=Work,
         )
         a = lifecycle.decide(facts, policy, now)
         ledger.obsolete("web", a.episode)
@@ -212,7 +216,7 @@ def test_a_snapshot_restores_to_the_same_bytes(
         state = tmp_path_factory.mktemp("state")
         rt = runtime(state, [{"name": name, "owner": "bob"}, {"name": copy, "owner": "bob"}])
         snapshots.take(rt, rt.container(name))
-        snapshot = snapshots.find(rt, name)
+        snapshot = snapshots.choose(rt, name)
         snapshots.verify(snapshot)
         snapshots.import_snapshot(rt, snapshot, rt.container(copy))
         restored = Path(

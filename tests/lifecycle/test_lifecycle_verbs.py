@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from lifecycle_support import as_rootless, fake_proc, git, repository
 
-from devbox import activity, monitor
+from devbox.container import activity, monitor
 
 ALICE, BOB = 1001, 1002
 pytestmark = pytest.mark.slow  # a whole host each

@@ -17,27 +17,28 @@ from pathlib import Path
 import pytest
 from lifecycle_support import Hook, as_rootless, dev_uid, open_as_volume, runtime
 
-from devbox import activity, lifecycle, notify
+from devbox.container import activity
+from devbox.lifecycle import notices, policy
 from devbox.volume import Unreadable
 
 
-def stop_warning(now) -> lifecycle.Assessment:
+def stop_warning(now) -> policy.Assessment:
     last = now.now - timedelta(days=6)
-    return lifecycle.Assessment(
+    return policy.Assessment(
         last_activity=last,
         stop_at=last + timedelta(days=7),
         destroy_at=last + timedelta(days=21),
         action="warn-stop",
         reasons=["warns now: 24 h before the stop at 2026-11-03T09:00:00Z"],
         signals={},
-        episode=lifecycle.Episode("stop", last + timedelta(days=7), (24,)),
+        episode=policy.Episode("stop", last + timedelta(days=7), (24,)),
         warn_hours=24,
     )
 
 
 def test_a_warning_says_what_when_why_and_the_command_that_cancels_it(tmp_path: Path, now) -> None:
     rt = runtime(tmp_path, [{"name": "web", "owner": "alice"}])
-    message = notify.compose(rt.container("web"), stop_warning(now), rt, now.now)
+    message = notices.compose(rt.container("web"), stop_warning(now), rt, now.now)
     assert message.title == "devbox: web stops at 2026-11-03 09:00 UTC"
     assert message.text.splitlines() == [
         "devbox will STOP the container web (owner alice) at 2026-11-03 09:00 UTC (in 24 hours).",
@@ -51,15 +52,15 @@ def test_a_warning_says_what_when_why_and_the_command_that_cancels_it(tmp_path: 
 
 def test_the_webhook_gets_the_text_with_ntfy_headers(tmp_path: Path, now, webhook: str) -> None:
     rt = runtime(tmp_path, [{"name": "web", "owner": "alice"}])
-    message = notify.compose(rt.container("web"), stop_warning(now), rt, now.now)
-    assert notify.post(webhook, message) == "sent (HTTP 200)"
+    message = notices.compose(rt.container("web"), stop_warning(now), rt, now.now)
+    assert notices.post(webhook, message) == "sent (HTTP 200)"
     [(headers, body)] = Hook.received
     assert body.decode() == message.text
     assert headers["Title"] == "devbox: web stops at 2026-11-03 09:00 UTC"
     assert headers["Tags"] == "warning"
     assert headers["Content-Type"] == "text/plain; charset=utf-8"
     # A webhook that is down is reported, never raised: the other channels still count.
-    assert notify.post("http://127.0.0.1:9/nothing", message).startswith("failed: ")
+    assert notices.post("http://127.0.0.1:9/nothing", message).startswith("failed: ")
 
 
 def test_the_login_notice_is_written_as_the_volume_owner_and_never_through_a_link(
@@ -112,8 +113,8 @@ def test_open_terminals_in_the_container_get_the_warning(host, now, webhook: str
             waited += 0.2
         inspected = host.podman("volume", "inspect", "web-data", "--format", "{{.Mountpoint}}")
         as_rootless(Path(inspected.stdout.strip()))  # as alice's rootless podman has it
-        message = notify.compose(rt.container("web"), stop_warning(now), rt, now.now)
-        delivery = notify.deliver(rt, rt.container("web"), message)
+        message = notices.compose(rt.container("web"), stop_warning(now), rt, now.now)
+        delivery = notices.deliver(rt, rt.container("web"), message)
         assert delivery.terminals == "written to 1"
         assert delivery.notice == "written"
         assert delivery.webhook == "sent (HTTP 200)"

@@ -6,7 +6,10 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from devbox import activity, lifecycle, models
+from devbox.container import activity
+from devbox.declare import models
+from devbox.lifecycle import policy
+from devbox.lifecycle.work import Work
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 POLICY = models.Policy()  # idle 7 days, destroy 14 days, warnings [24] and [72, 24]
@@ -25,12 +28,12 @@ def facts(
     stopped_at: datetime | None = None,
     pin: models.Pin | None = None,
     sent: dict[tuple[str, datetime], dict[int, datetime]] | None = None,
-    work: lifecycle.Work | None = None,
+    work: Work | None = None,
     until: datetime | None = None,
     unknown: tuple[str, ...] = (),
-) -> lifecycle.Facts:
+) -> policy.Facts:
     ledger = sent or {}
-    return lifecycle.Facts(
+    return policy.Facts(
         name="web",
         running=running,
         created=created,
@@ -38,12 +41,12 @@ def facts(
         pin=pin,
         observation=observed(last, until=until, unknown=unknown),
         sent=lambda kind, due: ledger.get((kind, due), {}),
-        work=lambda: work or lifecycle.Work(),
+        work=lambda: work or Work(),
     )
 
 
 def test_a_used_container_has_nothing_to_do_and_says_when_it_would_stop() -> None:
-    a = lifecycle.decide(facts(), POLICY, T0 + timedelta(days=1))
+    a = policy.decide(facts(), POLICY, T0 + timedelta(days=1))
     assert a.action == "none"
     assert a.last_activity == T0
     assert a.stop_at == T0 + timedelta(days=7)
@@ -53,47 +56,47 @@ def test_a_used_container_has_nothing_to_do_and_says_when_it_would_stop() -> Non
 
 def test_the_stop_warning_comes_a_day_ahead_and_the_stop_only_after_it() -> None:
     due = T0 + timedelta(days=7)
-    warn = lifecycle.decide(facts(), POLICY, due - timedelta(hours=24))
+    warn = policy.decide(facts(), POLICY, due - timedelta(hours=24))
     assert (warn.action, warn.warn_hours, warn.stop_at) == ("warn-stop", 24, due)
     # A warning sent late (a missed run) moves the stop: it always comes 24 h ahead.
-    late_warning = lifecycle.decide(facts(), POLICY, due - timedelta(hours=23))
+    late_warning = policy.decide(facts(), POLICY, due - timedelta(hours=23))
     assert late_warning.stop_at == due + timedelta(hours=1)
     # Without the warning on record, the stop is not due even at the due time.
-    late = lifecycle.decide(facts(), POLICY, due)
+    late = policy.decide(facts(), POLICY, due)
     assert late.action == "warn-stop"
     assert late.stop_at == due + timedelta(hours=24)
     sent = {("stop", due): {24: due - timedelta(hours=23)}}
-    assert lifecycle.decide(facts(sent=sent), POLICY, due - timedelta(hours=1)).action == "none"
-    assert lifecycle.decide(facts(sent=sent), POLICY, due).action == "none"
-    stop = lifecycle.decide(facts(sent=sent), POLICY, due + timedelta(hours=1))
+    assert policy.decide(facts(sent=sent), POLICY, due - timedelta(hours=1)).action == "none"
+    assert policy.decide(facts(sent=sent), POLICY, due).action == "none"
+    stop = policy.decide(facts(sent=sent), POLICY, due + timedelta(hours=1))
     assert stop.action == "stop"
 
 
 def test_unknown_activity_is_activity_now_and_nothing_happens() -> None:
     now = T0 + timedelta(days=60)
-    a = lifecycle.decide(facts(unknown=("the activity record cannot be used: x",)), POLICY, now)
+    a = policy.decide(facts(unknown=("the activity record cannot be used: x",)), POLICY, now)
     assert a.action == "none"
     assert a.last_activity == now
     assert a.stop_at is None
     assert "counted as activity now" in a.reasons[0]
     stopped = facts(running=False, stopped_at=T0, unknown=("missing",))
-    assert lifecycle.decide(stopped, POLICY, now).action == "none"
+    assert policy.decide(stopped, POLICY, now).action == "none"
 
 
 def test_a_pin_holds_until_the_end_of_its_day() -> None:
     pin = models.Pin(until=date(2026, 12, 24), reason="fine-tuning run")
     end = datetime(2026, 12, 25, tzinfo=UTC)
-    a = lifecycle.decide(facts(pin=pin), POLICY, datetime(2026, 12, 20, tzinfo=UTC))
+    a = policy.decide(facts(pin=pin), POLICY, datetime(2026, 12, 20, tzinfo=UTC))
     assert a.action == "none"
     assert a.stop_at == end
     assert any("pinned until 2026-12-24 (fine-tuning run)" in r for r in a.reasons)
-    warn = lifecycle.decide(facts(pin=pin), POLICY, end - timedelta(hours=2))
+    warn = policy.decide(facts(pin=pin), POLICY, end - timedelta(hours=2))
     assert warn.action == "warn-stop"
 
 
 def test_a_lease_keeps_it_alive_through_its_end() -> None:
     until = T0 + timedelta(days=10)
-    a = lifecycle.decide(facts(until=until), POLICY, T0 + timedelta(days=8))
+    a = policy.decide(facts(until=until), POLICY, T0 + timedelta(days=8))
     assert a.action == "none"
     assert a.stop_at == until + timedelta(days=7)
 
@@ -102,34 +105,32 @@ def test_destroy_counts_from_the_stop_time_with_two_warnings() -> None:
     stopped = T0 + timedelta(days=7)
     due = stopped + timedelta(days=14)
     base = {"running": False, "stopped_at": stopped}
-    first = lifecycle.decide(facts(**base), POLICY, due - timedelta(hours=71))
+    first = policy.decide(facts(**base), POLICY, due - timedelta(hours=71))
     assert (first.action, first.warn_hours, first.destroy_at) == ("warn-destroy", 72, due)
     sent = {("destroy", due): {72: due - timedelta(hours=71)}}
-    assert lifecycle.decide(facts(**base, sent=sent), POLICY, due - timedelta(hours=30)).action == (
+    assert policy.decide(facts(**base, sent=sent), POLICY, due - timedelta(hours=30)).action == (
         "none"
     )
-    second = lifecycle.decide(facts(**base, sent=sent), POLICY, due - timedelta(hours=24))
+    second = policy.decide(facts(**base, sent=sent), POLICY, due - timedelta(hours=24))
     assert (second.action, second.warn_hours) == ("warn-destroy", 24)
     sent[("destroy", due)][24] = due - timedelta(hours=24)
-    assert lifecycle.decide(
-        facts(**base, sent=sent), POLICY, due - timedelta(minutes=1)
-    ).action == ("none")
-    assert lifecycle.decide(facts(**base, sent=sent), POLICY, due).action == "destroy"
+    assert policy.decide(facts(**base, sent=sent), POLICY, due - timedelta(minutes=1)).action == (
+        "none"
+    )
+    assert policy.decide(facts(**base, sent=sent), POLICY, due).action == "destroy"
 
 
 def test_unsaved_work_refuses_the_destroy() -> None:
     stopped = T0
     due = stopped + timedelta(days=14)
     sent = {("destroy", due): {24: due - timedelta(days=1)}}
-    work = lifecycle.Work(found=["~/project: 2 commits on no remote"])
-    a = lifecycle.decide(
-        facts(running=False, stopped_at=stopped, sent=sent, work=work), POLICY, due
-    )
+    work = Work(found=["~/project: 2 commits on no remote"])
+    a = policy.decide(facts(running=False, stopped_at=stopped, sent=sent, work=work), POLICY, due)
     assert a.action == "refuse-destroy"
     assert "work on the volume: ~/project: 2 commits on no remote" in a.reasons
     off = POLICY.model_copy(update={"protect_unpushed_work": False})
     assert (
-        lifecycle.decide(
+        policy.decide(
             facts(running=False, stopped_at=stopped, sent=sent, work=work), off, due
         ).action
         == "destroy"
@@ -137,7 +138,7 @@ def test_unsaved_work_refuses_the_destroy() -> None:
 
 
 def test_a_stopped_container_without_a_stop_time_gets_one_and_is_not_destroyed() -> None:
-    a = lifecycle.decide(facts(running=False, stopped_at=None), POLICY, T0 + timedelta(days=90))
+    a = policy.decide(facts(running=False, stopped_at=None), POLICY, T0 + timedelta(days=90))
     assert a.action == "none"
     assert a.record_stopped_at
 
@@ -146,5 +147,5 @@ def test_a_stopped_container_without_a_stop_time_gets_one_and_is_not_destroyed()
 def test_effective_time_never_precedes_the_last_warning(leads: tuple[int, ...]) -> None:
     due = T0
     now = T0 + timedelta(hours=5)
-    at = lifecycle.effective(due, leads, {}, now)
+    at = policy.effective(due, leads, {}, now)
     assert at == (due if not leads else now + timedelta(hours=min(leads)))

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from devbox import activity
+from devbox.container import activity
 
 PROFILE = Path(__file__).resolve().parents[2] / "containers" / "devcontainer" / "profile.sh"
 

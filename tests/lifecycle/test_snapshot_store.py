@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from lifecycle_support import fill_volume, runtime
 
-from devbox import snapshot_quota, snapshots, write
+from devbox import write
 from devbox.errors import UsageError
-from devbox.podman import Podman
+from devbox.lifecycle import snapshot_quota, snapshots
+from devbox.tools.podman import Podman
 
 
 def test_a_sparse_file_keeps_its_bytes_and_its_holes(tmp_path: Path) -> None:
@@ -89,7 +90,7 @@ def test_the_tightest_limit_bounds_the_export(
         maxSnapshotBytesPerUser="10M",
         maxSnapshotBytesGlobal="12M",
     )
-    first = snapshots.find(rt, name, snapshots.take(rt, rt.container(name)).stem)
+    first = snapshots.choose(rt, name, snapshots.take(rt, rt.container(name)).stem)
     room = snapshot_quota.room(rt, "bob", name, snapshots.every(rt))
     # bob's 10M leave less room than the host's 12M (which also count the description).
     assert room.bound.field == "maxSnapshotBytesPerUser"

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from lifecycle_support import fill_volume, runtime, volume_path
 
-from devbox import snapshots
 from devbox.errors import NoVolumeError, ToolError, UsageError
+from devbox.lifecycle import snapshots
 
 
 def test_take_exports_the_volume_and_describes_it(
@@ -95,7 +95,7 @@ def test_a_snapshot_restores_to_the_same_bytes(
         tmp_path / "state", [{"name": name, "owner": "bob"}, {"name": copy, "owner": "bob"}]
     )
     snapshots.take(rt, rt.container(name))
-    snapshot = snapshots.find(rt, name)
+    snapshot = snapshots.choose(rt, name)
     snapshots.verify(snapshot)
 
     snapshots.import_snapshot(rt, snapshot, rt.container(copy))
@@ -117,7 +117,7 @@ def test_a_damaged_snapshot_is_refused(tmp_path: Path, volumes: Callable[[str], 
         file.seek(600)
         file.write(b"X")
     with pytest.raises(ToolError, match="is damaged"):
-        snapshots.verify(snapshots.find(rt, name))
+        snapshots.verify(snapshots.choose(rt, name))
 
 
 def test_snapshots_are_found_by_container_and_pruned_after_retention(
@@ -129,12 +129,12 @@ def test_snapshots_are_found_by_container_and_pruned_after_retention(
     first = snapshots.take(rt, rt.container(name))
     now.advance(days=10)
     second = snapshots.take(rt, rt.container(name))
-    assert snapshots.find(rt, name).path == second
-    assert snapshots.find(rt, name, first.name.removesuffix(".tar")).path == first
+    assert snapshots.choose(rt, name).path == second
+    assert snapshots.choose(rt, name, first.name.removesuffix(".tar")).path == first
     with pytest.raises(UsageError, match=f"no snapshot nope of {name}"):
-        snapshots.find(rt, name, "nope")
+        snapshots.choose(rt, name, "nope")
     with pytest.raises(UsageError, match="no snapshot at all of other"):
-        snapshots.find(rt, "other")
+        snapshots.choose(rt, "other")
 
     now.advance(days=21)  # the first is 31 days old, the second 21
     assert [s.path for s in snapshots.prune(rt, now.now)] == [first]

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from lifecycle_support import SSH_ARGV, Hook, as_rootless, fake_proc
 
-from devbox import activity, monitor
+from devbox.container import activity, monitor
 
 USERS_NIX = """{
   users = {

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from lifecycle_support import git, open_as_volume, repository
 
-from devbox import lifecycle, work
+from devbox.lifecycle import work
 
 
-def inspect(home: Path) -> lifecycle.Work:
+def inspect(home: Path) -> work.Work:
     """The git check of a directory made the volume of alice's container."""
     with open_as_volume(home) as tree:
-        return work.inspect(tree)
+        return work.unsaved(tree)
 
 
 @pytest.fixture

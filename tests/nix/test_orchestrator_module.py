@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 import nix_eval
-from devbox import hostconfig
+from devbox.host import hostconfig
 from nix_eval import nixpkgs_lib
 from support import REPO, run_cli
 

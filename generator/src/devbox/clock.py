@@ -1,10 +1,29 @@
-"""The time, from one place, so tests can move it (monkeypatch `devbox.clock.now`)."""
+"""The time, from one place, and the durations people type (90m, 48h, 3d, 2w).
+
+Tests move the time by monkeypatching `devbox.clock.now`.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
+
+from devbox.errors import UsageError
+
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_DURATION = re.compile(r"([0-9]{1,6})([smhdw])")
 
 
 def now() -> datetime:
     """The current time in UTC, whole seconds."""
     return datetime.now(UTC).replace(microsecond=0)
+
+
+def parse_duration(text: str) -> timedelta:
+    """A duration like 90m, 48h, 3d or 2w; UsageError otherwise."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if match is None or int(match.group(1)) == 0:
+        raise UsageError(
+            f"{text!r} is not a duration", hint="write a number and a unit: 90m, 48h, 3d, 2w"
+        )
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})

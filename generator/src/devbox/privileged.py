@@ -20,9 +20,10 @@ import os
 import sys
 from pathlib import Path
 
-from devbox import hostconfig, process
 from devbox.cli import RUNTIME_VERBS, Session, main
 from devbox.errors import DevboxError, ExitCode
+from devbox.host import hostconfig
+from devbox.tools import process
 
 
 def run(

@@ -42,7 +42,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Self
 
 from devbox.errors import ToolError
-from devbox.podman import Podman
+from devbox.tools.podman import Podman
 
 SUBUID_COUNT = 65536  # the size of each user's subordinate range (manifest.SUBUID_COUNT)
 DEV_UID = 1000  # the image's user dev, who owns /home/dev in the container

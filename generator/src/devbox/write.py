@@ -25,7 +25,7 @@ from pathlib import Path
 
 from devbox.errors import UsageError
 
-Tree = dict[str, bytes]
+Contents = dict[str, bytes]
 MANIFEST = "manifest.json"
 _RENAME_EXCHANGE = 2
 _WRITERS = 8
@@ -61,11 +61,11 @@ class Report:
         return sum(1 for c in self.changes.values() if c is change)
 
 
-def read_tree(root: Path) -> Tree:
+def read_tree(root: Path) -> Contents:
     """Every regular file under root, keyed by its relative POSIX path."""
     if not root.is_dir():
         return {}
-    tree: Tree = {}
+    tree: Contents = {}
     top = os.fspath(root)
     for directory, _, files in os.walk(top):
         relative = os.path.relpath(directory, top)
@@ -76,7 +76,7 @@ def read_tree(root: Path) -> Tree:
     return tree
 
 
-def compare(old: Tree, new: Tree) -> dict[str, Change]:
+def compare(old: Contents, new: Contents) -> dict[str, Change]:
     """The change of every path between two trees, sorted by path."""
     changes = {}
     for path in sorted(old.keys() | new.keys()):
@@ -166,7 +166,7 @@ def _sync_filesystem(directory: Path) -> None:
         os.close(fd)
 
 
-def _build(stage: Path, root: Path, old: Tree, new: Tree) -> None:
+def _build(stage: Path, root: Path, old: Contents, new: Contents) -> None:
     """Fill the staging directory; its content is on disk before it is swapped in."""
     # Plain string paths: pathlib's parsing cost more than the file operations here.
     stage_dir, root_dir = os.fspath(stage), os.fspath(root)
@@ -217,7 +217,7 @@ def _swap_in(stage: Path, root: Path) -> None:
     _fsync_dir(root.parent)
 
 
-def write_tree(root: Path, new: Tree, *, dry_run: bool = False) -> Report:
+def write_tree(root: Path, new: Contents, *, dry_run: bool = False) -> Report:
     """Make the directory root hold exactly the tree new; report what changed per file."""
     _guard(root)
     if not dry_run:

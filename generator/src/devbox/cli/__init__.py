@@ -123,7 +123,7 @@ def _verb(args: list[str]) -> str | None:
 
 def _through_sudo(args: list[str]) -> None:
     """Hand a runtime verb to the privileged path: the user's own devbox-ctl cannot act."""
-    from devbox import hostconfig  # noqa: PLC0415 - only runtime verbs need it
+    from devbox.host import hostconfig  # noqa: PLC0415 - keep --help fast: only runtime verbs need it
 
     config = hostconfig.load(hostconfig.locate(privileged=False))
     if not config.privileged_command:

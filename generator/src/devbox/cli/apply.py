@@ -43,9 +43,9 @@ def command(
     container of the user is left alone. Exit 3 when an action failed (nothing is recorded,
     so the next run retries everything).
     """
-    from devbox import apply  # noqa: PLC0415 - keep --help fast
+    from devbox.host import restart  # noqa: PLC0415 - keep --help fast
 
-    actions = apply.run(
+    actions = restart.run(
         manifest_path,
         user,
         state_dir,

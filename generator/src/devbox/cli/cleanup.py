@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING
 import click
 
 from devbox.cli.options import as_json, echo_json, runtime
+from devbox.errors import ExitCode
 
 if TYPE_CHECKING:
-    from devbox.cleanup import Report, Row
+    from devbox.runtime.cleanup import Outcome, Row
 
 HEADLINES = {
     "none": "nothing to do",
@@ -46,7 +47,7 @@ def _row(row: Row, dry_run: bool) -> list[str]:
     return lines
 
 
-def _summary(report: Report) -> str:
+def _summary(report: Outcome) -> str:
     return (
         f"{report.count('stop')} to stop, {report.count('destroy')} to destroy, "
         f"{report.count('warn-stop', 'warn-destroy')} to warn, "
@@ -68,8 +69,8 @@ def command(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
     time. --dry-run changes nothing (users see their own containers; acting needs an admin or
     root, as the daily timer runs it). Exit 3 when an action failed (the others still ran).
     """
-    from devbox import cleanup, clock  # noqa: PLC0415 - keep --help fast
-    from devbox.errors import ExitCode  # noqa: PLC0415
+    from devbox import clock  # noqa: PLC0415 - keep --help fast
+    from devbox.runtime import cleanup  # noqa: PLC0415 - keep --help fast
 
     rt = runtime(ctx)
     now = clock.now()
@@ -86,7 +87,7 @@ def command(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
         click.echo(("Would: " if dry_run else "Done: ") + _summary(report))
         if report.applied:
             click.echo("Applied the changed declaration.")
-        from devbox.escaping import shown  # noqa: PLC0415
+        from devbox.escaping import shown  # noqa: PLC0415 - keep --help fast
 
         for error in report.errors:
             click.echo(f"error: {shown(error, 600)}", err=True)

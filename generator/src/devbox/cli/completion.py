@@ -16,7 +16,7 @@ def command(shell: str) -> None:
     zsh:  eval "$(devbox-ctl completion zsh)"    (e.g. in ~/.zshrc)
     fish: devbox-ctl completion fish > ~/.config/fish/completions/devbox-ctl.fish
     """  # noqa: D301 - click needs a real backspace ("\b", not r"\b") to keep these lines
-    from devbox.cli import cli  # noqa: PLC0415 - the group imports this module lazily
+    from devbox.cli import cli  # noqa: PLC0415 - keep --help fast: the group loads this module when it runs
 
     completion = get_completion_class(shell)
     if completion is None:  # click knows every choice above

@@ -2,33 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import click
 
 from devbox.cli.options import as_json, echo_json, runtime
-
-if TYPE_CHECKING:  # keep --help fast: these import pydantic
-    from devbox.resolve import Container
-    from devbox.tailscale import NodeState
-
-
-def instructions(container: Container, node: NodeState | None = None) -> list[str]:
-    """How to reach a container over the tailnet."""
-    host = container.name
-    lines = [
-        f"  SSH:          ssh dev@{host}",
-        f"  code-server:  http://{host}:8080",
-        f"  Zed:          Connect to Server → dev@{host}",
-    ]
-    if container.syncthing:
-        lines += [
-            f"  Syncthing:    http://{host}:8384  (user dev; password: ssh dev@{host} cat "
-            "~/.config/syncthing/gui-password)",
-        ]
-    if node is not None and node.dns_name:
-        lines.append(f"  Full name:    {node.dns_name}  {' '.join(node.addresses)}")
-    return lines
 
 
 @click.command()
@@ -37,20 +13,11 @@ def instructions(container: Container, node: NodeState | None = None) -> list[st
 @click.pass_context
 def command(ctx: click.Context, name: str, as_json: bool) -> None:
     """Print how to reach NAME: SSH, code-server, Zed, Syncthing."""
-    from devbox import identity  # noqa: PLC0415 - keep --help fast
+    from devbox.runtime import reach  # noqa: PLC0415 - keep --help fast
 
-    rt = runtime(ctx)
-    container = rt.container(name)
-    identity.authorize(rt.caller, container.owner, name, "connect to")
+    container = reach.connect(runtime(ctx), name)
     if as_json:
-        echo_json(
-            {
-                "ssh": f"dev@{name}",
-                "codeServer": f"http://{name}:8080",
-                "zed": f"dev@{name}",
-                "syncthing": f"http://{name}:8384" if container.syncthing else None,
-            }
-        )
+        echo_json(reach.addresses(container))
         return
     click.echo(f"{name} (owner {container.owner}):")
-    click.echo("\n".join(instructions(container)))
+    click.echo("\n".join(reach.instructions(container)))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from devbox.cli.connect import instructions
 from devbox.cli.options import runtime
 
 
@@ -37,7 +36,7 @@ def command(
     1Password into its podman secret (never an argument, never a file). Exit 3 if it does not
     join the tailnet within --timeout seconds.
     """
-    from devbox import operations  # noqa: PLC0415 - keep --help fast
+    from devbox.runtime import operations, reach  # noqa: PLC0415 - keep --help fast
 
     rt = runtime(ctx)
     created = operations.create(
@@ -55,4 +54,4 @@ def command(
         click.echo(f"\n{name} is on the tailnet.\n")
     else:
         click.echo(f"\nOnce applied, {name} joins the tailnet; then:\n")
-    click.echo("\n".join(instructions(created.container, created.node)))
+    click.echo("\n".join(reach.instructions(created.container, created.node)))

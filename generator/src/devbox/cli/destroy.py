@@ -24,7 +24,7 @@ def command(
     snapshot over the snapshot quotas stops the destroy with nothing removed (devbox-ctl
     snapshots shows them and prunes).
     """
-    from devbox import operations  # noqa: PLC0415 - keep --help fast
+    from devbox.runtime import operations  # noqa: PLC0415 - keep --help fast
 
     rt = runtime(ctx)
     container = rt.container(name)

@@ -28,25 +28,16 @@ def command(
     interrupted run leaves the old tree or the new one. Each file is reported as created,
     updated, unchanged or removed.
     """
-    from devbox import pipeline, write  # noqa: PLC0415 - keep --help fast
+    from devbox.declare import pipeline  # noqa: PLC0415 - keep --help fast
 
     paths = pipeline.Paths.choose(users, containers, out)
-    _, tree = pipeline.build(paths)
-    report = write.write_tree(paths.out, tree, dry_run=dry_run)
-    counts = {change.value: report.count(change) for change in write.Change}
+    generated = pipeline.generate(paths, dry_run=dry_run)
     if as_json:
-        echo_json(
-            {
-                "out": str(paths.out),
-                "dryRun": dry_run,
-                "files": {path: change.value for path, change in report.changes.items()},
-                "counts": counts,
-            }
-        )
+        echo_json(generated.as_json())
         return
     if not quiet:
-        for path, change in report.changes.items():
+        for path, change in generated.report.changes.items():
             click.echo(f"{change.value:<9} {path}")
     verb = "Would write" if dry_run else "Wrote"
-    summary = ", ".join(f"{n} {name}" for name, n in counts.items())
+    summary = ", ".join(f"{n} {name}" for name, n in generated.counts().items())
     click.echo(f"{verb} {paths.out}: {summary}.")

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from devbox.errors import UsageError
+
 
 def _home() -> Path:
     return Path(os.environ.get("HOME") or "/home/dev")
@@ -39,8 +41,8 @@ def command(
     With -- CMD the lease is renewed while CMD runs and ended when it exits (--for then
     caps it); the exit code is CMD's.
     """  # noqa: D301 - \b is click's mark for a paragraph it must not rewrap
-    from devbox import keepalive  # noqa: PLC0415 - keep --help fast
-    from devbox.errors import UsageError  # noqa: PLC0415
+    from devbox import clock  # noqa: PLC0415 - keep --help fast
+    from devbox.container import keepalive  # noqa: PLC0415 - keep --help fast
 
     home = _home()
     if list_leases or cancel:
@@ -54,10 +56,10 @@ def command(
             until = lease.until.strftime("%Y-%m-%d %H:%M UTC")
             click.echo(f"{lease.id}  until {until}  {lease.reason}")
         return
-    limit = keepalive.parse_duration(duration) if duration else None
+    limit = clock.parse_duration(duration) if duration else None
     if cmd:
         sys.exit(keepalive.hold(home, list(cmd), reason, limit))
-    lease = keepalive.take(home, limit or keepalive.parse_duration("24h"), reason)
+    lease = keepalive.take(home, limit or clock.parse_duration("24h"), reason)
     click.echo(
         f"Kept alive until {lease.until.strftime('%Y-%m-%d %H:%M UTC')} (lease {lease.id}); "
         f"devbox-ctl keepalive --cancel {lease.id} ends it early."

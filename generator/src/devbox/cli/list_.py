@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import click
 
-from devbox.cli.options import as_json, echo_json, runtime
+from devbox.cli.options import as_json, echo_json, runtime, when
+from devbox.errors import UsageError
 
 COLUMNS = (
     "NAME",
@@ -22,11 +21,6 @@ COLUMNS = (
 )
 
 
-def when(value: datetime | None) -> str:
-    """A time for a table: UTC, to the minute; '-' for none."""
-    return "-" if value is None else value.strftime("%Y-%m-%d %H:%M")
-
-
 @click.command(name="list")
 @click.option("--all", "all_users", is_flag=True, help="Every user's containers (admins).")
 @as_json
@@ -37,14 +31,14 @@ def command(ctx: click.Context, all_users: bool, as_json: bool) -> None:
     Times are UTC. IDLE STOP is when the container would be stopped for inactivity, DESTROY
     when a stopped one would be destroyed (see devbox-ctl status NAME --why).
     """
-    from devbox import clock, inspect  # noqa: PLC0415 - keep --help fast
-    from devbox.errors import UsageError  # noqa: PLC0415
+    from devbox import clock  # noqa: PLC0415 - keep --help fast
+    from devbox.runtime import listing  # noqa: PLC0415 - keep --help fast
 
     rt = runtime(ctx)
     if all_users and not rt.caller.admin:
         raise UsageError("--all is for admins (users.nix admin = true); without it you see yours")
     now = clock.now()
-    views = inspect.views(rt, inspect.visible(rt, all_users=all_users), now)
+    views = listing.views(rt, listing.listed(rt, all_users=all_users), now)
     if as_json:
         echo_json([v.as_json() for v in views])
         return

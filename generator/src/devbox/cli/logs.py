@@ -16,10 +16,6 @@ from devbox.cli.options import runtime
 @click.pass_context
 def command(ctx: click.Context, name: str, follow: bool, since: str | None) -> None:
     """Show the output of NAME (podman logs)."""
-    from devbox import identity, process  # noqa: PLC0415 - keep --help fast
+    from devbox.runtime import reach  # noqa: PLC0415 - keep --help fast
 
-    rt = runtime(ctx)
-    container = rt.container(name)
-    identity.authorize(rt.caller, container.owner, name, "read the logs of")
-    argv = rt.podman(container.owner).logs_argv(name, follow=follow, since=since)
-    sys.exit(process.run_attached(argv))
+    sys.exit(reach.logs(runtime(ctx), name, follow=follow, since=since))

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from devbox.errors import UsageError
+
 
 @click.command()
 @click.option(
@@ -26,8 +28,7 @@ def command(interval: int) -> None:
     code-server heartbeat, connected Zed clients, keep-alive leases. Exits 0 on SIGTERM or
     SIGINT after a last write; 2 when CONTAINER_NAME or HOME is missing.
     """
-    from devbox import monitor  # noqa: PLC0415 - keep --help fast
-    from devbox.errors import UsageError  # noqa: PLC0415
+    from devbox.container import monitor  # noqa: PLC0415 - keep --help fast
 
     container, home = os.environ.get("CONTAINER_NAME", ""), os.environ.get("HOME", "")
     if not container or not home:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 if TYPE_CHECKING:
-    from devbox.context import Runtime
+    from devbox.host.context import Runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,8 +47,8 @@ def echo_json(value: Any) -> None:
 
 def runtime(ctx: click.Context) -> Runtime:
     """The runtime context of this command (built once)."""
-    from devbox import context  # noqa: PLC0415 - keep --help fast
-    from devbox.cli import Session  # noqa: PLC0415
+    from devbox.cli import Session  # noqa: PLC0415 - keep --help fast
+    from devbox.host import context  # noqa: PLC0415 - keep --help fast
 
     root = ctx.find_root()
     cached = root.meta.get("devbox.runtime")
@@ -60,3 +61,8 @@ def runtime(ctx: click.Context) -> Runtime:
         )
         root.meta["devbox.runtime"] = cached
     return cached
+
+
+def when(value: datetime | None) -> str:
+    """A time for a table: UTC, to the minute; '-' for none."""
+    return "-" if value is None else value.strftime("%Y-%m-%d %H:%M")

@@ -7,10 +7,11 @@ from datetime import date
 import click
 
 from devbox.cli.options import as_json, echo_json, runtime
+from devbox.errors import UsageError
 
 
 def _day(value: str) -> date:
-    from devbox import rules  # noqa: PLC0415 - keeps --help fast
+    from devbox import rules  # noqa: PLC0415 - keep --help fast
 
     parsed = rules.parse_day(value)
     if parsed is None:
@@ -41,21 +42,12 @@ def command(
     containers.maxPinsPerUser pins. Users pin their own containers, admins any. Pinning a
     pinned container replaces its pin. `devbox-ctl unpin NAME` ends it.
     """
-    from devbox import clock, pins, resolve  # noqa: PLC0415 - keep --help fast
-    from devbox.errors import UsageError  # noqa: PLC0415
+    from devbox import clock  # noqa: PLC0415 - keep --help fast
+    from devbox.runtime import pins  # noqa: PLC0415 - keep --help fast
 
     rt = runtime(ctx)
     if list_pins:
-        shown = [
-            {
-                "name": c.name,
-                "owner": c.owner,
-                "until": resolve.day(c.pin.until),
-                "reason": c.pin.reason,
-            }
-            for c in pins.pinned(rt)
-            if c.pin is not None
-        ]
+        shown = pins.pinned(rt)
         if as_json:
             echo_json(shown)
         for row in [] if as_json else shown:

@@ -14,7 +14,7 @@ from devbox.errors import ExitCode
 from devbox.wording import counted, files_differ
 
 if TYPE_CHECKING:
-    from devbox.plan import FieldChange, Plan
+    from devbox.declare.plan import FieldChange, Plan
 
 _MARKS = {"added": "+", "removed": "-", "changed": "~"}
 
@@ -62,34 +62,6 @@ def render_text(plan: Plan, out: str = "generated") -> list[str]:
     return lines + _drift_lines(plan, out)
 
 
-def render_json(plan: Plan) -> dict[str, Any]:
-    """The plan as one JSON document."""
-
-    def fields(changes: list[FieldChange]) -> list[dict[str, Any]]:
-        return [{"field": c.field, "old": c.old, "new": c.new} for c in changes]
-
-    return {
-        "changed": plan.changed,
-        "containers": [
-            {
-                "name": c.name,
-                "owner": c.owner,
-                "action": c.action,
-                "effect": c.effect,
-                "restarts": c.restarts,
-                "fields": fields(c.fields),
-            }
-            for c in plan.containers
-        ],
-        "unchanged": plan.unchanged,
-        "users": fields(plan.users),
-        "settings": fields(plan.settings),
-        "otherFiles": plan.other_files,
-        "drifted": plan.drifted,
-        "first": plan.first,
-    }
-
-
 @click.command()
 @inputs
 @as_json
@@ -101,16 +73,13 @@ def command(users: Path | None, containers: Path | None, out: Path | None, as_js
     container restarts), and the files of the generated directory that were edited by hand.
     Exit 0 when nothing would change, 1 when something would or the tree has drifted.
     """
-    from devbox import pipeline, write  # noqa: PLC0415 - keep --help fast
-    from devbox import plan as planning  # noqa: PLC0415
+    from devbox.declare import pipeline  # noqa: PLC0415 - keep --help fast
+    from devbox.declare import plan as planning  # noqa: PLC0415 - keep --help fast
 
     paths = pipeline.Paths.choose(users, containers, out)
-    desired, tree = pipeline.build(paths)
-    old = planning.read_old(paths.out)
-    result = planning.compute(old, desired, tree)
-    result.drifted = planning.drift(old, write.read_tree(paths.out))
+    result = pipeline.plan(paths)
     if as_json:
-        echo_json(render_json(result))
+        echo_json(planning.as_json(result))
     else:
         click.echo("\n".join(render_text(result, paths.out.name)))
     if result.changed:

@@ -38,16 +38,12 @@ def command(
     Syncthing), joins the tailnet as a new node with a fresh key, and counts against the
     owner's limits. Snapshots are taken before every destroy and kept snapshotRetentionDays.
     """
-    from devbox import snapshots  # noqa: PLC0415 - keep --help fast
-    from devbox.errors import UsageError  # noqa: PLC0415
+    from devbox.errors import UsageError  # noqa: PLC0415 - keep --help fast
+    from devbox.runtime import reach, restore  # noqa: PLC0415 - keep --help fast
 
     rt = runtime(ctx)
     if list_snapshots:
-        shown = [
-            s.description() | {"path": str(s.path)}
-            for s in snapshots.every(rt)
-            if rt.caller.may_act_on(s.owner) and (name is None or s.container == name)
-        ]
+        shown = restore.restorable(rt, name)
         if as_json:
             echo_json(shown)
             return
@@ -58,7 +54,7 @@ def command(
         return
     if name is None:
         raise UsageError("restore needs NAME (or --list)")
-    done = snapshots.restore(
+    done = restore.restore(
         rt,
         name,
         snapshot_id=snapshot,
@@ -69,16 +65,8 @@ def command(
     )
     c = done.container
     if as_json:
-        echo_json(
-            {
-                "name": c.name,
-                "owner": c.owner,
-                "snapshot": done.snapshot.id,
-                "applied": done.applied,
-                "joined": done.joined,
-            }
-        )
+        echo_json(done.as_json())
         return
     click.echo(f"Restored {c.name} (owner {c.owner}) from {done.snapshot.id}.")
     if done.joined:
-        click.echo(f"Connect: ssh dev@{c.name}   http://{c.name}:8080   Zed: dev@{c.name}")
+        click.echo(reach.in_short(c))

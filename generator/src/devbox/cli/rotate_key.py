@@ -19,7 +19,7 @@ def command(ctx: click.Context, name: str, timeout: float) -> None:
     For an expired or revoked key, or a container that could not join. The key is
     neutralised again once the container is on the tailnet.
     """
-    from devbox import operations  # noqa: PLC0415 - keep --help fast
+    from devbox.runtime import operations  # noqa: PLC0415 - keep --help fast
 
     node = operations.rotate_key(runtime(ctx), name, timeout=timeout, progress=click.echo)
     click.echo(f"{name} is on the tailnet again ({node.dns_name or name}).")

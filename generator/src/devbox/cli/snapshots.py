@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from devbox.cli.options import as_json, echo_json, runtime
-
-if TYPE_CHECKING:
-    from devbox.context import Runtime
 
 
 @click.command()
@@ -31,7 +28,8 @@ def command(ctx: click.Context, prune: tuple[str, ...], yes: bool, as_json: bool
     maxSnapshotsGlobal, maxSnapshotBytesGlobal). --prune ID removes one of yours for good
     (admins: anyone's), which makes room for the next.
     """
-    from devbox import snapshot_quota, snapshots  # noqa: PLC0415 - keep --help fast
+    from devbox.lifecycle import snapshots  # noqa: PLC0415 - keep --help fast
+    from devbox.runtime import listing  # noqa: PLC0415 - keep --help fast
 
     rt = runtime(ctx)
     if prune:
@@ -48,28 +46,16 @@ def command(ctx: click.Context, prune: tuple[str, ...], yes: bool, as_json: bool
         for snapshot in gone:
             click.echo(f"Removed snapshot {snapshot.id} ({snapshot.container}, {snapshot.owner}).")
         return
-    shown = snapshots.visible(rt)
-    owners = sorted({s.owner for s in shown} | _own(rt))
-    quotas = snapshot_quota.summary(rt, owners, snapshots.every(rt))
+    overview = listing.snapshot_overview(rt)
     if as_json:
-        echo_json(
-            {
-                "snapshots": [s.description() | {"path": str(s.path)} for s in shown],
-                "quotas": quotas,
-            }
-        )
+        echo_json(overview.as_json())
         return
-    _print(shown, quotas)
-
-
-def _own(rt: Runtime) -> set[str]:
-    """The caller's own user name, if they are a users.nix user."""
-    return {rt.caller.name} if rt.caller.name in rt.desired.users else set()
+    _print(overview.shown, overview.quotas)
 
 
 def _print(shown: list[Any], quotas: dict[str, Any]) -> None:
-    from devbox import resolve  # noqa: PLC0415
-    from devbox.snapshot_quota import size  # noqa: PLC0415
+    from devbox.declare import resolve  # noqa: PLC0415 - keep --help fast
+    from devbox.lifecycle.snapshot_quota import size  # noqa: PLC0415 - keep --help fast
 
     for s in shown:
         click.echo(

@@ -13,6 +13,6 @@ from devbox.cli.options import runtime
 @click.pass_context
 def command(ctx: click.Context, name: str, no_apply: bool) -> None:
     """Start NAME within seconds, and record it as running (a reboot keeps it running)."""
-    from devbox import operations  # noqa: PLC0415 - keep --help fast
+    from devbox.runtime import operations  # noqa: PLC0415 - keep --help fast
 
     operations.start(runtime(ctx), name, apply=not no_apply, progress=click.echo)

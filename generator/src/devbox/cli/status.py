@@ -8,19 +8,17 @@ from typing import TYPE_CHECKING
 
 import click
 
-from devbox.cli.list_ import when
-from devbox.cli.options import as_json, echo_json, runtime
+from devbox.cli.options import as_json, echo_json, runtime, when
+from devbox.errors import ExitCode
 
 if TYPE_CHECKING:
-    from devbox.inspect import View
+    from devbox.runtime.listing import View
 
 
 def _active_since(view: View) -> str:
     """The " since <UTC time>" of the systemd line, when the manager says when."""
-    from devbox import systemd  # noqa: PLC0415 - keep --help fast
-
-    since = systemd.timestamp(view.unit.get("ActiveEnterTimestamp", ""))
-    if since is None or view.unit.get("ActiveState") != "active":
+    since = view.active_since()
+    if since is None:
         return ""
     return f" since {when(since)} UTC"
 
@@ -78,19 +76,16 @@ def command(ctx: click.Context, name: str, why: bool, as_json: bool) -> None:
     Says plainly when the declared state and the actual state disagree, with the command
     that resolves it. Exit 1 when they disagree.
     """
-    from devbox import clock, identity, inspect  # noqa: PLC0415 - keep --help fast
-    from devbox.errors import ExitCode  # noqa: PLC0415
+    from devbox import clock  # noqa: PLC0415 - keep --help fast
+    from devbox.host import identity  # noqa: PLC0415 - keep --help fast
+    from devbox.runtime import listing  # noqa: PLC0415 - keep --help fast
 
     rt = runtime(ctx)
     container = rt.container(name)
     identity.authorize(rt.caller, container.owner, name, "see")
-    view = inspect.view(rt, container, clock.now(), detail=True)
+    view = listing.view(rt, container, clock.now(), detail=True)
     if as_json:
-        document = view.as_json()
-        if why and view.assessment is not None:
-            a = view.assessment
-            document["why"] = {"action": a.action, "reasons": a.reasons, "signals": a.signals}
-        echo_json(document)
+        echo_json(listing.status_json(view, why=why))
     else:
         click.echo("\n".join(_text(view, why=why)))
     if view.disagreements:

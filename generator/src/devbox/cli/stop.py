@@ -16,6 +16,6 @@ def command(ctx: click.Context, name: str, no_apply: bool) -> None:
 
     Its volume stays. The auto-destroy clock (stoppedDestroyDays) starts now.
     """
-    from devbox import operations  # noqa: PLC0415 - keep --help fast
+    from devbox.runtime import operations  # noqa: PLC0415 - keep --help fast
 
     operations.stop(runtime(ctx), name, apply=not no_apply, progress=click.echo)

@@ -12,7 +12,7 @@ from devbox.cli.options import runtime
 @click.pass_context
 def command(ctx: click.Context, name: str) -> None:
     """End NAME's pin: idle stop and auto-destroy apply again (after their warnings)."""
-    from devbox import pins  # noqa: PLC0415 - keep --help fast
+    from devbox.runtime import pins  # noqa: PLC0415 - keep --help fast
 
     rt = runtime(ctx)
     had = rt.container(name).pin is not None

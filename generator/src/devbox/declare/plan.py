@@ -1,0 +1,251 @@
+"""`plan`: the semantic change a rebuild would make, from the resolved models, not from text.
+
+The old side is what the committed generated tree deploys (its manifest.json records every
+container's resolved settings and every unit's hash); the new side is what the inputs now
+resolve to. deepdiff gives the field-level changes; the unit hashes say whether the container
+restarts, since the NixOS module restarts exactly the containers whose units changed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deepdiff import DeepDiff
+
+from devbox.declare import manifest
+from devbox.declare.resolve import Desired
+from devbox.errors import InputError, Problem
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One field that differs: its path (e.g. `pin.until`), old and new value."""
+
+    field: str
+    old: Any
+    new: Any
+
+
+@dataclass
+class ContainerChange:
+    """A container a rebuild would add, remove or change, and what happens to it."""
+
+    name: str
+    owner: str
+    action: str  # added | removed | changed
+    effect: str  # starts | restarts | stops | no restart | …
+    fields: list[FieldChange] = field(default_factory=list)
+
+    @property
+    def restarts(self) -> bool:
+        """Whether a running container goes down and comes back."""
+        return self.effect == "restarts"
+
+
+@dataclass
+class Plan:
+    """Everything a rebuild would change."""
+
+    containers: list[ContainerChange] = field(default_factory=list)
+    unchanged: int = 0
+    settings: list[FieldChange] = field(default_factory=list)
+    users: list[FieldChange] = field(default_factory=list)
+    other_files: list[str] = field(default_factory=list)
+    first: bool = False  # no generated tree yet: everything is new
+    # Files on disk that are not what manifest.json records (edited, added or deleted by hand):
+    # the next `generate` rewrites them, and a rebuild now would deploy the edits.
+    drifted: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        """Whether a rebuild would change anything, or the tree is not what it records."""
+        return bool(
+            self.containers or self.settings or self.users or self.other_files or self.drifted
+        )
+
+    def of(self, action: str) -> list[ContainerChange]:
+        """The container changes of one action."""
+        return [c for c in self.containers if c.action == action]
+
+
+def as_json(plan: Plan) -> dict[str, Any]:
+    """`plan --json`: the plan as one JSON document."""
+
+    def fields(changes: list[FieldChange]) -> list[dict[str, Any]]:
+        return [{"field": c.field, "old": c.old, "new": c.new} for c in changes]
+
+    return {
+        "changed": plan.changed,
+        "containers": [
+            {
+                "name": c.name,
+                "owner": c.owner,
+                "action": c.action,
+                "effect": c.effect,
+                "restarts": c.restarts,
+                "fields": fields(c.fields),
+            }
+            for c in plan.containers
+        ],
+        "unchanged": plan.unchanged,
+        "users": fields(plan.users),
+        "settings": fields(plan.settings),
+        "otherFiles": plan.other_files,
+        "drifted": plan.drifted,
+        "first": plan.first,
+    }
+
+
+def read_old(out: Path) -> dict[str, Any]:
+    """The manifest of the generated tree as it is now; empty when there is none yet."""
+    path = out / manifest.FILENAME
+    if not path.is_file():
+        return {"settings": {}, "users": {}, "containers": {}, "files": {}}
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(
+            [Problem(str(path), "", f"is not valid JSON ({exc})", "run devbox-ctl generate")]
+        ) from exc
+    if not isinstance(old, dict) or old.get("version") != manifest.VERSION:
+        raise InputError(
+            [
+                Problem(
+                    str(path),
+                    "version",
+                    "is not a manifest this devbox reads",
+                    "run devbox-ctl generate",
+                )
+            ]
+        )
+    return old
+
+
+# Fields of a manifest entry that follow from others (name, owner, memory): listing them
+# would repeat each change.
+_DERIVED = frozenset({"memoryBytes", "hostname", "service", "volume", "secret", "units", "tags"})
+
+
+def _own_fields(entry: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in entry.items() if key not in _DERIVED}
+
+
+def _cut(path: list[Any]) -> tuple[str, ...]:
+    """A path up to its first list index: a list is reported as one value."""
+    kept: list[str] = []
+    for part in path:
+        if isinstance(part, int):
+            break
+        kept.append(str(part))
+    return tuple(kept)
+
+
+def _get(value: Any, path: tuple[str, ...]) -> Any:
+    for part in path:
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def field_changes(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:
+    """The changed fields between two JSON-like objects, as dotted paths (`pin.until`)."""
+    if old and new:
+        diff = DeepDiff(old, new, view="tree")
+        paths = {_cut(level.path(output_format="list")) for kind in diff for level in diff[kind]}
+    else:  # deepdiff reports an empty side as one change of the whole object
+        paths = {(key,) for key in old.keys() | new.keys()}
+    return sorted(
+        (FieldChange(".".join(path), _get(old, path), _get(new, path)) for path in paths),
+        key=lambda change: change.field,
+    )
+
+
+def _units_changed(units: list[str], old_files: dict[str, Any], tree: dict[str, bytes]) -> bool:
+    """Whether any unit of the container differs from the deployed one (or moved)."""
+    return any(
+        old_files.get(unit, {}).get("sha256") != manifest.sha256(tree[unit]) for unit in units
+    )
+
+
+def _user_view(users: dict[str, Any]) -> dict[str, Any]:
+    """A user's own settings, without what follows from their containers."""
+    derived = {"containers", "unitsSha256"}
+    return {
+        name: {k: v for k, v in entry.items() if k not in derived} for name, entry in users.items()
+    }
+
+
+def _effect(old: dict[str, Any], new: dict[str, Any], units_changed: bool) -> str:
+    was_running, running = old["state"] == "running", new["state"] == "running"
+    if not units_changed:
+        return "no restart"
+    if was_running and running:
+        return "restarts"
+    if running:
+        return "starts"
+    if was_running:
+        return "stops"
+    return "stays stopped"
+
+
+def drift(old: dict[str, Any], on_disk: dict[str, bytes]) -> list[str]:
+    """The files of the generated tree that differ from what its manifest.json records.
+
+    A hand edit leaves the manifest as it was, so the semantic plan (manifest against inputs)
+    cannot see it; the recorded hashes can.
+    """
+    if not old.get("files"):
+        return []
+    recorded: dict[str, Any] = old["files"]
+    return sorted(
+        path
+        for path in (recorded.keys() | on_disk.keys()) - {manifest.FILENAME}
+        if path not in on_disk
+        or recorded.get(path, {}).get("sha256") != manifest.sha256(on_disk[path])
+    )
+
+
+def compute(old: dict[str, Any], desired: Desired, tree: dict[str, bytes]) -> Plan:
+    """Compare the old manifest with the desired state and the tree it renders to."""
+    plan = Plan(first=not old.get("files"))
+    old_containers: dict[str, Any] = old.get("containers", {})
+    new_containers = {c.name: c.manifest_entry() for c in desired.containers}
+    for name in sorted(old_containers.keys() | new_containers.keys()):
+        before, after = old_containers.get(name), new_containers.get(name)
+        if before is None and after is not None:
+            effect = "starts" if after["state"] == "running" else "created stopped"
+            plan.containers.append(ContainerChange(name, after["owner"], "added", effect))
+        elif after is None and before is not None:
+            plan.containers.append(ContainerChange(name, before["owner"], "removed", "stops"))
+        elif before is not None and after is not None:
+            changes = (
+                [] if before == after else field_changes(_own_fields(before), _own_fields(after))
+            )
+            units_changed = _units_changed(after["units"], old.get("files", {}), tree)
+            if changes or units_changed:
+                effect = _effect(before, after, units_changed)
+                plan.containers.append(
+                    ContainerChange(name, after["owner"], "changed", effect, changes)
+                )
+            else:
+                plan.unchanged += 1
+    new_manifest = json.loads(tree[manifest.FILENAME])
+    if plan.first:
+        plan.other_files = sorted(p for p in new_manifest["files"] if p.startswith("system/"))
+        return plan
+    plan.settings = field_changes(old.get("settings", {}), new_manifest["settings"])
+    plan.users = field_changes(_user_view(old.get("users", {})), _user_view(new_manifest["users"]))
+    container_units = {u for entry in new_containers.values() for u in entry["units"]}
+    container_units |= {u for entry in old_containers.values() for u in entry["units"]}
+    plan.other_files = sorted(
+        path
+        for path in old.get("files", {}).keys() | new_manifest["files"].keys()
+        if path not in container_units
+        and old.get("files", {}).get(path, {}).get("sha256")
+        != new_manifest["files"].get(path, {}).get("sha256")
+    )
+    return plan

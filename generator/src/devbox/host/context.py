@@ -1,0 +1,106 @@
+"""The runtime context of a verb that acts on the host: config, caller, declaration.
+
+Built once per command from /etc/devbox/config.json (or $DEVBOX_CONFIG when not privileged)
+and the caller's identity (identity.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devbox.declare import edit
+from devbox.declare.resolve import Container, Desired
+from devbox.errors import InputError, Problem
+from devbox.host import events, hostconfig, identity
+from devbox.tools import process
+from devbox.tools.podman import Holdings, Podman
+
+
+@dataclass
+class Runtime:
+    """What a runtime verb needs."""
+
+    config: hostconfig.HostConfig
+    caller: identity.Caller
+    privileged: bool = False
+    _desired: Desired | None = field(default=None, repr=False)
+    _podman: str | None = field(default=None, repr=False)
+    _known: dict[str, Holdings] = field(default_factory=dict, repr=False)
+
+    @property
+    def desired(self) -> Desired:
+        """The declaration as it is now (read once)."""
+        if self._desired is None:
+            self._desired = edit.current(self.config.paths)
+        return self._desired
+
+    def refresh(self) -> Desired:
+        """Read the declaration again (under the config lock, to decide on what is current)."""
+        self._desired = edit.current(self.config.paths)
+        return self._desired
+
+    def change(self, change: Callable[[edit.Records], str], *, who: str | None = None) -> Desired:
+        """Change containers.json (validated, regenerated, committed) and use the result.
+
+        The change goes through declare.edit; the declaration it wrote replaces this runtime's.
+        """
+        edited = edit.edit(
+            self.config.paths, self.config.config_repo, change, who=who or self.caller.name
+        )
+        self._desired = edited.desired
+        return edited.desired
+
+    def container(self, name: str) -> Container:
+        """A declared container, or exit 2 naming the ones the caller may see."""
+        found = self.desired.by_name().get(name)
+        if found is None:
+            mine = [c.name for c in self.desired.containers if self.caller.may_act_on(c.owner)]
+            raise InputError(
+                [
+                    Problem(
+                        str(self.config.paths.containers),
+                        "",
+                        f"no container is named {name!r}",
+                        f"yours: {', '.join(mine) or 'none yet (devbox-ctl create NAME)'}",
+                    )
+                ]
+            )
+        return found
+
+    def podman(self, owner: str) -> Podman:
+        """Podman as a user of users.nix, by the absolute path config.json gives (or PATH's)."""
+        if self._podman is None:
+            self._podman = process.absolute("podman", self.config.podman)
+        return Podman(owner, self.desired.users[owner].uid, self._podman, self._known.get(owner))
+
+    @contextlib.contextmanager
+    def knowing(self, holdings: dict[str, Holdings]) -> Iterator[None]:
+        """Within: podman's questions about these users' things come from their holdings.
+
+        The holdings were read a moment ago (list). Only for reading: nothing that acts runs
+        within.
+        """
+        self._known = holdings
+        try:
+            yield
+        finally:
+            self._known = {}
+
+    def event(self, action: str, container: str, **details: Any) -> dict[str, Any]:
+        """Append an event to the log, as this caller."""
+        automatic = bool(details.pop("automatic", False))
+        actor = "cleanup" if automatic else self.caller.name
+        return events.record(self.config.events_file, action, container, actor, **details)
+
+
+def build(*, privileged: bool, sudo_uid: str | None, config_path: Path | None = None) -> Runtime:
+    """The runtime of this process."""
+    path = config_path or hostconfig.locate(privileged=privileged)
+    config = hostconfig.load(path)
+    desired = edit.current(config.paths)
+    caller = identity.identify(identity.system_uid(sudo_uid if privileged else None), desired.users)
+    return Runtime(config=config, caller=caller, privileged=privileged, _desired=desired)

@@ -1,0 +1,176 @@
+"""/etc/devbox/config.json: where the config repository is and how to act on the host.
+
+The NixOS module writes it (docs/host-config.md). It names files and commands, never a
+secret. DEVBOX_CONFIG names another file, except under the privileged path, which reads only
+the system file. It also holds the whole environment of the programs the privileged path runs
+(`privilegedEnvironment`): root's choice, so nothing of the caller's reaches them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    BeforeValidator,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from devbox import rules
+from devbox.declare import pipeline
+from devbox.declare.models import Model
+from devbox.declare.schema_errors import problems
+from devbox.errors import InputError, Problem
+
+SYSTEM_CONFIG = Path("/etc/devbox/config.json")
+ENVIRONMENT_VARIABLE = "DEVBOX_CONFIG"
+
+
+def _absolute(value: object) -> object:
+    """A path in the config is absolute: it must not depend on the caller's directory."""
+    if isinstance(value, str):
+        if not value.startswith("/"):
+            raise PydanticCustomError(
+                "devbox", f"{value!r} is not an absolute path", {"fix": "write it from /"}
+            )
+        return Path(value)
+    return value
+
+
+AbsolutePath = Annotated[Path, BeforeValidator(_absolute)]
+# Where NixOS puts setuid wrappers and the system's programs: root's, like the rest of it.
+DEFAULT_PATH = "/run/wrappers/bin:/run/current-system/sw/bin"
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _problem(message: str, fix: str) -> PydanticCustomError:
+    return PydanticCustomError("devbox", message, {"fix": fix})
+
+
+class HostConfig(Model):
+    """The host's devbox settings."""
+
+    version: StrictInt
+    config_repo: AbsolutePath
+    users_file: StrictStr = "devbox/users.nix"
+    containers_file: StrictStr = "devbox/containers.json"
+    generated_dir: StrictStr = "devbox/generated"
+    # Default: the flake in the config repository, named explicitly (a rebuild without it
+    # would take the configuration from NIX_PATH or the working directory).
+    rebuild_command: list[StrictStr]
+    op_token_file: AbsolutePath | None = None
+    op_vault: StrictStr | None = None
+    tailscale_api_key_file: AbsolutePath | None = None
+    tailscale_api_url: StrictStr = "https://api.tailscale.com"
+    tailnet: StrictStr = "-"
+    state_dir: AbsolutePath = Path("/var/lib/devbox")
+    privileged_command: StrictStr | None = None
+    deployed_manifest: AbsolutePath = Path("/etc/devbox/manifest.json")
+    # podman's absolute path, for the commands devbox runs in a user's systemd manager, which
+    # does not search root's PATH (docs/host-config.md); None: the podman on PATH.
+    podman: AbsolutePath | None = None
+    privileged_environment: dict[StrictStr, StrictStr] = Field(
+        default_factory=lambda: {"PATH": DEFAULT_PATH}
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_rebuild(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and "rebuildCommand" not in raw and "rebuild_command" not in raw:
+            repo = raw.get("configRepo", raw.get("config_repo"))
+            return {**raw, "rebuildCommand": ["nixos-rebuild", "switch", "--flake", str(repo)]}
+        return raw
+
+    @field_validator("op_vault")
+    @classmethod
+    def _vault(cls, value: str | None) -> str | None:
+        issue = rules.reference_part(value) if value is not None else None
+        if issue is not None:
+            raise _problem(*issue)
+        return value
+
+    @field_validator("rebuild_command")
+    @classmethod
+    def _rebuild(cls, value: list[str]) -> list[str]:
+        if not value or any(rules.single_line(word) is not None for word in value):
+            raise _problem(
+                f"{rules.show(value)} is not a command",
+                'write an argv, e.g. ["nixos-rebuild", "switch", "--flake", "/etc/nixos"]',
+            )
+        return value
+
+    @field_validator("privileged_environment")
+    @classmethod
+    def _environment(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            if not _VARIABLE.fullmatch(name) or rules.single_line(text, 4000):
+                raise _problem(
+                    f"{rules.show(name)}={rules.show(text)} is not an environment variable",
+                    "use NAME=one line of text",
+                )
+        path = value.get("PATH", "")
+        if not path or not all(entry.startswith("/") for entry in path.split(":")):
+            raise _problem(
+                f"PATH {rules.show(path)} is not a list of absolute directories",
+                f'set it, e.g. "{DEFAULT_PATH}"',
+            )
+        return value
+
+    @property
+    def paths(self) -> pipeline.Paths:
+        """users.nix, containers.json and generated/ inside the config repository."""
+        return pipeline.Paths(
+            users=self.config_repo / self.users_file,
+            containers=self.config_repo / self.containers_file,
+            out=self.config_repo / self.generated_dir,
+        )
+
+    @property
+    def events_file(self) -> Path:
+        """The append-only event log."""
+        return self.state_dir / "events.jsonl"
+
+    @property
+    def snapshots_dir(self) -> Path:
+        """Volume exports kept before a destroy."""
+        return self.state_dir / "snapshots"
+
+
+def load(path: Path) -> HostConfig:
+    """Read and validate a host config file."""
+    if not path.is_file():
+        raise InputError(
+            [
+                Problem(
+                    str(path),
+                    "",
+                    "not found",
+                    "enable services.devbox in the NixOS configuration, or point "
+                    f"{ENVIRONMENT_VARIABLE} at a config file (docs/host-config.md)",
+                )
+            ]
+        )
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError([Problem(str(path), "", f"cannot be read ({exc})", "")]) from exc
+    try:
+        return HostConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise InputError(problems(HostConfig, exc, str(path))) from exc
+
+
+def locate(*, privileged: bool) -> Path:
+    """The config file to read: the system one, or $DEVBOX_CONFIG when not privileged."""
+    if privileged:
+        return SYSTEM_CONFIG
+    return Path(os.environ.get(ENVIRONMENT_VARIABLE) or SYSTEM_CONFIG)

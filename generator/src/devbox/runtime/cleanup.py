@@ -1,0 +1,310 @@
+"""devbox-ctl cleanup: the daily run that warns, stops idle containers and destroys old ones.
+
+For every declared container it takes the lifecycle assessment (lifecycle/policy.py) and does what
+it says: send a warning once per lead time, stop, destroy (after a snapshot), or tell the
+owner why a destroy was refused. A dry run shows the same assessments and changes nothing.
+Snapshots past their retention are pruned first, so their room is there for the destroys.
+Declaration changes are applied with one rebuild at the end.
+
+One container's failure does not stop the others, whatever it is (a hostile file on its
+volume, a podman that fails, a bug): the container is assessed as unknown (nothing happens to
+it), the failure is reported, logged in the event log, and the run exits 3. Reading the
+volumes has a time budget per container (assessment.CONTAINER_BUDGET_SECONDS) and per run
+(RUN_BUDGET_SECONDS); a container whose budget ran out is unknown.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from devbox import volume, write
+from devbox.declare import edit, resolve
+from devbox.declare.resolve import Container
+from devbox.errors import DevboxError, NotAllowedError
+from devbox.escaping import shown
+from devbox.host import rebuild
+from devbox.host.context import Runtime
+from devbox.lifecycle import assessment, notices, policy, snapshots
+from devbox.runtime import operations
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+# How long reading all volumes of one run may take; what is left unread then is unknown.
+RUN_BUDGET_SECONDS = 30 * 60
+
+
+@dataclass
+class Row:
+    """One container's assessment and what cleanup did about it."""
+
+    container: Container
+    assessment: policy.Assessment
+    done: str = ""
+    error: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        """The row as --json prints it."""
+        c, a = self.container, self.assessment
+        return {
+            "name": c.name,
+            "owner": c.owner,
+            "state": c.state,
+            "action": a.action,
+            "warnHours": a.warn_hours,
+            "lastActivity": resolve.timestamp(a.last_activity),
+            "stopAt": resolve.timestamp(a.stop_at),
+            "destroyAt": resolve.timestamp(a.destroy_at),
+            "reasons": a.reasons,
+            "signals": a.signals,
+            "done": self.done or None,
+            "error": self.error or None,
+        }
+
+
+@dataclass
+class Outcome:
+    """A cleanup run."""
+
+    time: datetime
+    dry_run: bool
+    rows: list[Row] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+    applied: bool = False
+    errors: list[str] = field(default_factory=list)
+
+    def count(self, *actions: str) -> int:
+        """How many containers the assessments put under these actions."""
+        return sum(1 for row in self.rows if row.assessment.action in actions)
+
+    def as_json(self) -> dict[str, Any]:
+        """The run as --json prints it."""
+        return {
+            "time": resolve.timestamp(self.time),
+            "dryRun": self.dry_run,
+            "containers": [row.as_json() for row in self.rows],
+            "snapshotsPruned": self.pruned,
+            "applied": self.applied,
+            "errors": self.errors,
+        }
+
+
+def in_reach(rt: Runtime) -> list[Container]:
+    """The containers the caller may see: all for admins and the system, else their own."""
+    return [c for c in rt.desired.containers if rt.caller.may_act_on(c.owner)]
+
+
+def run(rt: Runtime, now: datetime, *, dry_run: bool, progress: Progress = print) -> Outcome:
+    """Assess every container; unless dry_run, act on each assessment and prune snapshots."""
+    if not dry_run and not rt.caller.admin:
+        raise NotAllowedError(
+            f"{rt.caller.name} may not run cleanup: it acts on every container",
+            hint="devbox-ctl cleanup --dry-run shows what it would do with yours",
+        )
+    report = Outcome(now, dry_run)
+    budget = volume.Budget.of(
+        RUN_BUDGET_SECONDS, f"the cleanup run's time budget of {RUN_BUDGET_SECONDS} s"
+    )
+    if dry_run:
+        report.rows = [_assessed(rt, c, now, budget, report) for c in in_reach(rt)]
+        report.pruned = [s.id for s in snapshots.expired(rt, now)]
+        return report
+    lock = write.ensure_directory(rt.config.state_dir / notices.LEDGER.parent, mode=0o700)
+    with write.locked(lock):
+        # Expired snapshots go first: the room they free is there for this run's destroys.
+        report.pruned = [s.id for s in snapshots.prune(rt, now)]
+        changed = False
+        for container in list(rt.desired.containers):
+            row = _assessed(rt, container, now, budget, report)
+            report.rows.append(row)
+            if row.error:
+                continue
+            try:
+                changed |= _act(rt, row, now)
+            except DevboxError as exc:
+                _failed(rt, row, report, exc.message)
+            except Exception as exc:
+                log.debug("acting on %s failed", container.name, exc_info=True)
+                _failed(rt, row, report, f"{type(exc).__name__}: {exc}")
+        if changed:
+            try:
+                rebuild.run(rt.config, lambda line: progress(f"  {line}"))
+                report.applied = True
+            except DevboxError as exc:
+                report.errors.append(exc.message)
+    return report
+
+
+def _assessed(
+    rt: Runtime, container: Container, now: datetime, run: volume.Budget, report: Outcome
+) -> Row:
+    """A container's row; an assessment that fails is unknown, reported and logged."""
+    seconds = assessment.CONTAINER_BUDGET_SECONDS
+    budget = volume.Budget.of(seconds, f"its time budget of {seconds} s", within=run)
+    try:
+        return Row(container, assessment.assess(rt, container, now, budget))
+    except Exception as exc:
+        log.debug("assessing %s failed", container.name, exc_info=True)
+        message = exc.message if isinstance(exc, DevboxError) else f"{type(exc).__name__}: {exc}"
+        row = Row(container, policy.failed(now, message))
+        _failed(rt, row, report, message, log_event=not report.dry_run)
+        return row
+
+
+def _failed(
+    rt: Runtime, row: Row, report: Outcome, message: str, *, log_event: bool = True
+) -> None:
+    """Report a container's failure (escaped) and log it in the event log."""
+    row.error = shown(message, 500)
+    report.errors.append(f"{row.container.name}: {row.error}")
+    if log_event:
+        rt.event(
+            "cleanup-failed",
+            row.container.name,
+            automatic=True,
+            owner=row.container.owner,
+            error=row.error,
+        )
+
+
+def _details(row: Row, rt: Runtime) -> dict[str, object]:
+    return {
+        "signals": row.assessment.signals,
+        "policy": policy.policy_summary(rt.desired.policy),
+    }
+
+
+def _act(rt: Runtime, row: Row, now: datetime) -> bool:
+    """Do what the assessment says, if it still holds; True when the declaration changed.
+
+    The assessment was made from the declaration read when the run began. Under the config
+    lock the container is looked up again: one that is gone, or whose name now belongs to
+    another container, is left alone; one whose record changed (a pin, a start, a stop) is
+    assessed again before anything is done. For a stop or a destroy the lock is held until
+    the action is recorded, so no change can come between the check and the act; a warning
+    is sent after the lock is released (a webhook must not hold up everyone's changes).
+    """
+    if row.assessment.action == policy.NONE and not row.assessment.record_stopped_at:
+        return _act_on(rt, row, now)
+    with write.locked(rt.config.paths.containers.parent):
+        if not _still_holds(rt, row, now):
+            return False
+        a = row.assessment
+        if a.action in (policy.STOP, policy.DESTROY) or a.record_stopped_at:
+            return _act_on(rt, row, now)
+    return _act_on(rt, row, now)
+
+
+def _still_holds(rt: Runtime, row: Row, now: datetime) -> bool:
+    """Re-check a row against the current declaration; re-assess it if its record changed."""
+    assessed = row.container
+    current = rt.refresh().by_name().get(assessed.name)
+    if current is None or (current.owner, current.created) != (
+        assessed.owner,
+        assessed.created,
+    ):
+        row.done = "left alone: no longer declared as assessed"
+        return False
+    if current != assessed:
+        row.container = current
+        row.assessment = assessment.assess(rt, current, now)
+    return True
+
+
+def _act_on(rt: Runtime, row: Row, now: datetime) -> bool:
+    """Do what the assessment says; True when the declaration changed."""
+    container, a = row.container, row.assessment
+    ledger = notices.Ledger.load(rt.config.state_dir)
+    if ledger.obsolete(container.name, a.episode):
+        ledger.save()
+        if notices.clear_notice(rt, container):
+            row.done = "removed an obsolete warning"
+    if a.record_stopped_at:
+        _record_stopped_at(rt, container, now)
+        row.done = "recorded now as its stop time"
+        rt.event("record-stop-time", container.name, automatic=True, owner=container.owner)
+        # stoppedAt reaches no unit: the next rebuild deploys it, none is needed now.
+        return False
+    if a.action in (policy.WARN_STOP, policy.WARN_DESTROY):
+        _warn(rt, row, ledger, now)
+        return False
+    if a.action == policy.REFUSE_DESTROY:
+        if a.episode is not None and not ledger.sent(container.name, "refuse", a.episode.due):
+            _warn(rt, row, ledger, now)
+            row.done = "refused to destroy; told the owner"
+        else:
+            row.done = "refused to destroy (the owner was told)"
+        return False
+    if a.action == policy.STOP:
+        days = rt.desired.policy.idle_stop_days
+        reason = f"idle: no activity since {resolve.timestamp(a.last_activity)} ({days} days)"
+        operations.stop(
+            rt,
+            container.name,
+            reason=reason,
+            automatic=True,
+            apply=False,
+            progress=lambda _line: None,
+            details=_details(row, rt),
+        )
+        notices.clear_notice(rt, container)
+        row.done = "stopped"
+        return True
+    if a.action == policy.DESTROY:
+        done = operations.destroy(
+            rt,
+            container.name,
+            reason=f"stopped since {resolve.timestamp(container.stopped_at)} "
+            f"({rt.desired.policy.stopped_destroy_days} days)",
+            automatic=True,
+            apply=False,
+            progress=lambda _line: None,
+            details=_details(row, rt),
+        )
+        ledger.obsolete(container.name, None)
+        ledger.save()
+        row.done = f"destroyed (snapshot {done.snapshot})" if done.snapshot else "destroyed"
+        return True
+    return False
+
+
+def _warn(rt: Runtime, row: Row, ledger: notices.Ledger, now: datetime) -> None:
+    container, a = row.container, row.assessment
+    message = notices.compose(container, a, rt, now)
+    delivery = notices.deliver(rt, container, message)
+    if a.episode is not None:
+        ledger.mark(container.name, a.episode.kind, a.episode.due, a.warn_hours or 0, now)
+        ledger.save()
+    at = a.stop_at if a.action == policy.WARN_STOP else a.destroy_at
+    rt.event(
+        "warning",
+        container.name,
+        automatic=True,
+        owner=container.owner,
+        warning=message.kind,
+        at=resolve.timestamp(at),
+        leadHours=a.warn_hours,
+        reason=a.reasons[-1],
+        cancel=message.cancel,
+        channels=delivery.as_json(),
+        **_details(row, rt),
+    )
+    row.done = f"warned ({message.kind}, {a.warn_hours} h ahead)" if a.warn_hours else "warned"
+
+
+def _record_stopped_at(rt: Runtime, container: Container, now: datetime) -> None:
+    def change(records: edit.Records) -> str:
+        record = edit.record_named(records, container.name)
+        if (
+            edit.same(record, container)
+            and record is not None
+            and record.get("state") == "stopped"
+            and not record.get("stoppedAt")
+        ):
+            record["stoppedAt"] = resolve.timestamp(now)
+        return f"devbox: cleanup recorded the stop time of {container.name}"
+
+    rt.change(change, who="cleanup")

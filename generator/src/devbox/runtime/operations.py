@@ -1,0 +1,379 @@
+"""The runtime verbs' work: create, start, stop, destroy and rotate-key a container.
+
+Each is the seed's flow made declarative: the change is recorded in containers.json, the tree
+regenerated and committed (declare.edit, under the config lock, with every limit checked),
+then applied with the rebuild command; the effects that cannot wait for a rebuild (stopping a
+container now, provisioning its key) go through the owner's systemd manager and podman.
+
+The order of steps is chosen so that a kill at any point leaves a state that `status` can
+describe and a rerun (or `destroy`) can finish: a secret or volume is created only for a
+container that is already declared, and removed before its declaration is.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from devbox import clock, rules
+from devbox.declare import edit, resolve
+from devbox.declare.resolve import Container
+from devbox.errors import DevboxError, ToolError, UsageError
+from devbox.host import rebuild
+from devbox.host.context import Runtime
+from devbox.host.identity import authorize
+from devbox.lifecycle import snapshots
+from devbox.tools import onepassword, systemd, tailscale
+
+Progress = Callable[[str], None]
+# What a key secret holds once the container has joined: nothing usable. The secret stays
+# (a container whose secret is missing cannot start), and the image reads a blank key file as
+# "no key", which is fine while its Tailscale state is on the volume.
+NEUTRALISED = "\n"
+
+
+@dataclass
+class Created:
+    """What create did, for the connection instructions."""
+
+    container: Container
+    applied: bool
+    joined: bool
+    node: tailscale.NodeState | None = None
+    resumed: bool = False
+
+
+@dataclass
+class Destroyed:
+    """What destroy did and did not remove."""
+
+    container: Container
+    snapshot: str | None = None
+    kept_volume: str | None = None
+    devices_removed: list[str] = field(default_factory=list)
+    device_note: str = ""
+    applied: bool = False
+
+
+def _owner_for(rt: Runtime, owner: str | None) -> str:
+    if owner is None:
+        if rt.caller.is_system:
+            raise UsageError("root creates a container for someone: pass --owner USER")
+        return rt.caller.name
+    if owner not in rt.desired.users:
+        raise UsageError(
+            f"{owner!r} is not a user in users.nix",
+            hint=f"users: {', '.join(sorted(rt.desired.users))}",
+        )
+    return owner
+
+
+def _check_limits(rt: Runtime, records: edit.Records, owner: str) -> None:
+    """The limits, said for a person creating a container (validation is the backstop)."""
+    policy = rt.desired.policy
+    user = rt.desired.users[owner]
+    limit = policy.max_per_user if user.max_containers is None else user.max_containers
+    owned = sorted(r.get("name", "?") for r in records if r.get("owner") == owner)
+    if len(owned) >= limit:
+        raise UsageError(
+            f"{owner} already has {rules.count(len(owned), 'container')} ({', '.join(owned)}), "
+            f"the limit of {limit}",
+            hint="destroy one first (devbox-ctl destroy NAME), or ask an admin to raise the "
+            "limit in users.nix",
+        )
+    if len(records) >= policy.max_global:
+        raise UsageError(
+            f"the host already has {len(records)} containers, the limit of {policy.max_global} "
+            "(containers.maxGlobal)",
+            hint="destroy one first, or ask an admin to raise maxGlobal in users.nix",
+        )
+
+
+def provision_key(rt: Runtime, container: Container) -> None:
+    """Fetch the owner's auth key from 1Password into the owner's podman secret (stdin only)."""
+    policy = rt.desired.policy
+    vault = rt.config.op_vault or policy.op_vault
+    key = onepassword.read_auth_key(
+        vault, container.owner, policy.op_field, rt.config.op_token_file
+    )
+    rt.podman(container.owner).set_secret(container.secret, key)
+
+
+def neutralise_key(rt: Runtime, container: Container) -> None:
+    """Replace a joined container's key with nothing usable."""
+    rt.podman(container.owner).set_secret(container.secret, NEUTRALISED)
+
+
+def wait_until_joined(
+    rt: Runtime, container: Container, timeout: float, progress: Progress
+) -> tailscale.NodeState:
+    """Poll the container's tailscaled until it has joined; a timeout is an error."""
+    podman = rt.podman(container.owner)
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        inspected = podman.inspect_container(container.name)
+        status = podman.status_of(inspected)
+        node = tailscale.node_state(podman, container.name) if status == "running" else None
+        if node is not None and node.joined:
+            return node
+        now = f"container {status}" + (f", Tailscale {node.backend}" if node else "")
+        if now != last:
+            progress(f"Waiting for {container.name} to join the tailnet: {now}")
+            last = now
+        if time.monotonic() >= deadline:
+            raise ToolError(
+                f"{container.name} did not join the tailnet within {timeout:g} s ({now})",
+                hint=f"devbox-ctl status {container.name} and devbox-ctl logs {container.name} "
+                "show why; an expired or untagged auth key is the usual cause: fix it in "
+                f"1Password, then devbox-ctl rotate-key {container.name}",
+            )
+        time.sleep(2)
+
+
+def create(
+    rt: Runtime,
+    name: str,
+    *,
+    owner: str | None = None,
+    cpu: float | None = None,
+    memory: str | None = None,
+    syncthing: bool = False,
+    apply: bool = True,
+    timeout: float = 300,
+    progress: Progress = print,
+) -> Created:
+    """Declare a container, provision its key, apply, and wait for it to join the tailnet."""
+    issue = rules.container_name(name)
+    if issue:
+        raise UsageError(f"{issue[0]}; {issue[1]}")
+    owner = _owner_for(rt, owner)
+    authorize(rt.caller, owner, name, "create a container for")
+    resumed = False
+
+    def change(records: edit.Records) -> str:
+        nonlocal resumed
+        existing = edit.record_named(records, name)
+        if existing is not None:
+            if existing.get("owner") != owner:
+                raise UsageError(f"{name} already exists (owner {existing.get('owner')})")
+            resumed = True
+            return f"devbox: {owner} resumed the creation of {name}"
+        _check_limits(rt, records, owner)
+        record = edit.new_record(
+            name,
+            owner,
+            cpu=cpu,
+            memory=memory,
+            syncthing=syncthing,
+            state="running",
+            created=clock.now(),
+        )
+        records.append(record)
+        return f"devbox: {owner} created {name}"
+
+    rt.change(change)
+    container = rt.container(name)
+    if resumed:
+        progress(f"{name} is already declared; continuing its creation.")
+    else:
+        progress(f"Declared {name} (owner {owner}, {container.cpu} CPUs, {container.memory})")
+        rt.event("create", name, owner=owner, cpu=container.cpu, memory=container.memory)
+    podman = rt.podman(owner)
+    joined_before = resumed and _joined(rt, container)
+    if not joined_before:
+        progress(f"Fetching {owner}'s Tailscale auth key from 1Password")
+        provision_key(rt, container)
+    applied = rebuild.run_or_print(rt.config, apply, progress)
+    if not applied:
+        return Created(container, applied=False, joined=False, resumed=resumed)
+    node = wait_until_joined(rt, container, timeout, progress)
+    if podman.secret_exists(container.secret):
+        neutralise_key(rt, container)
+    return Created(container, applied=True, joined=True, node=node, resumed=resumed)
+
+
+def _joined(rt: Runtime, container: Container) -> bool:
+    podman = rt.podman(container.owner)
+    inspected = podman.inspect_container(container.name)
+    if podman.status_of(inspected) != "running":
+        return False
+    return tailscale.node_state(podman, container.name).joined
+
+
+def _set_state(
+    rt: Runtime, container: Container, state: str, apply: bool, progress: Progress
+) -> bool:
+    def change(records: edit.Records) -> str:
+        record = edit.required(records, container)
+        record["state"] = state
+        if state == "stopped":
+            record["stoppedAt"] = resolve.timestamp(clock.now())
+        else:
+            record.pop("stoppedAt", None)
+        verb = "stopped" if state == "stopped" else "started"
+        return f"devbox: {rt.caller.name} {verb} {container.name}"
+
+    rt.change(change)
+    return rebuild.run_or_print(rt.config, apply, progress)
+
+
+def start(rt: Runtime, name: str, *, apply: bool = True, progress: Progress = print) -> Container:
+    """Start a container now and declare it running."""
+    container = rt.container(name)
+    authorize(rt.caller, container.owner, name, "start")
+    result = systemd.act(container.owner, "start", [container.service])
+    if not result.ok:
+        raise ToolError(
+            f"{container.service} did not start: {result.stderr.strip()}",
+            hint=f"devbox-ctl status {name} and devbox-ctl logs {name} show why",
+        )
+    progress(f"Started {name}.")
+    rt.event("start", name, owner=container.owner)
+    if container.state != "running":
+        _set_state(rt, container, "running", apply, progress)
+    return container
+
+
+def stop(
+    rt: Runtime,
+    name: str,
+    *,
+    reason: str = "",
+    automatic: bool = False,
+    apply: bool = True,
+    progress: Progress = print,
+    details: dict[str, object] | None = None,
+) -> Container:
+    """Stop a container now and declare it stopped (the auto-destroy clock starts)."""
+    container = rt.container(name)
+    authorize(rt.caller, container.owner, name, "stop")
+    result = systemd.act(container.owner, "stop", [container.service])
+    if not result.ok and not systemd.not_loaded(result):
+        raise ToolError(f"{container.service} did not stop: {result.stderr.strip()}")
+    progress(f"Stopped {name}.")
+    rt.event(
+        "stop",
+        name,
+        owner=container.owner,
+        reason=reason or None,
+        automatic=automatic,
+        **(details or {}),
+    )
+    if container.state != "stopped":
+        _set_state(rt, container, "stopped", apply, progress)
+    return container
+
+
+def destroy(
+    rt: Runtime,
+    name: str,
+    *,
+    keep_volume: bool = False,
+    snapshot: bool = True,
+    automatic: bool = False,
+    reason: str = "",
+    apply: bool = True,
+    progress: Progress = print,
+    details: dict[str, object] | None = None,
+) -> Destroyed:
+    """Remove a container: its unit, key, volume (after a snapshot) and tailnet device."""
+    container = rt.container(name)
+    authorize(rt.caller, container.owner, name, "destroy")
+
+    def forget(records: edit.Records) -> str:
+        # This container's record only: the name may belong to someone else by now.
+        records[:] = [r for r in records if not edit.same(r, container)]
+        return f"devbox: {rt.caller.name if not automatic else 'cleanup'} destroyed {name}"
+
+    def check(records: edit.Records) -> str:
+        edit.required(records, container)
+        return forget(records)
+
+    # Under the lock, before anything is removed: the record is still this container's, and
+    # the declaration without it can be recorded (a state that cannot be written is refused
+    # now, not after the volume is gone).
+    edit.preview(rt.config.paths, check)
+    podman = rt.podman(container.owner)
+    done = Destroyed(container)
+    keep_snapshot = not keep_volume and snapshot and podman.volume_exists(container.volume)
+    if keep_snapshot:
+        # A snapshot that no quota has room for stops the destroy before anything changes.
+        snapshots.check_room(rt, container)
+    systemd.act(container.owner, "stop", [container.service])
+    podman.remove_container(name)
+    progress(f"Stopped {name}.")
+    if keep_snapshot:
+        try:
+            done.snapshot = str(snapshots.take(rt, container))
+        except DevboxError:
+            # No snapshot (it did not fit, or the export failed): nothing is removed, and the
+            # container is left as it was, running if it is declared so.
+            if container.state == "running":
+                systemd.act(container.owner, "start", [container.service])
+            raise
+        progress(f"Saved the volume {container.volume} to {done.snapshot}")
+    podman.remove_secret(container.secret)
+    if keep_volume:
+        done.kept_volume = container.volume
+    else:
+        podman.remove_volume(container.volume)
+        progress(f"Removed the volume {container.volume}.")
+    _remove_device(rt, container, done)
+
+    rt.change(forget)
+    rt.event(
+        "destroy",
+        name,
+        owner=container.owner,
+        reason=reason or None,
+        automatic=automatic,
+        snapshot=done.snapshot,
+        keptVolume=done.kept_volume,
+        **(details or {}),
+    )
+    done.applied = rebuild.run_or_print(rt.config, apply, progress)
+    return done
+
+
+def _remove_device(rt: Runtime, container: Container, done: Destroyed) -> None:
+    key_file = rt.config.tailscale_api_key_file
+    if key_file is None:
+        done.device_note = (
+            f"No Tailscale API key is configured: remove the device {container.name} in the "
+            "Tailscale admin console (Machines)."
+        )
+        return
+    try:
+        api = tailscale.TailscaleApi(rt.config.tailscale_api_url, rt.config.tailnet, key_file)
+        done.devices_removed = tailscale.remove_device(
+            api, container.name, resolve.owner_tag(container.owner)
+        )
+    except tailscale.ApiError as exc:
+        done.device_note = (
+            f"Could not remove the Tailscale device {container.name} ({exc}): remove it in the "
+            "admin console."
+        )
+
+
+def rotate_key(
+    rt: Runtime, name: str, *, timeout: float = 300, progress: Progress = print
+) -> tailscale.NodeState:
+    """Re-enroll a container with a fresh key, keeping the container and its volume."""
+    container = rt.container(name)
+    authorize(rt.caller, container.owner, name, "rotate the key of")
+    podman = rt.podman(container.owner)
+    progress(f"Fetching {container.owner}'s Tailscale auth key from 1Password")
+    provision_key(rt, container)
+    inspected = podman.inspect_container(name)
+    if podman.status_of(inspected) == "running":
+        progress(f"Logging {name} out of the tailnet")
+        podman.exec(name, "tailscale", "logout")
+    result = systemd.act(container.owner, "restart", [container.service])
+    if not result.ok:
+        raise ToolError(f"{container.service} did not restart: {result.stderr.strip()}")
+    node = wait_until_joined(rt, container, timeout, progress)
+    neutralise_key(rt, container)
+    rt.event("rotate-key", name, owner=container.owner)
+    return node

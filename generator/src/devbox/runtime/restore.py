@@ -1,0 +1,145 @@
+"""`devbox-ctl restore`: bring a destroyed container's snapshot back as a new container.
+
+The snapshot (lifecycle/snapshots.py) is checked, the new container declared stopped, its
+volume filled from the snapshot, its key provisioned, and only then declared running and
+applied, so a failure in between leaves a stopped container that status explains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from devbox import clock, rules
+from devbox.declare import edit
+from devbox.declare.resolve import Container
+from devbox.errors import UsageError
+from devbox.host import rebuild
+from devbox.host.context import Runtime
+from devbox.host.identity import authorize
+from devbox.lifecycle import snapshots
+from devbox.runtime import operations
+
+
+@dataclass
+class Restored:
+    """What restore did."""
+
+    container: Container
+    snapshot: snapshots.Snapshot
+    applied: bool = False
+    joined: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        """`restore --json`."""
+        return {
+            "name": self.container.name,
+            "owner": self.container.owner,
+            "snapshot": self.snapshot.id,
+            "applied": self.applied,
+            "joined": self.joined,
+        }
+
+
+def restorable(rt: Runtime, name: str | None) -> list[dict[str, Any]]:
+    """`restore --list`: the snapshots the caller may restore (of container NAME, if given)."""
+    return [
+        s.description() | {"path": str(s.path)}
+        for s in snapshots.every(rt)
+        if rt.caller.may_act_on(s.owner) and (name is None or s.container == name)
+    ]
+
+
+def restore(
+    rt: Runtime,
+    name: str,
+    *,
+    snapshot_id: str | None = None,
+    as_name: str | None = None,
+    apply: bool = True,
+    timeout: float = 300,
+    progress: Callable[[str], None] = print,
+) -> Restored:
+    """Bring a snapshot back as a new container with that data."""
+    snapshot = snapshots.choose(rt, name, snapshot_id)
+    authorize(rt.caller, snapshot.owner, snapshot.container, "restore")
+    target = as_name or name
+    issue = rules.container_name(target)
+    if issue:
+        raise UsageError(f"{issue[0]}; {issue[1]}")
+    if target in rt.desired.by_name():
+        raise UsageError(
+            f"a container named {target} exists",
+            hint=f"restore it under another name: devbox-ctl restore {name} --as NEWNAME",
+        )
+    if rt.podman(snapshot.owner).volume_exists(f"{target}-data"):
+        raise UsageError(
+            f"the volume {target}-data exists (kept by destroy --keep-volume?)",
+            hint=f"remove it (podman volume rm {target}-data, as {snapshot.owner}) or restore "
+            f"--as another name",
+        )
+    snapshots.verify(snapshot)
+    progress(f"Restoring {target} from snapshot {snapshot.id} ({snapshot.size} bytes)")
+    container = _declare(rt, snapshot, target)
+    snapshots.import_snapshot(rt, snapshot, container)
+    progress(f"Filled the volume {container.volume} from {snapshot.path}")
+    operations.provision_key(rt, container)
+    container = _start(rt, snapshot, container)
+    rt.event(
+        "restore",
+        target,
+        owner=container.owner,
+        snapshot=snapshot.id,
+        fromContainer=snapshot.container,
+        sha256=snapshot.sha256,
+    )
+    done = Restored(container, snapshot)
+    if not rebuild.run_or_print(rt.config, apply, progress):
+        return done
+    done.applied = True
+    operations.wait_until_joined(rt, container, timeout, progress)
+    operations.neutralise_key(rt, container)
+    done.joined = True
+    return done
+
+
+def _declare(rt: Runtime, snapshot: snapshots.Snapshot, target: str) -> Container:
+    """Record the restored container, stopped until its volume is full; return it.
+
+    The name is checked again here, under the config lock: checked only before, a name another
+    user took in between would get this snapshot's files in their volume.
+    """
+
+    def change(records: edit.Records) -> str:
+        existing = edit.record_named(records, target)
+        if existing is not None:
+            raise UsageError(
+                f"a container named {target} exists (owner {existing.get('owner')})",
+                hint=f"restore it under another name: devbox-ctl restore {snapshot.container} "
+                "--as NEWNAME",
+            )
+        settings = snapshot.settings
+        record = edit.new_record(
+            target,
+            snapshot.owner,
+            cpu=settings.get("cpu"),
+            memory=settings.get("memory"),
+            syncthing=bool(settings.get("syncthing")),
+            state="stopped",
+            created=clock.now(),
+        )
+        records.append(record)
+        return f"devbox: {rt.caller.name} is restoring {target} from snapshot {snapshot.id}"
+
+    return rt.change(change).by_name()[target]
+
+
+def _start(rt: Runtime, snapshot: snapshots.Snapshot, container: Container) -> Container:
+    """Declare the restored container running, if its record is still the one restore made."""
+
+    def change(records: edit.Records) -> str:
+        edit.required(records, container)["state"] = "running"
+        return f"devbox: {rt.caller.name} restored {container.name} from snapshot {snapshot.id}"
+
+    return rt.change(change).by_name()[container.name]
