@@ -124,8 +124,15 @@ def timed_until(user: str, command: str, reached: Callable[[], bool]) -> tuple[f
     return (seen if seen is not None else total), total
 
 
-def user_podman(user: str, *args: str, check_ok: bool = True) -> subprocess.CompletedProcess[str]:
-    """podman as the owner, in the owner's systemd manager (where Quadlet's containers run)."""
+def user_podman(
+    user: str, *args: str, check_ok: bool = True, leave: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """podman as the owner, in the owner's systemd manager (where Quadlet's containers run).
+
+    leave: for a command that starts a container (`run -d`, `start`). Its conmon stays in the
+    transient unit's cgroup, and when podman exits systemd would stop the unit by killing it
+    all, container included (exit 143 at once); KillMode=process kills only podman itself.
+    """
     return run(
         [
             "systemd-run",
@@ -135,6 +142,7 @@ def user_podman(user: str, *args: str, check_ok: bool = True) -> subprocess.Comp
             "--collect",
             "--quiet",
             "--pipe",
+            *(["--property=KillMode=process"] if leave else []),
             str(PODMAN),
             *args,
         ],
@@ -1085,6 +1093,7 @@ def bare_baseline(rec: Recorder) -> None:
         "--cpus=1",
         "--memory=512M",
         "localhost/devbox/devcontainer:latest",
+        leave=True,
     )
     try:
         wait_for("bench on the tailnet", lambda: joined("alice", "bench"), 300)
@@ -1100,7 +1109,7 @@ def bare_baseline(rec: Recorder) -> None:
     user_podman("alice", "stop", "bench")
     rec.timing("baseline.podman_stop", time.monotonic() - start)
     start = time.monotonic()
-    user_podman("alice", "start", "bench")
+    user_podman("alice", "start", "bench", leave=True)
     wait_for(
         "bench running",
         lambda: (container_info("alice", "bench") or {}).get("State", {}).get("Running", False),
