@@ -1,12 +1,13 @@
-"""The time, from one place, and the durations people type (90m, 48h, 3d, 2w).
+"""The time, from one place.
 
+Now, how devbox writes a time and a day, and the durations people type (90m, 48h, 3d, 2w).
 Tests move the time by monkeypatching `devbox.clock.now`.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from devbox.errors import UsageError
 
@@ -17,6 +18,16 @@ _DURATION = re.compile(r"([0-9]{1,6})([smhdw])")
 def now() -> datetime:
     """The current time in UTC, whole seconds."""
     return datetime.now(UTC).replace(microsecond=0)
+
+
+def timestamp(value: datetime | None) -> str | None:
+    """A time as devbox writes it: UTC, whole seconds, with a Z."""
+    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def day(value: date) -> str:
+    """A calendar day as devbox writes it."""
+    return value.isoformat()
 
 
 def parse_duration(text: str) -> timedelta:

@@ -54,12 +54,12 @@ def command(ctx: click.Context, prune: tuple[str, ...], yes: bool, as_json: bool
 
 
 def _print(shown: list[Any], quotas: dict[str, Any]) -> None:
-    from devbox.declare import resolve  # noqa: PLC0415 - keep --help fast
+    from devbox import clock  # noqa: PLC0415 - keep --help fast
     from devbox.lifecycle.snapshot_quota import size  # noqa: PLC0415 - keep --help fast
 
     for s in shown:
         click.echo(
-            f"{s.id}  {s.container} ({s.owner})  {resolve.timestamp(s.created)}  "
+            f"{s.id}  {s.container} ({s.owner})  {clock.timestamp(s.created)}  "
             f"{size(s.stored)} on disk ({size(s.size)} archive)"
         )
     if not shown:

@@ -32,8 +32,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.alias_generators import to_camel
 
-from devbox import volume
-from devbox.declare import resolve
+from devbox import clock, volume
 from devbox.escaping import shown
 
 VERSION = 1
@@ -125,15 +124,15 @@ class Record(Reader):
         signals: dict[str, dict[str, Any]] = {}
         for name in sorted(self.signals, key=_signal_order):
             state = self.signals[name]
-            signals[name] = {"lastSeen": resolve.timestamp(state.last_seen)}
+            signals[name] = {"lastSeen": clock.timestamp(state.last_seen)}
             if state.sessions is not None:
                 signals[name]["sessions"] = state.sessions
         body = {
             "version": self.version,
             "container": self.container,
             "monitor": {
-                "startedAt": resolve.timestamp(self.monitor.started_at),
-                "updatedAt": resolve.timestamp(self.monitor.updated_at),
+                "startedAt": clock.timestamp(self.monitor.started_at),
+                "updatedAt": clock.timestamp(self.monitor.updated_at),
                 "intervalSeconds": self.monitor.interval_seconds,
             },
             "signals": signals,
@@ -163,9 +162,9 @@ class Leases(Reader):
             "leases": [
                 {
                     "id": lease.id,
-                    "until": resolve.timestamp(lease.until),
+                    "until": clock.timestamp(lease.until),
                     "reason": lease.reason,
-                    "createdAt": resolve.timestamp(lease.created_at),
+                    "createdAt": clock.timestamp(lease.created_at),
                 }
                 for lease in self.leases
             ],
@@ -315,13 +314,13 @@ def _record_signals(
         return None
     for name in sorted(record.signals, key=_signal_order):
         state = record.signals[name]
-        signals[shown(name)] = {"lastSeen": resolve.timestamp(_whole(state.last_seen))} | (
+        signals[shown(name)] = {"lastSeen": clock.timestamp(_whole(state.last_seen))} | (
             {} if state.sessions is None else {"sessions": state.sessions}
         )
     problem = _record_problem(record, container, running, now)
     signals["monitor"] = {
-        "startedAt": resolve.timestamp(_whole(record.monitor.started_at)),
-        "updatedAt": resolve.timestamp(_whole(record.monitor.updated_at)),
+        "startedAt": clock.timestamp(_whole(record.monitor.started_at)),
+        "updatedAt": clock.timestamp(_whole(record.monitor.updated_at)),
         "state": f"unknown: {problem}" if problem else "ok",
     }
     if problem:
@@ -346,15 +345,13 @@ def _record_problem(record: Record, container: str, running: bool, now: datetime
     ]
     future = [t for t in times if t > now + SKEW]
     if future:
-        return (
-            f"it is dated {resolve.timestamp(_whole(max(future)))}, in the future (a clock jump?)"
-        )
+        return f"it is dated {clock.timestamp(_whole(max(future)))}, in the future (a clock jump?)"
     if record.monitor.updated_at < record.monitor.started_at:
         return "it was updated before its monitor started (a clock jump?)"
     interval = timedelta(seconds=max(record.monitor.interval_seconds, 1))
     stale_after = max(STALE_INTERVALS * interval, STALE_MINIMUM)
     if running and now - record.monitor.updated_at > stale_after:
-        since = resolve.timestamp(_whole(record.monitor.updated_at))
+        since = clock.timestamp(_whole(record.monitor.updated_at))
         return (
             f"the monitor has not written since {since} "
             "(the container or the host was down, or the monitor is broken)"
@@ -387,7 +384,7 @@ def _lease_signal(
     reach = latest(*reaches)
     signals["leases"] = {
         "count": len(leases),
-        "until": resolve.timestamp(reach),
+        "until": clock.timestamp(reach),
         "reasons": sorted({shown(lease.reason) for lease in leases if lease.reason}),
     }
     covered = None if reach is None else min(reach, now)

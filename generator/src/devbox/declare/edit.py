@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from devbox import rules, write
-from devbox.declare import load, pipeline, render, resolve, unitfile
+from devbox import clock, rules, write
+from devbox.declare import load, pipeline, render, unitfile
 from devbox.declare.models import SCHEMA_VERSION
 from devbox.declare.resolve import Container, Desired
 from devbox.errors import InputError, Problem, UsageError
@@ -108,7 +108,7 @@ def new_record(
     record |= {"cpu": cpu} if cpu is not None else {}
     record |= {"memory": memory} if memory is not None else {}
     record |= {"syncthing": True} if syncthing else {}
-    return record | {"state": state, "created": resolve.timestamp(created)}
+    return record | {"state": state, "created": clock.timestamp(created)}
 
 
 def required(records: Records, container: Container) -> dict[str, Any]:

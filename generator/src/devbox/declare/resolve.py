@@ -8,10 +8,10 @@ what a rebuild would deploy with what the committed generated tree deploys.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
-from devbox import rules
+from devbox import clock, rules
 from devbox.declare.models import ContainerRecord, Pin, Policy, User
 
 ACCESS_TAG = "tag:devcontainer"
@@ -25,19 +25,9 @@ def owner_tag(owner: str) -> str:
     return f"tag:{owner}-container"
 
 
-def timestamp(value: datetime | None) -> str | None:
-    """A time as devbox writes it: UTC, whole seconds, with a Z."""
-    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def day(value: date) -> str:
-    """A calendar day as devbox writes it."""
-    return value.isoformat()
-
-
 def pin_json(pin: Pin | None) -> dict[str, str] | None:
     """A pin as containers.json, the manifest, events and --json write it."""
-    return None if pin is None else {"until": day(pin.until), "reason": pin.reason}
+    return None if pin is None else {"until": clock.day(pin.until), "reason": pin.reason}
 
 
 @dataclass(frozen=True)
@@ -119,8 +109,8 @@ class Container:
             "volume": self.volume,
             "secret": self.secret,
             "units": [self.container_file, self.volume_file],
-            "created": timestamp(self.created),
-            "stoppedAt": timestamp(self.stopped_at),
+            "created": clock.timestamp(self.created),
+            "stoppedAt": clock.timestamp(self.stopped_at),
             "pin": pin_json(self.pin),
         }
 

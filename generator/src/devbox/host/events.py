@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from devbox import clock, write
-from devbox.declare import resolve
 
 
 def record(path: Path, action: str, container: str, actor: str, **details: Any) -> dict[str, Any]:
     """Append one event; return it."""
     event = {
-        "time": resolve.timestamp(clock.now()),
+        "time": clock.timestamp(clock.now()),
         "action": action,
         "container": container,
         "actor": actor,

@@ -28,9 +28,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from devbox import volume, write
+from devbox import clock, volume, write
 from devbox.container import activity
-from devbox.declare import resolve
 from devbox.declare.resolve import Container
 from devbox.escaping import shown
 from devbox.host.context import Runtime
@@ -75,7 +74,7 @@ class Ledger:
     def sent(self, container: str, kind: str, due: datetime) -> dict[int, datetime]:
         """The lead times already sent for this action at this due time, and when."""
         entry = self._entry(container, kind)
-        if entry.get("due") != resolve.timestamp(due):
+        if entry.get("due") != clock.timestamp(due):
             return {}
         sent = {}
         for hours, at in entry.get("sent", {}).items():
@@ -88,9 +87,9 @@ class Ledger:
     def mark(self, container: str, kind: str, due: datetime, hours: int, at: datetime) -> None:
         """Record a warning as sent."""
         entry = self._entry(container, kind)
-        if entry.get("due") != resolve.timestamp(due):
-            entry = {"due": resolve.timestamp(due), "sent": {}}
-        entry["sent"][str(hours)] = resolve.timestamp(at)
+        if entry.get("due") != clock.timestamp(due):
+            entry = {"due": clock.timestamp(due), "sent": {}}
+        entry["sent"][str(hours)] = clock.timestamp(at)
         self.data["containers"].setdefault(container, {})[kind] = entry
 
     def obsolete(self, container: str, episode: policy.Episode | None) -> bool:
@@ -99,7 +98,7 @@ class Ledger:
         A refusal shares its destroy's due time, and keeps that destroy's warnings.
         """
         kinds = self.data["containers"].get(container, {})
-        due = None if episode is None else resolve.timestamp(episode.due)
+        due = None if episode is None else clock.timestamp(episode.due)
         keep = {
             kind: entry
             for kind, entry in kinds.items()

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+from devbox import clock
 from devbox.container import activity
 from devbox.declare import resolve
 from devbox.declare.models import Pin, Policy
@@ -122,7 +123,7 @@ def pending_warning(
 
 
 def _stamp(value: datetime | None) -> str:
-    return resolve.timestamp(value) or "never"
+    return clock.timestamp(value) or "never"
 
 
 def _latest_signal(observation: activity.Observation) -> str:
@@ -139,8 +140,8 @@ def decide(facts: Facts, policy: Policy, now: datetime) -> Assessment:
     """The policy for one container at `now`."""
     observation = facts.observation
     signals = dict(observation.signals) | {
-        "created": resolve.timestamp(facts.created),
-        "stoppedAt": resolve.timestamp(facts.stopped_at),
+        "created": clock.timestamp(facts.created),
+        "stoppedAt": clock.timestamp(facts.stopped_at),
         "pin": resolve.pin_json(facts.pin),
     }
     if observation.unknown:

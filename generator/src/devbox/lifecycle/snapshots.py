@@ -37,7 +37,6 @@ from typing import Any, BinaryIO
 
 from devbox import clock, write
 from devbox.container import activity
-from devbox.declare import resolve
 from devbox.declare.resolve import Container
 from devbox.errors import NoVolumeError, ToolError, UsageError
 from devbox.host.context import Runtime
@@ -76,7 +75,7 @@ class Snapshot:
             "id": self.id,
             "container": self.container,
             "owner": self.owner,
-            "created": resolve.timestamp(self.created),
+            "created": clock.timestamp(self.created),
             "volume": self.volume,
             "sha256": self.sha256,
             "size": self.size,

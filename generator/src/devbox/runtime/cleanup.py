@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from devbox import volume, write
-from devbox.declare import edit, resolve
+from devbox import clock, volume, write
+from devbox.declare import edit
 from devbox.declare.resolve import Container
 from devbox.errors import DevboxError, NotAllowedError
 from devbox.escaping import shown
@@ -55,9 +55,9 @@ class Row:
             "state": c.state,
             "action": a.action,
             "warnHours": a.warn_hours,
-            "lastActivity": resolve.timestamp(a.last_activity),
-            "stopAt": resolve.timestamp(a.stop_at),
-            "destroyAt": resolve.timestamp(a.destroy_at),
+            "lastActivity": clock.timestamp(a.last_activity),
+            "stopAt": clock.timestamp(a.stop_at),
+            "destroyAt": clock.timestamp(a.destroy_at),
             "reasons": a.reasons,
             "signals": a.signals,
             "done": self.done or None,
@@ -83,7 +83,7 @@ class Outcome:
     def as_json(self) -> dict[str, Any]:
         """The run as --json prints it."""
         return {
-            "time": resolve.timestamp(self.time),
+            "time": clock.timestamp(self.time),
             "dryRun": self.dry_run,
             "containers": [row.as_json() for row in self.rows],
             "snapshotsPruned": self.pruned,
@@ -240,7 +240,7 @@ def _act_on(rt: Runtime, row: Row, now: datetime) -> bool:
         return False
     if a.action == policy.STOP:
         days = rt.desired.policy.idle_stop_days
-        reason = f"idle: no activity since {resolve.timestamp(a.last_activity)} ({days} days)"
+        reason = f"idle: no activity since {clock.timestamp(a.last_activity)} ({days} days)"
         operations.stop(
             rt,
             container.name,
@@ -257,7 +257,7 @@ def _act_on(rt: Runtime, row: Row, now: datetime) -> bool:
         done = operations.destroy(
             rt,
             container.name,
-            reason=f"stopped since {resolve.timestamp(container.stopped_at)} "
+            reason=f"stopped since {clock.timestamp(container.stopped_at)} "
             f"({rt.desired.policy.stopped_destroy_days} days)",
             automatic=True,
             apply=False,
@@ -285,7 +285,7 @@ def _warn(rt: Runtime, row: Row, ledger: notices.Ledger, now: datetime) -> None:
         automatic=True,
         owner=container.owner,
         warning=message.kind,
-        at=resolve.timestamp(at),
+        at=clock.timestamp(at),
         leadHours=a.warn_hours,
         reason=a.reasons[-1],
         cancel=message.cancel,
@@ -304,7 +304,7 @@ def _record_stopped_at(rt: Runtime, container: Container, now: datetime) -> None
             and record.get("state") == "stopped"
             and not record.get("stoppedAt")
         ):
-            record["stoppedAt"] = resolve.timestamp(now)
+            record["stoppedAt"] = clock.timestamp(now)
         return f"devbox: cleanup recorded the stop time of {container.name}"
 
     rt.change(change, who="cleanup")

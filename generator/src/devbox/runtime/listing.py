@@ -61,13 +61,13 @@ class View:
             "cpu": c.cpu,
             "memory": c.memory,
             "syncthing": c.syncthing,
-            "created": resolve.timestamp(c.created),
+            "created": clock.timestamp(c.created),
             "startedAt": self.started_at,
-            "stoppedAt": resolve.timestamp(c.stopped_at),
+            "stoppedAt": clock.timestamp(c.stopped_at),
             "pin": resolve.pin_json(c.pin),
-            "lastActivity": resolve.timestamp(a.last_activity) if a else None,
-            "idleStopAt": resolve.timestamp(a.stop_at) if a else None,
-            "destroyAt": resolve.timestamp(a.destroy_at) if a else None,
+            "lastActivity": clock.timestamp(a.last_activity) if a else None,
+            "idleStopAt": clock.timestamp(a.stop_at) if a else None,
+            "destroyAt": clock.timestamp(a.destroy_at) if a else None,
             "volume": self.volume,
             "keySecret": self.secret,
             "applied": self.applied,
@@ -287,7 +287,7 @@ def event_log(rt: Runtime, *, container: str | None, since: str | None) -> list[
 
 def _since(text: str) -> str:
     try:
-        return resolve.timestamp(clock.now() - clock.parse_duration(text)) or ""
+        return clock.timestamp(clock.now() - clock.parse_duration(text)) or ""
     except UsageError:
         pass
     try:
@@ -298,7 +298,7 @@ def _since(text: str) -> str:
             hint="write 2026-11-20, 2026-11-20T09:00:00Z, 48h or 7d",
         ) from None
     parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return resolve.timestamp(parsed.astimezone(UTC)) or ""
+    return clock.timestamp(parsed.astimezone(UTC)) or ""
 
 
 def event_line(event: dict[str, Any]) -> str:

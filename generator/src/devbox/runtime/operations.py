@@ -209,7 +209,7 @@ def _set_state(
         record = edit.required(records, container)
         record["state"] = state
         if state == "stopped":
-            record["stoppedAt"] = resolve.timestamp(clock.now())
+            record["stoppedAt"] = clock.timestamp(clock.now())
         else:
             record.pop("stoppedAt", None)
         verb = "stopped" if state == "stopped" else "started"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from devbox import rules
+from devbox import clock, rules
 from devbox.declare import edit, resolve
 from devbox.declare.resolve import Container
 from devbox.errors import UsageError
@@ -61,16 +61,16 @@ def pin(rt: Runtime, name: str, until: date, reason: str, now: datetime) -> Cont
     previous = container.pin
 
     def change(records: edit.Records) -> str:
-        pin = {"until": resolve.day(until), "reason": reason}
+        pin = {"until": clock.day(until), "reason": reason}
         edit.required(records, container)["pin"] = pin
-        return f"devbox: {rt.caller.name} pinned {name} until {resolve.day(until)}: {reason}"
+        return f"devbox: {rt.caller.name} pinned {name} until {clock.day(until)}: {reason}"
 
     rt.change(change)
     rt.event(
         "pin",
         name,
         owner=container.owner,
-        until=resolve.day(until),
+        until=clock.day(until),
         reason=reason,
         previous=resolve.pin_json(previous),
     )
@@ -105,7 +105,7 @@ def pinned(rt: Runtime) -> list[dict[str, Any]]:
         {
             "name": c.name,
             "owner": c.owner,
-            "until": resolve.day(c.pin.until),
+            "until": clock.day(c.pin.until),
             "reason": c.pin.reason,
         }
         for c in rt.desired.containers
