@@ -4,7 +4,7 @@ For 100, 1,000 and 10,000 containers it times, as the best of three runs, one ch
 devbox-ctl makes it (a stop: one record's state), under the config lock: read containers.json,
 validate (with the one Nix evaluation of users.nix), render the whole tree, write
 containers.json and the tree, commit. Beside it, the part of that time spent keeping the old
-tree in memory so a failed write or commit can put it back (`write.read_tree`).
+tree in memory so a failed write or commit can put it back (`generated_tree.read_tree`).
 
 Run: .venv/bin/python bench/bench_edit.py [--dir DIR] [--sizes 100,1000,10000]
 """
@@ -20,8 +20,7 @@ from pathlib import Path
 
 from bench_generate import USERS_FOR, containers_json, users_nix
 
-from devbox import write
-from devbox.declare import edit, pipeline, render
+from devbox.declare import edit, generated_tree, pipeline, render
 
 
 def _repository(root: Path, count: int) -> pipeline.Paths:
@@ -34,7 +33,7 @@ def _repository(root: Path, count: int) -> pipeline.Paths:
     )
     paths.users.write_text(users_nix(users, count))
     paths.containers.write_text(json.dumps(containers_json(count, users), indent=2))
-    write.write_tree(paths.out, render.render(pipeline.desired(paths)))
+    generated_tree.write_tree(paths.out, render.render(pipeline.desired(paths)))
     git = ["git", "-C", str(root), "-c", "user.name=bench", "-c", "user.email=bench@host"]
     subprocess.run(["git", "init", "-q", str(root)], check=True)
     subprocess.run([*git, "add", "."], check=True)
@@ -68,7 +67,7 @@ def main() -> None:
                 edit.edit(paths, root, change, who="bench")
                 edits.append(time.perf_counter() - started)
                 started = time.perf_counter()
-                write.read_tree(paths.out)
+                generated_tree.read_tree(paths.out)
                 keeps.append(time.perf_counter() - started)
             print(f"{count:>10}  {_best(edits):>10}  {_best(keeps):>13}")
 

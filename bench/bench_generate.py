@@ -30,8 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from devbox import write
-from devbox.declare import load, pipeline, render
+from devbox.declare import generated_tree, load, pipeline, render
 from devbox.declare import plan as planning
 from devbox.declare.validate import Files
 
@@ -88,7 +87,7 @@ def measure(size: int, base: Path) -> dict[str, float]:
 
     results = {"users": float(users), "eval": best(runs, evaluate)}
 
-    def generate() -> write.Contents:
+    def generate() -> generated_tree.Contents:
         return render.render(pipeline.validated(users_raw, records, files))
 
     results["generate"] = best(runs, generate)
@@ -97,18 +96,18 @@ def measure(size: int, base: Path) -> dict[str, float]:
     attempt = iter(range(runs))
 
     def first_write() -> None:
-        write.write_tree(case / f"first-{next(attempt)}", tree)
+        generated_tree.write_tree(case / f"first-{next(attempt)}", tree)
 
     results["write"] = best(runs, first_write)
     changed = json.loads(json.dumps(records))
     out = case / "generated"
-    write.write_tree(out, tree)
+    generated_tree.write_tree(out, tree)
     flip = [0]
 
     def regenerate() -> None:
         flip[0] ^= 1
         changed["containers"][size // 2]["memory"] = "9G" if flip[0] else "2G"
-        write.write_tree(out, render.render(pipeline.validated(users_raw, changed, files)))
+        generated_tree.write_tree(out, render.render(pipeline.validated(users_raw, changed, files)))
 
     results["regen"] = best(runs, regenerate)
     changed["containers"][size // 2]["memory"] = "11G"

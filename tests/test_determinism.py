@@ -6,7 +6,7 @@ import json
 import random
 from pathlib import Path
 
-from devbox import write
+from devbox.declare import generated_tree
 from support import container, run_cli, write_inputs
 
 USERS = """{
@@ -31,7 +31,7 @@ def test_shuffled_records_give_identical_bytes(tmp_path: Path, nix: str) -> None
         random.Random(seed).shuffle(records)
         case = write_inputs(tmp_path / f"run{seed}", USERS, {"version": 1, "containers": records})
         assert run_cli("generate", cwd=case).code == 0
-        trees.append(write.read_tree(case / "generated"))
+        trees.append(generated_tree.read_tree(case / "generated"))
     assert all(tree == trees[0] for tree in trees[1:])
 
 
@@ -43,7 +43,9 @@ def test_key_order_and_formatting_of_the_inputs_do_not_matter(tmp_path: Path, ni
     )
     for case in (compact, spaced):
         assert run_cli("generate", cwd=case).code == 0
-    assert write.read_tree(compact / "generated") == write.read_tree(spaced / "generated")
+    assert generated_tree.read_tree(compact / "generated") == generated_tree.read_tree(
+        spaced / "generated"
+    )
 
 
 def test_a_second_run_changes_nothing(tmp_path: Path, nix: str) -> None:
@@ -59,7 +61,7 @@ def test_a_second_run_changes_nothing(tmp_path: Path, nix: str) -> None:
 def test_no_timestamps_or_absolute_paths_in_the_output(tmp_path: Path, nix: str) -> None:
     case = write_inputs(tmp_path / "d", USERS, {"version": 1, "containers": RECORDS})
     assert run_cli("generate", cwd=case).code == 0
-    for path, content in write.read_tree(case / "generated").items():
+    for path, content in generated_tree.read_tree(case / "generated").items():
         text = content.decode()
         assert str(tmp_path) not in text, path
         assert "/nix/store" not in text, path

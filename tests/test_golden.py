@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from devbox import write
+from devbox.declare import generated_tree
 from support import REPO, run_cli
 
 GOLDEN = REPO / "tests" / "golden"
@@ -54,7 +54,7 @@ def test_golden_case(case: Path, tmp_path: Path, nix: str, request: pytest.Fixtu
         assert "Traceback" not in result.err
     else:
         assert result.code == 0, result.err
-        want, got = write.read_tree(expected / "generated"), write.read_tree(out)
+        want, got = generated_tree.read_tree(expected / "generated"), generated_tree.read_tree(out)
         assert want == got, tree_diff(want, got)
 
 
@@ -68,6 +68,6 @@ def test_example_is_generated(
     out = tmp_path / "generated"
     result = run_cli("generate", "--out", str(out), cwd=example)
     assert result.code == 0, result.err
-    want, got = write.read_tree(example / "generated"), write.read_tree(out)
+    want, got = generated_tree.read_tree(example / "generated"), generated_tree.read_tree(out)
     assert want == got, tree_diff(want, got)
     assert run_cli("check", cwd=example).code == 0

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from devbox import write
+from devbox.declare import generated_tree
+from devbox.declare.generated_tree import Change
 from devbox.errors import UsageError
-from devbox.write import Change
 from trees import tree
 
 A = {"manifest.json": b"{}\n", "users/1001/a.container": b"a\n", "system/t.timer": b"t\n"}
@@ -22,32 +23,32 @@ B = {"manifest.json": b"{ }\n", "users/1001/b.container": b"b\n", "system/t.time
 
 
 def test_first_write_creates_every_file(tmp_path: Path) -> None:
-    report = write.write_tree(tmp_path / "generated", A)
+    report = generated_tree.write_tree(tmp_path / "generated", A)
     assert report.changes == dict.fromkeys(sorted(A), Change.CREATED)
-    assert write.read_tree(tmp_path / "generated") == A
+    assert generated_tree.read_tree(tmp_path / "generated") == A
 
 
 def test_second_write_reports_each_change(tmp_path: Path) -> None:
     root = tmp_path / "generated"
-    write.write_tree(root, A)
-    report = write.write_tree(root, B)
+    generated_tree.write_tree(root, A)
+    report = generated_tree.write_tree(root, B)
     assert report.changes == {
         "manifest.json": Change.UPDATED,
         "system/t.timer": Change.UNCHANGED,
         "users/1001/a.container": Change.REMOVED,
         "users/1001/b.container": Change.CREATED,
     }
-    assert write.read_tree(root) == B
+    assert generated_tree.read_tree(root) == B
 
 
 def test_unchanged_files_keep_their_mtime_and_inode(tmp_path: Path) -> None:
     root = tmp_path / "generated"
-    write.write_tree(root, A)
+    generated_tree.write_tree(root, A)
     timer = root / "system/t.timer"
     old_time = time.time() - 3600
     os.utime(timer, (old_time, old_time))
     before = timer.stat()
-    write.write_tree(root, B)
+    generated_tree.write_tree(root, B)
     after = (root / "system/t.timer").stat()
     assert (after.st_mtime, after.st_ino) == (before.st_mtime, before.st_ino)
     assert (root / "manifest.json").stat().st_mtime > old_time
@@ -55,21 +56,21 @@ def test_unchanged_files_keep_their_mtime_and_inode(tmp_path: Path) -> None:
 
 def test_nothing_changed_means_nothing_written(tmp_path: Path) -> None:
     root = tmp_path / "generated"
-    write.write_tree(root, A)
+    generated_tree.write_tree(root, A)
     inode = root.stat().st_ino
-    report = write.write_tree(root, A)
+    report = generated_tree.write_tree(root, A)
     assert not report.changed
     assert root.stat().st_ino == inode, "an unchanged tree must not even be swapped"
 
 
 def test_dry_run_writes_nothing(tmp_path: Path) -> None:
     root = tmp_path / "generated"
-    report = write.write_tree(root, A, dry_run=True)
+    report = generated_tree.write_tree(root, A, dry_run=True)
     assert report.count(Change.CREATED) == 3
     assert not root.exists()
-    write.write_tree(root, A)
-    assert write.write_tree(root, B, dry_run=True).changed
-    assert write.read_tree(root) == A
+    generated_tree.write_tree(root, A)
+    assert generated_tree.write_tree(root, B, dry_run=True).changed
+    assert generated_tree.read_tree(root) == A
 
 
 def test_a_foreign_directory_is_refused_and_left_alone(tmp_path: Path) -> None:
@@ -77,37 +78,37 @@ def test_a_foreign_directory_is_refused_and_left_alone(tmp_path: Path) -> None:
     root.mkdir()
     (root / "main.py").write_text("print('mine')\n")
     with pytest.raises(UsageError, match="not written by devbox-ctl"):
-        write.write_tree(root, A)
-    assert write.read_tree(root) == {"main.py": b"print('mine')\n"}
+        generated_tree.write_tree(root, A)
+    assert generated_tree.read_tree(root) == {"main.py": b"print('mine')\n"}
 
 
 def test_files_outside_the_tree_are_never_touched(tmp_path: Path) -> None:
     (tmp_path / "users.nix").write_text("{ }\n")
-    write.write_tree(tmp_path / "generated", A)
-    write.write_tree(tmp_path / "generated", B)
+    generated_tree.write_tree(tmp_path / "generated", A)
+    generated_tree.write_tree(tmp_path / "generated", B)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["generated", "users.nix"]
 
 
 def test_without_an_atomic_exchange_the_result_is_the_same(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(write, "_exchange", lambda a, b: False)
+    monkeypatch.setattr(generated_tree, "_exchange", lambda a, b: False)
     root = tmp_path / "generated"
-    write.write_tree(root, A)
-    write.write_tree(root, B)
-    assert write.read_tree(root) == B
+    generated_tree.write_tree(root, A)
+    generated_tree.write_tree(root, B)
+    assert generated_tree.read_tree(root) == B
     assert sorted(p.name for p in tmp_path.iterdir()) == ["generated"]
 
 
 def test_a_crash_between_the_two_renames_is_undone(tmp_path: Path) -> None:
     """Fallback path, killed after moving the old tree aside: the next run restores it."""
     root = tmp_path / "generated"
-    write.write_tree(root, A)
+    generated_tree.write_tree(root, A)
     root.rename(tmp_path / ".generated.devbox-old")
     (tmp_path / ".generated.devbox-new").mkdir()
     (tmp_path / ".generated.devbox-new" / "half").write_text("x")
-    write.recover(root)
-    assert write.read_tree(root) == A
+    generated_tree.recover(root)
+    assert generated_tree.read_tree(root) == A
     assert sorted(p.name for p in tmp_path.iterdir()) == ["generated"]
 
 
@@ -126,7 +127,7 @@ import sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[2])
 from trees import tree
-from devbox.write import write_tree
+from devbox.declare.generated_tree import write_tree
 root = Path(sys.argv[1])
 trees = [tree("b"), tree("a")]
 print("ready", flush=True)
@@ -141,9 +142,9 @@ while True:
 def test_a_kill_at_any_moment_leaves_the_old_tree_or_the_new(tmp_path: Path) -> None:
     root = tmp_path / "generated"
     tree_a, tree_b = tree("a"), tree("b")
-    write.write_tree(root, tree_b)
+    generated_tree.write_tree(root, tree_b)
     started = time.monotonic()
-    write.write_tree(root, tree_a)
+    generated_tree.write_tree(root, tree_a)
     # Kill within the first few writes, wherever they are: building, syncing, swapping.
     window = 2 * (time.monotonic() - started) + 0.1
     rng = random.Random(20261126)
@@ -159,10 +160,12 @@ def test_a_kill_at_any_moment_leaves_the_old_tree_or_the_new(tmp_path: Path) -> 
         time.sleep(rng.uniform(0.0, window))
         child.send_signal(signal.SIGKILL)
         child.wait()
-        now = write.read_tree(root)
+        now = generated_tree.read_tree(root)
         assert now in (tree_a, tree_b), "the tree is a mix of two versions"
         seen.add(now[("manifest.json")])
-        write.recover(root)  # what the next run does first: drop the half-built staging tree
+        generated_tree.recover(
+            root
+        )  # what the next run does first: drop the half-built staging tree
     assert len(seen) == 2, "the kills never landed between two different trees"
 
 

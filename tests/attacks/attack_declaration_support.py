@@ -19,8 +19,8 @@ from pathlib import Path
 from attack_volume_support import dev_uid, give
 from attack_volume_support import volume_path as mountpoint
 
-from devbox import write
 from devbox.container import monitor
+from devbox.declare import generated_tree
 from host import Host
 
 ALICE, BOB, CAROL = 1001, 1002, 1003
@@ -48,7 +48,7 @@ class Written:
 
         return cls(
             containers=(devbox / "containers.json").read_bytes(),
-            generated=write.read_tree(devbox / "generated"),
+            generated=generated_tree.read_tree(devbox / "generated"),
             head=git("rev-parse", "HEAD"),
             index=git("status", "--porcelain", "--untracked-files=all"),
         )

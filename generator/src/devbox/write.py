@@ -1,11 +1,9 @@
-"""The only module that writes files: the generated tree, and single files such as containers.json.
+"""Writing files so that nothing is lost, and the lock a writer holds.
 
-The generated tree is replaced as a whole, so a kill at any moment leaves the old tree or the
-new one, never a mix: the new tree is built in a sibling staging directory (files whose content
-did not change are hard links to the old ones, so they keep their mtime), then the two
-directories are swapped in one `renameat2(RENAME_EXCHANGE)`. Where the file system cannot
-exchange, two renames are used and the next run restores the old tree if a crash fell between
-them. Single files are written to a temporary file, flushed, and renamed over the old one.
+Single files replaced atomically, new files that never replace another, sparse files and
+appended log lines. A single file is written to a temporary file, flushed, and renamed over
+the old one (or linked, when it must be new), so a crash leaves the old content or the new.
+The generated tree, replaced as a whole, is declare/generated_tree.py's, built from these.
 """
 
 from __future__ import annotations
@@ -18,75 +16,12 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
-from devbox.errors import UsageError
-
-Contents = dict[str, bytes]
-MANIFEST = "manifest.json"
-_RENAME_EXCHANGE = 2
-_WRITERS = 8
-_AT_FDCWD = -100
 # Sparse files: the block a hole is made of, and how often a new unique name is tried.
 _BLOCK = 4096
 _ZEROS = memoryview(bytes(4 << 20))
 _ATTEMPTS = 16
-
-
-class Change(StrEnum):
-    """What writing did, or would do, to one file."""
-
-    CREATED = "created"
-    UPDATED = "updated"
-    UNCHANGED = "unchanged"
-    REMOVED = "removed"
-
-
-@dataclass(frozen=True)
-class Report:
-    """Each file of the old and the new tree, with its change."""
-
-    changes: dict[str, Change]
-
-    @property
-    def changed(self) -> bool:
-        """Whether anything was (or would be) created, updated or removed."""
-        return any(change is not Change.UNCHANGED for change in self.changes.values())
-
-    def count(self, change: Change) -> int:
-        """How many files had this change."""
-        return sum(1 for c in self.changes.values() if c is change)
-
-
-def read_tree(root: Path) -> Contents:
-    """Every regular file under root, keyed by its relative POSIX path."""
-    if not root.is_dir():
-        return {}
-    tree: Contents = {}
-    top = os.fspath(root)
-    for directory, _, files in os.walk(top):
-        relative = os.path.relpath(directory, top)
-        prefix = "" if relative == "." else relative.replace(os.sep, "/") + "/"
-        for name in files:
-            with open(os.path.join(directory, name), "rb") as file:
-                tree[prefix + name] = file.read()
-    return tree
-
-
-def compare(old: Contents, new: Contents) -> dict[str, Change]:
-    """The change of every path between two trees, sorted by path."""
-    changes = {}
-    for path in sorted(old.keys() | new.keys()):
-        if path not in new:
-            changes[path] = Change.REMOVED
-        elif path not in old:
-            changes[path] = Change.CREATED
-        else:
-            changes[path] = Change.UNCHANGED if old[path] == new[path] else Change.UPDATED
-    return changes
 
 
 _held: set[Path] = set()
@@ -113,31 +48,8 @@ def locked(directory: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _staging(root: Path, role: str) -> Path:
-    return root.with_name(f".{root.name}.devbox-{role}")
-
-
-def _guard(root: Path) -> None:
-    if root.exists() and not root.is_dir():
-        raise UsageError(f"{root} is not a directory", hint="pass another --out")
-    if root.is_dir() and any(root.iterdir()) and not (root / MANIFEST).is_file():
-        raise UsageError(
-            f"{root} is not empty and holds no {MANIFEST}: it was not written by devbox-ctl",
-            hint="pass an empty or new directory with --out; devbox-ctl replaces it as a whole",
-        )
-
-
-def recover(root: Path) -> None:
-    """Finish or undo what a crash interrupted: restore the old tree, drop half-built ones."""
-    old, new = _staging(root, "old"), _staging(root, "new")
-    if old.is_dir() and not root.exists():
-        old.rename(root)
-    for leftover in (old, new):
-        if leftover.exists():
-            shutil.rmtree(leftover)
-
-
-def _fsync_dir(path: Path) -> None:
+def fsync_directory(path: Path) -> None:
+    """Make a directory's entries (a rename, a new file) durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -145,7 +57,8 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_bytes(path: Path, content: bytes, mode: int = 0o644, *, sync: bool = True) -> None:
+def write_exclusive(path: Path, content: bytes, mode: int = 0o644, *, sync: bool = True) -> None:
+    """Create a file that must not exist yet (O_EXCL) with content; flushed to disk with sync."""
     with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb") as file:
         file.write(content)
         if sync:
@@ -153,7 +66,7 @@ def _write_bytes(path: Path, content: bytes, mode: int = 0o644, *, sync: bool = 
             os.fsync(file.fileno())
 
 
-def _sync_filesystem(directory: Path) -> None:
+def sync_filesystem(directory: Path) -> None:
     """Flush everything written on directory's file system: one syncfs(2), not one fsync a file."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -166,76 +79,6 @@ def _sync_filesystem(directory: Path) -> None:
         os.close(fd)
 
 
-def _build(stage: Path, root: Path, old: Contents, new: Contents) -> None:
-    """Fill the staging directory; its content is on disk before it is swapped in."""
-    # Plain string paths: pathlib's parsing cost more than the file operations here.
-    stage_dir, root_dir = os.fspath(stage), os.fspath(root)
-    for parent in sorted({os.path.dirname(os.path.join(stage_dir, path)) for path in new}):
-        os.makedirs(parent, exist_ok=True)
-
-    def place(item: tuple[str, bytes]) -> None:
-        path, content = item
-        target = os.path.join(stage_dir, path)
-        if old.get(path) == content:
-            os.link(os.path.join(root_dir, path), target)
-        else:
-            _write_bytes(Path(target), content, sync=False)
-
-    # Creating files is bound by the file system's metadata work, which overlaps well across
-    # threads (about 2.5 times faster for 20,000 new files on ext4); map re-raises any error.
-    with ThreadPoolExecutor(max_workers=_WRITERS) as pool:
-        list(pool.map(place, new.items(), chunksize=64))
-    _sync_filesystem(stage)
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two directories atomically; False where the system cannot."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
-    if result == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-        return False
-    raise OSError(code, os.strerror(code), str(a))
-
-
-def _swap_in(stage: Path, root: Path) -> None:
-    if not root.exists():
-        stage.rename(root)
-    elif _exchange(stage, root):
-        shutil.rmtree(stage)
-    else:
-        old = _staging(root, "old")
-        root.rename(old)
-        stage.rename(root)
-        shutil.rmtree(old)
-    _fsync_dir(root.parent)
-
-
-def write_tree(root: Path, new: Contents, *, dry_run: bool = False) -> Report:
-    """Make the directory root hold exactly the tree new; report what changed per file."""
-    _guard(root)
-    if not dry_run:
-        root.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.nullcontext() if dry_run else locked(root.parent):
-        if not dry_run:
-            recover(root)
-        old = read_tree(root)
-        report = Report(compare(old, new))
-        if dry_run or (root.is_dir() and not report.changed):
-            return report
-        stage = _staging(root, "new")
-        stage.mkdir()
-        _build(stage, root, old, new)
-        _swap_in(stage, root)
-        return report
-
-
 def write_file(path: Path, content: bytes, *, parents: bool = False, mode: int = 0o644) -> None:
     """Replace one file atomically: a crash leaves the old content or the new, never a mix.
 
@@ -246,12 +89,12 @@ def write_file(path: Path, content: bytes, *, parents: bool = False, mode: int =
     temporary = path.with_name(f".{path.name}.devbox-tmp-{os.getpid()}")
     mode = path.stat().st_mode & 0o777 if path.exists() else mode
     try:
-        _write_bytes(temporary, content, mode)
+        write_exclusive(temporary, content, mode)
         temporary.replace(path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_directory(path.parent)
 
 
 def remove_file(path: Path) -> None:
@@ -371,7 +214,7 @@ def new_sparse_file(
         raise
     finally:
         os.close(fd)
-    _fsync_dir(directory)
+    fsync_directory(directory)
 
 
 def in_use(path: Path) -> bool:
@@ -397,11 +240,11 @@ def write_new(path: Path, content: bytes, mode: int = 0o600) -> None:
     """
     temporary = path.with_name(f".{path.name}.devbox-tmp-{os.getpid()}")
     try:
-        _write_bytes(temporary, content, mode)
+        write_exclusive(temporary, content, mode)
         os.link(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+    fsync_directory(path.parent)
 
 
 def ensure_directory(path: Path, mode: int = 0o750) -> Path:
@@ -412,7 +255,7 @@ def ensure_directory(path: Path, mode: int = 0o750) -> Path:
 
 def link(target: Path, path: Path) -> None:
     """Make path a symbolic link to target."""
-    os.symlink(target, path)
+    path.symlink_to(target)
 
 
 @contextlib.contextmanager

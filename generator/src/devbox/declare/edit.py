@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from devbox import clock, rules, write
-from devbox.declare import load, pipeline, render, unitfile
+from devbox.declare import generated_tree, load, pipeline, render, unitfile
 from devbox.declare.models import SCHEMA_VERSION
 from devbox.declare.resolve import Container, Desired
 from devbox.errors import InputError, Problem, UsageError
@@ -142,7 +142,9 @@ def current(paths: pipeline.Paths) -> Desired:
     return pipeline.desired(paths, containers_raw=_read(paths.containers))
 
 
-def _checked(paths: pipeline.Paths, document: dict[str, Any]) -> tuple[Desired, write.Contents]:
+def _checked(
+    paths: pipeline.Paths, document: dict[str, Any]
+) -> tuple[Desired, generated_tree.Contents]:
     """The declaration a document makes and the tree it renders to, or the reason it cannot.
 
     Rendering is part of the check: a value that validation let through but no unit file can
@@ -198,7 +200,7 @@ def _restored_on_failure(paths: pipeline.Paths) -> Iterator[None]:
     """Put containers.json and the generated tree back as they were if the block fails."""
     before = paths.containers.read_bytes() if paths.containers.exists() else None
     had_tree = paths.out.is_dir()
-    tree = write.read_tree(paths.out)
+    tree = generated_tree.read_tree(paths.out)
     try:
         yield
     except BaseException:
@@ -207,7 +209,7 @@ def _restored_on_failure(paths: pipeline.Paths) -> Iterator[None]:
         else:
             write.write_file(paths.containers, before)
         if had_tree:
-            write.write_tree(paths.out, tree)
+            generated_tree.write_tree(paths.out, tree)
         else:
             write.remove_tree(paths.out)
         raise

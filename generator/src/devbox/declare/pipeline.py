@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devbox import write
-from devbox.declare import load, render, validate
+from devbox.declare import generated_tree, load, render, validate
 from devbox.declare import plan as planning
 from devbox.declare.resolve import Desired, resolve
 from devbox.errors import InputError, Problem
@@ -102,15 +101,17 @@ def validated(
     return resolve(users.users, users.policy, records.records)
 
 
-def build(paths: Paths) -> tuple[Desired, write.Contents]:
+def build(paths: Paths) -> tuple[Desired, generated_tree.Contents]:
     """The desired state and the generated tree it renders to."""
     state = desired(paths)
     return state, render.render(state)
 
 
-def write_out(paths: Paths, tree: write.Contents, *, dry_run: bool = False) -> write.Report:
+def write_out(
+    paths: Paths, tree: generated_tree.Contents, *, dry_run: bool = False
+) -> generated_tree.Report:
     """Replace the generated tree with `tree`, writing only changed files (or, dry_run, none)."""
-    return write.write_tree(paths.out, tree, dry_run=dry_run)
+    return generated_tree.write_tree(paths.out, tree, dry_run=dry_run)
 
 
 @dataclass(frozen=True)
@@ -119,11 +120,11 @@ class Generated:
 
     out: Path
     dry_run: bool
-    report: write.Report
+    report: generated_tree.Report
 
     def counts(self) -> dict[str, int]:
         """How many files were created, updated, left unchanged, removed."""
-        return {change.value: self.report.count(change) for change in write.Change}
+        return {change.value: self.report.count(change) for change in generated_tree.Change}
 
     def as_json(self) -> dict[str, Any]:
         """`generate --json`."""
@@ -146,9 +147,9 @@ class Drift:
     """How the generated directory differs from what the inputs produce."""
 
     out: Path
-    on_disk: write.Contents
-    expected: write.Contents
-    changes: dict[str, write.Change]
+    on_disk: generated_tree.Contents
+    expected: generated_tree.Contents
+    changes: dict[str, generated_tree.Change]
 
     def as_json(self) -> dict[str, Any]:
         """`check --json`."""
@@ -175,11 +176,11 @@ class Drift:
 def check(paths: Paths) -> Drift:
     """Compare the generated directory with what the inputs produce."""
     _, tree = build(paths)
-    on_disk = write.read_tree(paths.out)
-    changes: dict[str, write.Change] = {
+    on_disk = generated_tree.read_tree(paths.out)
+    changes: dict[str, generated_tree.Change] = {
         path: change
-        for path, change in write.compare(on_disk, tree).items()
-        if change is not write.Change.UNCHANGED
+        for path, change in generated_tree.compare(on_disk, tree).items()
+        if change is not generated_tree.Change.UNCHANGED
     }
     return Drift(paths.out, on_disk, tree, changes)
 
@@ -189,5 +190,5 @@ def plan(paths: Paths) -> planning.Plan:
     desired_state, tree = build(paths)
     old = planning.read_old(paths.out)
     result = planning.compute(old, desired_state, tree)
-    result.drifted = planning.drift(old, write.read_tree(paths.out))
+    result.drifted = planning.drift(old, generated_tree.read_tree(paths.out))
     return result
