@@ -1135,7 +1135,8 @@ def bare_baseline(rec: Recorder) -> None:
     start = time.monotonic()
     listed = as_user("alice", "devbox-ctl list --all")
     rec.timing("list", time.monotonic() - start)
-    check(listed.stdout.count("idle-") == 20 - 3, f"list showed: {listed.stdout[-500:]}")
+    rows = [line for line in listed.stdout.splitlines() if line.startswith("idle-")]
+    check(len(rows) == 20 - 3, f"list showed {len(rows)} idle rows: {listed.stdout[:1500]}")
 
 
 def diagnostics() -> dict[str, str]:
