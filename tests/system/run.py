@@ -101,8 +101,11 @@ def stage(work: Path, bench: bool) -> Path:
     if bench:
         (root / "bench").write_text("")
     disk = work / "test.img"
+    # mkfs.ext4 says "Creating regular file …" on stdout even with -q: stdout is the summary's.
     subprocess.run(
-        ["mkfs.ext4", "-q", "-F", "-L", "devbox-test", "-d", str(root), str(disk), "1G"], check=True
+        ["mkfs.ext4", "-q", "-F", "-L", "devbox-test", "-d", str(root), str(disk), "1G"],
+        check=True,
+        stdout=sys.stderr,
     )
     return disk
 
@@ -249,6 +252,7 @@ def main() -> int:
                 str(overlay),
             ],
             check=True,
+            stdout=sys.stderr,
         )
         phases["test disk and overlay"] = round(time.monotonic() - start, 1)
         log = out / "console.log"
