@@ -93,7 +93,7 @@ def test_git_alternates_that_are_a_fifo_never_hold_the_cleanup(host, attack_cloc
 def test_a_fifo_behind_an_alternate_is_cut_off_by_the_containers_budget(
     host, attack_clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(assessment, "CONTAINER_BUDGET_SECONDS", 5, raising=False)
+    monkeypatch.setattr(assessment, "CONTAINER_BUDGET_SECONDS", 5)
     evil = stopped_evil(host, attack_clock)
     work = idle_witness(host, WARN_DESTROY)
     project = repository(evil, "project")
@@ -117,8 +117,8 @@ def test_a_fifo_behind_an_alternate_is_cut_off_by_the_containers_budget(
 def test_once_the_runs_budget_is_spent_the_rest_is_unknown(
     host, attack_clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(assessment, "CONTAINER_BUDGET_SECONDS", 30, raising=False)
-    monkeypatch.setattr(cleanup, "RUN_BUDGET_SECONDS", 3, raising=False)
+    monkeypatch.setattr(assessment, "CONTAINER_BUDGET_SECONDS", 30)
+    monkeypatch.setattr(cleanup, "RUN_BUDGET_SECONDS", 3)
     evil = stopped_evil(host, attack_clock)
     idle_witness(host, WARN_DESTROY)
     project = repository(evil, "project")

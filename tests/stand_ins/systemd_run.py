@@ -38,6 +38,7 @@ real user managers and rootless storage.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import pwd
 import shutil
@@ -46,6 +47,7 @@ import stat
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 
 from systemd_cli import (
     EXIT_EXEC,
@@ -91,20 +93,15 @@ def _relay(source: socket.socket, fd: int) -> None:
             os.write(fd, chunk)
 
 
-def _feed(target: socket.socket | int, data: bytes) -> None:
-    with contextlib.suppress(BrokenPipeError):  # a command that never reads its stdin
-        if isinstance(target, socket.socket):
-            with target:
-                target.sendall(data)
-            return
-        with os.fdopen(target, "wb") as sink:
-            sink.write(data)
+def _feed(fd: int, data: bytes) -> None:
+    with contextlib.suppress(BrokenPipeError), os.fdopen(fd, "wb") as sink:
+        sink.write(data)  # (a command that never reads its stdin breaks the pipe)
 
 
 def run_piped_as(uid: int | None, argv: list[str], stdin: bytes) -> int:
     """Run argv with the caller's stdio as the user's service has it (module docstring)."""
     given: list[int] = []
-    closers: list[int | socket.socket] = []
+    closers: list[Callable[[], None]] = []
     threads: list[threading.Thread] = []
     try:
         if stat.S_ISFIFO(os.fstat(0).st_mode):  # record() has read it: a new pipe, refilled
@@ -112,7 +109,7 @@ def run_piped_as(uid: int | None, argv: list[str], stdin: bytes) -> int:
             if uid is not None and reopenable(0, uid, 0o4):
                 os.fchown(read_end, uid, -1)
             given.append(read_end)
-            closers.append(read_end)
+            closers.append(functools.partial(os.close, read_end))
             threads.append(threading.Thread(target=_feed, args=(write_end, stdin)))
         else:  # /dev/null, a file (rewound), a terminal: the same description
             with contextlib.suppress(OSError):
@@ -124,12 +121,12 @@ def run_piped_as(uid: int | None, argv: list[str], stdin: bytes) -> int:
                 continue
             ours, theirs = socket.socketpair()
             given.append(theirs.fileno())
-            closers.append(theirs)
+            closers.append(theirs.close)
             threads.append(threading.Thread(target=_relay, args=(ours, fd)))
         child = subprocess.Popen(argv, stdin=given[0], stdout=given[1], stderr=given[2])
     finally:
-        for item in closers:  # the child holds its copies
-            item.close() if isinstance(item, socket.socket) else os.close(item)
+        for close in closers:  # the child holds its copies
+            close()
     for thread in threads:
         thread.start()
     status = child.wait()
