@@ -26,9 +26,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from timing import best
 
 from devbox.declare import generated_tree, load, pipeline, render
 from devbox.declare import plan as planning
@@ -60,15 +61,6 @@ def containers_json(count: int, users: int) -> dict[str, Any]:
             for i in range(count)
         ],
     }
-
-
-def best(runs: int, action: Callable[[], object]) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def measure(size: int, base: Path) -> dict[str, float]:

@@ -21,8 +21,9 @@ import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
+
+from timing import best
 
 from devbox import write
 from devbox.tools.podman import Podman
@@ -53,16 +54,6 @@ def volume(name: str, size: int, *, sparse: bool) -> None:
         else:
             for _ in range(size >> 20):
                 file.write(os.urandom(1 << 20))
-
-
-def best(runs: int, action: Callable[[], object]) -> float:
-    """The shortest of `runs` timings of action()."""
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def snapshot(podman: Podman, name: str, directory: Path) -> tuple[int, int]:
