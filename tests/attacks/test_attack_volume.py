@@ -177,3 +177,23 @@ def test_a_file_system_mounted_on_the_volume_is_not_read(host, attack_clock) -> 
         witness_warned(host, work)
     finally:
         subprocess.run(["umount", str(evil)], check=True)
+
+
+def test_list_reads_a_linked_volume_no_more_than_status_does(
+    host, attack_clock, tmp_path: Path
+) -> None:
+    """list takes each volume's directory from the owner's `podman volume ls` (Podman.holdings)
+    and opens it through volume.py as status does: carol's link to bob's volume is unknown
+    (activity now, no idle stop), never bob's record."""
+    evil = declare(host, "evil", "carol", CAROL)
+    idle_witness(host, WARN_STOP)
+    swap_for_link(evil, volume_path(host, "work"))
+    attack_clock.now = WARN_STOP
+
+    listed = host.cli("list", "--all", "--json", uid=1001)
+
+    assert listed.code == 0, listed.err
+    rows = {row["name"]: row for row in listed.json()}
+    assert rows["work"]["lastActivity"] == "2026-11-02T09:00:00Z"  # bob's own record
+    assert rows["evil"]["lastActivity"] == WARN_STOP.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert rows["evil"]["idleStopAt"] is None
