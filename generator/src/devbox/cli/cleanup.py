@@ -72,7 +72,7 @@ def command(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
     from devbox import clock  # noqa: PLC0415 - keep --help fast
     from devbox.runtime import cleanup  # noqa: PLC0415 - keep --help fast
 
-    rt = runtime(ctx)
+    rt = runtime(ctx, changes=not dry_run)
     now = clock.now()
     # The rebuild's output, live; the report follows.
     progress = (lambda _line: None) if as_json else click.echo

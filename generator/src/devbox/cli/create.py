@@ -38,7 +38,7 @@ def command(
     """
     from devbox.runtime import operations, reach  # noqa: PLC0415 - keep --help fast
 
-    rt = runtime(ctx)
+    rt = runtime(ctx, changes=True)
     created = operations.create(
         rt,
         name,

@@ -26,7 +26,7 @@ def command(
     """
     from devbox.runtime import operations  # noqa: PLC0415 - keep --help fast
 
-    rt = runtime(ctx)
+    rt = runtime(ctx, changes=True)
     container = rt.container(name)
     if not yes:
         what = "keeping its volume" if keep_volume else f"and its volume {container.volume}"

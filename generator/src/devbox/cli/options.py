@@ -45,8 +45,12 @@ def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
 
 
-def runtime(ctx: click.Context) -> Runtime:
-    """The runtime context of this command (built once)."""
+def runtime(ctx: click.Context, *, changes: bool = False) -> Runtime:
+    """The runtime context of this command (built once).
+
+    changes: the verb changes the declaration or what runs; a fleet member refuses it (exit 2)
+    before anything is done, since only the control host edits the fleet's declaration.
+    """
     from devbox.cli import Session  # noqa: PLC0415 - keep --help fast
     from devbox.host import context  # noqa: PLC0415 - keep --help fast
 
@@ -60,6 +64,8 @@ def runtime(ctx: click.Context) -> Runtime:
             config_path=session.config_path,
         )
         root.meta["devbox.runtime"] = cached
+    if changes:
+        cached.require_declaration_here()
     return cached
 
 

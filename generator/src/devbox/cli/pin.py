@@ -45,7 +45,7 @@ def command(
     from devbox import clock  # noqa: PLC0415 - keep --help fast
     from devbox.runtime import pins  # noqa: PLC0415 - keep --help fast
 
-    rt = runtime(ctx)
+    rt = runtime(ctx, changes=not list_pins)
     if list_pins:
         shown = pins.pinned(rt)
         if as_json:

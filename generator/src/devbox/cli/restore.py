@@ -41,7 +41,7 @@ def command(
     from devbox.errors import UsageError  # noqa: PLC0415 - keep --help fast
     from devbox.runtime import reach, restore  # noqa: PLC0415 - keep --help fast
 
-    rt = runtime(ctx)
+    rt = runtime(ctx, changes=not list_snapshots)
     if list_snapshots:
         shown = restore.restorable(rt, name)
         if as_json:

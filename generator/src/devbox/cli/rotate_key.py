@@ -21,5 +21,7 @@ def command(ctx: click.Context, name: str, timeout: float) -> None:
     """
     from devbox.runtime import operations  # noqa: PLC0415 - keep --help fast
 
-    node = operations.rotate_key(runtime(ctx), name, timeout=timeout, progress=click.echo)
+    node = operations.rotate_key(
+        runtime(ctx, changes=True), name, timeout=timeout, progress=click.echo
+    )
     click.echo(f"{name} is on the tailnet again ({node.dns_name or name}).")

@@ -15,4 +15,4 @@ def command(ctx: click.Context, name: str, no_apply: bool) -> None:
     """Start NAME within seconds, and record it as running (a reboot keeps it running)."""
     from devbox.runtime import operations  # noqa: PLC0415 - keep --help fast
 
-    operations.start(runtime(ctx), name, apply=not no_apply, progress=click.echo)
+    operations.start(runtime(ctx, changes=True), name, apply=not no_apply, progress=click.echo)

@@ -18,4 +18,4 @@ def command(ctx: click.Context, name: str, no_apply: bool) -> None:
     """
     from devbox.runtime import operations  # noqa: PLC0415 - keep --help fast
 
-    operations.stop(runtime(ctx), name, apply=not no_apply, progress=click.echo)
+    operations.stop(runtime(ctx, changes=True), name, apply=not no_apply, progress=click.echo)

@@ -14,7 +14,7 @@ def command(ctx: click.Context, name: str) -> None:
     """End NAME's pin: idle stop and auto-destroy apply again (after their warnings)."""
     from devbox.runtime import pins  # noqa: PLC0415 - keep --help fast
 
-    rt = runtime(ctx)
+    rt = runtime(ctx, changes=True)
     had = rt.container(name).pin is not None
     pins.unpin(rt, name)
     click.echo(f"Unpinned {name}." if had else f"{name} was not pinned.")

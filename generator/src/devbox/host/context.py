@@ -1,7 +1,9 @@
 """The runtime context of a verb that acts on the host: config, caller, declaration.
 
 Built once per command from /etc/devbox/config.json (or $DEVBOX_CONFIG when not privileged)
-and the caller's identity (identity.py).
+and the caller's identity (identity.py). The declaration is the config repository's; on a fleet
+member, which has none, it is the slice manifest deployed to it (deployed.py), and every
+change to it is refused here: only the control host edits the fleet's declaration.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from typing import Any
 
 from devbox.declare import edit
 from devbox.declare.resolve import Container, Desired
-from devbox.errors import InputError, Problem
-from devbox.host import events, hostconfig, identity
+from devbox.errors import InputError, Problem, UsageError
+from devbox.host import deployed, events, hostconfig, identity
 from devbox.tools import process
 from devbox.tools.podman import Holdings, Podman
 
@@ -35,21 +37,34 @@ class Runtime:
     def desired(self) -> Desired:
         """The declaration as it is now (read once)."""
         if self._desired is None:
-            self._desired = edit.current(self.config.paths)
+            self._desired = declaration(self.config)
         return self._desired
 
     def refresh(self) -> Desired:
         """Read the declaration again (under the config lock, to decide on what is current)."""
-        self._desired = edit.current(self.config.paths)
+        self._desired = declaration(self.config)
         return self._desired
+
+    @property
+    def source(self) -> str:
+        """The file the declaration comes from, for messages."""
+        if self.config.member:
+            return str(self.config.deployed_manifest)
+        return str(self.config.paths.containers)
+
+    def require_declaration_here(self) -> None:
+        """Exit 2 on a fleet member: its declaration is changed only on the control host."""
+        if self.config.member:
+            raise UsageError(hostconfig.MEMBER_REFUSAL)
 
     def change(self, change: Callable[[edit.Records], str], *, who: str | None = None) -> Desired:
         """Change containers.json (validated, regenerated, committed) and use the result.
 
         The change goes through declare.edit; the declaration it wrote replaces this runtime's.
         """
+        self.require_declaration_here()
         edited = edit.edit(
-            self.config.paths, self.config.config_repo, change, who=who or self.caller.name
+            self.config.paths, self.config.repository, change, who=who or self.caller.name
         )
         self._desired = edited.desired
         return edited.desired
@@ -62,7 +77,7 @@ class Runtime:
             raise InputError(
                 [
                     Problem(
-                        str(self.config.paths.containers),
+                        self.source,
                         "",
                         f"no container is named {name!r}",
                         f"yours: {', '.join(mine) or 'none yet (devbox-ctl create NAME)'}",
@@ -97,10 +112,17 @@ class Runtime:
         return events.record(self.config.events_file, action, container, actor, **details)
 
 
+def declaration(config: hostconfig.HostConfig) -> Desired:
+    """The host's declaration: the config repository's, or on a member what was deployed."""
+    if config.member:
+        return deployed.current(config.deployed_manifest)
+    return edit.current(config.paths)
+
+
 def build(*, privileged: bool, sudo_uid: str | None, config_path: Path | None = None) -> Runtime:
     """The runtime of this process."""
     path = config_path or hostconfig.locate(privileged=privileged)
     config = hostconfig.load(path)
-    desired = edit.current(config.paths)
+    desired = declaration(config)
     caller = identity.identify(identity.system_uid(sudo_uid if privileged else None), desired.users)
     return Runtime(config=config, caller=caller, privileged=privileged, _desired=desired)

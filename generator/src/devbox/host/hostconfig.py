@@ -4,6 +4,10 @@ The NixOS module writes it (docs/host-config.md). It names files and commands, n
 secret. DEVBOX_CONFIG names another file, except under the privileged path, which reads only
 the system file. It also holds the whole environment of the programs the privileged path runs
 (`privilegedEnvironment`): root's choice, so nothing of the caller's reaches them.
+
+In a fleet (docs/fleet.md) it also says the host's `role` and `hostName`, and holds the argv
+templates the control host runs: `deployCommand` (per host), `sshCommand` and `remoteCommand`
+(to reach a host's own devbox-ctl). A member holds no config repository (`configRepo` null).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BeforeValidator,
@@ -29,9 +33,11 @@ from devbox import rules
 from devbox.declare import pipeline
 from devbox.declare.models import Model
 from devbox.declare.schema_errors import problems
-from devbox.errors import InputError, Problem
+from devbox.errors import InputError, Problem, ToolError, UsageError
 
 SYSTEM_CONFIG = Path("/etc/devbox/config.json")
+# What a fleet member says to a verb that would change the declaration (exit 2).
+MEMBER_REFUSAL = "this host is a member of a fleet: run devbox-ctl on the control host"
 ENVIRONMENT_VARIABLE = "DEVBOX_CONFIG"
 
 
@@ -56,11 +62,55 @@ def _problem(message: str, fix: str) -> PydanticCustomError:
     return PydanticCustomError("devbox", message, {"fix": fix})
 
 
+# What a fleet template may name; replaced word by word, never through a shell or str.format.
+PLACEHOLDERS = ("{host}", "{reach}", "{flake}")
+DEFAULT_DEPLOY = ("colmena", "apply", "--on", "{host}")
+DEFAULT_SSH = ("ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "--", "{reach}")
+DEFAULT_REMOTE = ("devbox-ctl",)
+_BRACE = re.compile(r"[{}]")
+
+
+def template_issue(words: list[str], *, empty_ok: bool = False) -> str | None:
+    """What is wrong with an argv template, or None: one-line words, known placeholders."""
+    if not words and not empty_ok:
+        return "is empty"
+    for word in words:
+        issue = rules.single_line(word, 4000)
+        if issue is not None:
+            return f"word {rules.show(word)} {issue[0]}"
+        rest = word
+        for placeholder in PLACEHOLDERS:
+            rest = rest.replace(placeholder, "")
+        if _BRACE.search(rest):
+            return f"word {rules.show(word)} holds a placeholder devbox does not know"
+    return None
+
+
+_PLACEHOLDER = re.compile(r"\{(host|reach|flake)\}")
+
+
+def fill(words: list[str] | tuple[str, ...], values: dict[str, str]) -> list[str]:
+    """An argv template with {host}, {reach}, {flake} replaced (whole words or inside one).
+
+    One pass per word: a value that itself holds "{host}" stays as it is. A placeholder
+    without a value is a ToolError (a template validated here names only these three).
+    """
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            raise ToolError(f"no value for {{{name}}} in this command template")
+        return values[name]
+
+    return [_PLACEHOLDER.sub(value, word) for word in words]
+
+
 class HostConfig(Model):
     """The host's devbox settings."""
 
     version: StrictInt
-    config_repo: AbsolutePath
+    # Null only on a fleet member: its declaration is the deployed slice manifest.
+    config_repo: AbsolutePath | None
     users_file: StrictStr = "devbox/users.nix"
     containers_file: StrictStr = "devbox/containers.json"
     generated_dir: StrictStr = "devbox/generated"
@@ -81,14 +131,60 @@ class HostConfig(Model):
     privileged_environment: dict[StrictStr, StrictStr] = Field(
         default_factory=lambda: {"PATH": DEFAULT_PATH}
     )
+    role: Literal["single", "control", "member"] = "single"
+    host_name: StrictStr | None = None
+    deploy_command: list[StrictStr] = Field(default_factory=lambda: list(DEFAULT_DEPLOY))
+    ssh_command: list[StrictStr] = Field(default_factory=lambda: list(DEFAULT_SSH))
+    remote_command: list[StrictStr] = Field(default_factory=lambda: list(DEFAULT_REMOTE))
 
     @model_validator(mode="before")
     @classmethod
     def _default_rebuild(cls, raw: Any) -> Any:
         if isinstance(raw, dict) and "rebuildCommand" not in raw and "rebuild_command" not in raw:
             repo = raw.get("configRepo", raw.get("config_repo"))
-            return {**raw, "rebuildCommand": ["nixos-rebuild", "switch", "--flake", str(repo)]}
+            flake = ["--flake", str(repo)] if isinstance(repo, str) else []
+            return {**raw, "rebuildCommand": ["nixos-rebuild", "switch", *flake]}
         return raw
+
+    @field_validator("deploy_command", "ssh_command", "remote_command")
+    @classmethod
+    def _template(cls, value: list[str]) -> list[str]:
+        issue = template_issue(value)
+        if issue is not None:
+            raise _problem(
+                f"{rules.show(value)} is not a command template: {issue}",
+                "write an argv, one line per word; only {host}, {reach} and {flake} are "
+                'replaced, e.g. ["colmena", "apply", "--on", "{host}"]',
+            )
+        return value
+
+    @field_validator("host_name")
+    @classmethod
+    def _host_name(cls, value: str | None) -> str | None:
+        issue = rules.container_name(value) if value is not None else None
+        if issue is not None:
+            raise _problem(f"host name {issue[0]}", issue[1])
+        return value
+
+    @model_validator(mode="after")
+    def _role(self) -> HostConfig:
+        if self.role == "single" and self.host_name is not None:
+            raise _problem(
+                f'hostName {self.host_name!r} is set on a single host (role "single")',
+                'set role to "control" or "member", or hostName to null',
+            )
+        if self.role != "single" and self.host_name is None:
+            raise _problem(
+                f"hostName is null on a fleet host (role {self.role!r})",
+                "set hostName to this host's name in users.nix hosts (services.devbox.hostName)",
+            )
+        if self.config_repo is None and self.role != "member":
+            raise _problem(
+                f"configRepo is null on a host with role {self.role!r}",
+                "set configRepo to the config repository; only a fleet member "
+                '(role "member") has none',
+            )
+        return self
 
     @field_validator("op_vault")
     @classmethod
@@ -126,12 +222,25 @@ class HostConfig(Model):
         return value
 
     @property
+    def member(self) -> bool:
+        """Whether this host is a fleet member: its declaration is what was deployed to it."""
+        return self.role == "member"
+
+    @property
+    def repository(self) -> Path:
+        """The config repository; a member has none (exit 2 saying where to act instead)."""
+        if self.config_repo is None:
+            raise UsageError(MEMBER_REFUSAL)
+        return self.config_repo
+
+    @property
     def paths(self) -> pipeline.Paths:
         """users.nix, containers.json and generated/ inside the config repository."""
+        repo = self.repository
         return pipeline.Paths(
-            users=self.config_repo / self.users_file,
-            containers=self.config_repo / self.containers_file,
-            out=self.config_repo / self.generated_dir,
+            users=repo / self.users_file,
+            containers=repo / self.containers_file,
+            out=repo / self.generated_dir,
         )
 
     @property
