@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,18 @@ class Host:
         self.op_items[f"op://DevBox/{owner}-tailscale-authkey/credential"] = value
         Path(self.env["DEVBOX_TEST_OP_ITEMS"]).write_text(json.dumps(self.op_items))
 
+    def run(self, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+        """devbox-ctl as root in a process of its own, in this host's environment."""
+        return subprocess.run(
+            [sys.executable, "-m", "devbox", *args],
+            input=stdin,
+            stdin=None if stdin is not None else subprocess.DEVNULL,
+            capture_output=True,
+            check=False,
+            cwd=self.base,
+            env={**os.environ, **self.env},
+        )
+
     def running(self) -> list[str]:
         """Names of running containers."""
         out = self.podman("ps", "--format", "{{.Names}}").stdout
@@ -149,7 +162,22 @@ def run_privileged(args: tuple[str, ...], uid: int, config: Path, cwd: Path) -> 
 
 
 def make_host(base: Path, monkeypatch: pytest.MonkeyPatch, quadlet: str) -> Host:
-    """Set up a host in base: config repo, config.json, podman storage, image, stand-ins."""
+    """Set up a host in base: config repo, config.json, podman storage, image, stand-ins.
+
+    Its environment becomes this process's (devbox-ctl runs in the test's process).
+    """
+    host = build_host(base, quadlet)
+    for key, value in host.env.items():
+        monkeypatch.setenv(key, value)
+    return host
+
+
+def build_host(base: Path, quadlet: str, config: dict[str, Any] | None = None) -> Host:
+    """A host in base whose environment (Host.env, PATH included) is its own, not the process's.
+
+    config: fields of config.json to set or (None) leave out, over the single-host ones.
+    Several such hosts live side by side in one test (tests/fleet.py).
+    """
     repo = base / "config"
     (repo / "devbox").mkdir(parents=True)
     (repo / "devbox/users.nix").write_text(USERS_NIX)
@@ -163,19 +191,15 @@ def make_host(base: Path, monkeypatch: pytest.MonkeyPatch, quadlet: str) -> Host
     token_file.chmod(0o600)
     state = base / "state"
     config_path = base / "config.json"
-    config_path.write_text(
-        json.dumps(
-            {
-                "version": 1,
-                "configRepo": str(repo),
-                "opTokenFile": str(token_file),
-                "stateDir": str(state),
-                "rebuildCommand": ["nixos-rebuild", "switch"],
-                "privilegedCommand": "/run/current-system/sw/bin/devbox-privileged",
-                "deployedManifest": str(base / "deployed" / "manifest.json"),
-            }
-        )
-    )
+    settings: dict[str, Any] = {
+        "version": 1,
+        "configRepo": str(repo),
+        "opTokenFile": str(token_file),
+        "stateDir": str(state),
+        "rebuildCommand": ["nixos-rebuild", "switch"],
+        "privilegedCommand": "/run/current-system/sw/bin/devbox-privileged",
+        "deployedManifest": str(base / "deployed" / "manifest.json"),
+    }
     stand_ins = StandIns(base / "stand-ins")
     for name, script in (
         ("systemctl", "systemctl.py"),
@@ -205,14 +229,16 @@ def make_host(base: Path, monkeypatch: pytest.MonkeyPatch, quadlet: str) -> Host
         "PYTHONPATH": os.pathsep.join(
             [str(REPO / "generator" / "src"), os.environ.get("PYTHONPATH", "")]
         ),
+        "PATH": f"{stand_ins.bin}:{os.environ['PATH']}",
     }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("PATH", f"{stand_ins.bin}:{os.environ['PATH']}")
     # The privileged path gives its programs root's fixed environment from config.json, not
     # the caller's: here the stand-ins' settings and the test's podman storage.
-    settings = json.loads(config_path.read_text())
-    settings["privilegedEnvironment"] = {**env, "PATH": os.environ["PATH"]}
+    settings["privilegedEnvironment"] = dict(env)
+    for key, value in (config or {}).items():
+        if value is None and key != "configRepo":
+            settings.pop(key, None)
+        else:
+            settings[key] = value
     config_path.write_text(json.dumps(settings))
     build_image(base, env)
     host = Host(base, repo, config_path, state, base / "deployed", stand_ins, env)

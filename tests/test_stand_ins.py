@@ -10,7 +10,9 @@ the messages of Syncthing 2's parser (kong) quoted in its header.
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -298,3 +300,197 @@ def test_a_piped_service_cannot_reopen_roots_pipe_but_can_its_owners(bin_dir: Pa
     assert b"cannot create /dev/stdout" in roots.stderr
     alices = piped(bin_dir, 1001)
     assert (alices.returncode, alices.stdout) == (0, b"by-descriptor\nby-name\n")
+
+
+# The fleet's stand-ins: ssh (OpenSSH) and colmena (tests/fleet.py uses both).
+
+
+@pytest.fixture
+def fleet_bin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The ssh and colmena stand-ins, and a fleet of two hosts whose shells run here."""
+    directory = tmp_path / "fleet-bin"
+    directory.mkdir()
+    for name, script in (("ssh", "ssh.py"), ("colmena", "colmena.py")):
+        (directory / name).write_text(stand_in_launcher(script))
+        (directory / name).chmod(0o755)
+    hosts = {}
+    for name in ("alpha", "beta"):
+        home = tmp_path / name
+        (home / "stand-ins" / "rules").mkdir(parents=True)
+        hosts[name] = {
+            "reach": f"root@{name}.example",
+            "home": str(home),
+            "env": {
+                "PATH": os.environ["PATH"],
+                "HOST_NAME": name,
+                "DEVBOX_TEST_CALLS": str(home / "calls.jsonl"),
+                "DEVBOX_TEST_RULES": str(home / "stand-ins" / "rules"),
+                "DEVBOX_TEST_DEPLOYED": str(home / "deployed"),
+                "DEVBOX_TEST_STATE": str(home / "state"),
+            },
+        }
+    fleet = tmp_path / "fleet.json"
+    fleet.write_text(json.dumps({"generated": str(tmp_path / "generated"), "hosts": hosts}))
+    monkeypatch.setenv("DEVBOX_TEST_FLEET", str(fleet))
+    monkeypatch.setenv("DEVBOX_TEST_CALLS", str(tmp_path / "calls.jsonl"))
+    return directory
+
+
+def _fleet(fleet_bin: Path, **changes: dict[str, object]) -> None:
+    path = Path(os.environ["DEVBOX_TEST_FLEET"])
+    fleet = json.loads(path.read_text())
+    for host, fields in changes.items():
+        fleet["hosts"][host].update(fields)
+    path.write_text(json.dumps(fleet))
+
+
+SSH_REFUSED = [
+    ["-Z", "x", "true"],
+    ["-o", "Bogus=1", "x", "true"],
+    ["-o", "BatchMode=maybe", "x", "true"],
+    ["-o", "ConnectTimeout=abc", "x", "true"],
+    ["-o"],
+]
+
+
+@pytest.mark.parametrize("argv", SSH_REFUSED, ids=" ".join)
+def test_the_ssh_stand_in_refuses_what_openssh_refuses(argv: list[str], fleet_bin: Path) -> None:
+    """First line and exit code as the real ssh here (OpenSSH 9.2; the usage text differs
+    from 10.2's, which the stand-in prints)."""
+    real = run([require_tool("ssh (OpenSSH client)", shutil.which("ssh")), *argv])
+    stood = run([str(fleet_bin / "ssh"), *argv])
+    assert stood.returncode == real.returncode == 255
+    assert stood.stderr.splitlines()[0] == real.stderr.splitlines()[0]
+
+
+def test_the_ssh_stand_in_joins_words_with_spaces_for_the_remote_shell(fleet_bin: Path) -> None:
+    """Unquoted words are split again by the remote shell; shlex.quote keeps each one."""
+    ssh = str(fleet_bin / "ssh")
+    base = [ssh, "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "--", "root@alpha.example"]
+    plain = run([*base, "printf", "%s|", "a  b", "$HOST_NAME", "it's"])
+    # OpenSSH sends `printf %s| a  b $HOST_NAME it's`: the shell sees a pipe and a quote.
+    assert plain.returncode != 0
+    quoted = run(
+        [*base, *(shlex.quote(w) for w in ["printf", "%s|", "a  b", "$HOST_NAME", "it's"])]
+    )
+    assert quoted.returncode == 0, quoted.stderr
+    assert quoted.stdout == "a  b|$HOST_NAME|it's|"
+    # The remote command runs in the target's environment, from its home, stdin passed on.
+    shown = run([*base, "echo $HOST_NAME; pwd; cat"], input="streamed\n")
+    assert shown.stdout.splitlines() == [
+        "alpha",
+        str(Path(os.environ["DEVBOX_TEST_FLEET"]).parent / "alpha"),
+        "streamed",
+    ]
+    call = [
+        json.loads(line) for line in Path(os.environ["DEVBOX_TEST_CALLS"]).read_text().splitlines()
+    ][-1]
+    assert call["destination"] == "root@alpha.example"
+    assert call["remote"] == "echo $HOST_NAME; pwd; cat"
+
+
+def test_the_ssh_stand_in_parses_options_after_the_destination_unless_terminated(
+    fleet_bin: Path,
+) -> None:
+    ssh = str(fleet_bin / "ssh")
+    after = run([ssh, "root@alpha.example", "-Z", "true"])
+    assert after.returncode == 255
+    assert after.stderr.startswith("unknown option -- Z")
+    # After `--`, -Z is the remote command: the remote shell gets it, not ssh.
+    ended = run([ssh, "--", "root@alpha.example", "-Z"])
+    assert ended.returncode not in (0, 255)
+    assert "unknown option" not in ended.stderr
+    bare = run([ssh])
+    assert bare.returncode == 255
+    assert bare.stderr.startswith("usage: ssh [-46AaCfGgKkMNnqsTtVvXxYy]")
+
+
+def test_an_unreachable_host_is_exit_255_as_openssh_says(fleet_bin: Path) -> None:
+    ssh = str(fleet_bin / "ssh")
+    _fleet(fleet_bin, beta={"down": True})
+    down = run([ssh, "-o", "BatchMode=yes", "--", "root@beta.example", "true"])
+    assert (down.returncode, down.stderr) == (
+        255,
+        "ssh: connect to host beta.example port 22: Connection refused\n",
+    )
+    unknown = run([ssh, "--", "root@gamma.example", "true"])
+    assert unknown.returncode == 255
+    assert unknown.stderr == (
+        "ssh: Could not resolve hostname gamma.example: Name or service not known\n"
+    )
+    _fleet(fleet_bin, beta={"down": False, "auth": "password"})
+    batch = run([ssh, "-o", "BatchMode=yes", "--", "root@beta.example", "true"])
+    assert (batch.returncode, batch.stderr) == (
+        255,
+        "root@beta.example: Permission denied (publickey,password).\n",
+    )
+    prompt = run([ssh, "--", "root@beta.example", "true"])
+    assert prompt.returncode == 255
+    assert "would prompt" in prompt.stderr
+
+
+def _slice(tmp_path: Path, node: str) -> None:
+    directory = tmp_path / "generated" / "hosts" / node
+    directory.mkdir(parents=True)
+    (directory / "manifest.json").write_text(json.dumps({"version": 1, "host": node, "users": {}}))
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["apply", "--bogus"], "error: unexpected argument '--bogus' found"),
+        (["apply", "--on"], "error: a value is required for '--on <NODES>'"),
+        (["apply", "sideways"], "error: invalid value 'sideways' for '[goal]'"),
+        (["apply", "switch", "extra"], "error: unexpected argument 'extra' found"),
+    ],
+)
+def test_the_colmena_stand_in_refuses_what_clap_refuses(
+    argv: list[str], said: str, fleet_bin: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "flake.nix").write_text("{ }\n")
+    result = run([str(fleet_bin / "colmena"), *argv], cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(said)
+
+
+def test_colmena_deploys_only_the_selected_node_and_a_failure_leaves_the_others(
+    fleet_bin: Path, tmp_path: Path
+) -> None:
+    colmena = str(fleet_bin / "colmena")
+    (tmp_path / "flake.nix").write_text("{ }\n")
+    for node in ("alpha", "beta"):
+        _slice(tmp_path, node)
+    one = run([colmena, "apply", "--on", "alpha"], cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    assert "[INFO ] Selected 1 out of 2 hosts." in one.stderr
+    assert "alpha | Activation successful" in one.stderr
+    assert json.loads((tmp_path / "alpha/deployed/manifest.json").read_text())["host"] == "alpha"
+    assert not (tmp_path / "beta/deployed").exists()
+    _fleet(fleet_bin, beta={"failDeploy": True})
+    (tmp_path / "generated/hosts/alpha/marker").write_text("new\n")
+    both = run([colmena, "apply", "--on", "alpha,beta"], cwd=tmp_path)
+    assert both.returncode == 1
+    assert "[ERROR] Failed to deploy to beta - Last 1 lines of logs:" in both.stderr
+    assert both.stderr.endswith(
+        "[ERROR] Operation failed with error: Child process exited with error code: 1\n"
+    )
+    assert (tmp_path / "alpha/deployed/marker").read_text() == "new\n"
+    assert not (tmp_path / "beta/deployed").exists()
+
+
+def test_colmena_with_no_matching_node_deploys_nothing_and_exits_0(
+    fleet_bin: Path, tmp_path: Path
+) -> None:
+    """As colmena 0.4.0 does: success with a warning. devbox must check what was deployed."""
+    (tmp_path / "flake.nix").write_text("{ }\n")
+    result = run([str(fleet_bin / "colmena"), "apply", "--on", "gamma"], cwd=tmp_path)
+    assert (result.returncode, result.stderr.splitlines()[-1]) == (
+        0,
+        "[WARN ] No hosts selected (0 skipped).",
+    )
+    nowhere = tmp_path / "empty"
+    nowhere.mkdir()
+    (tmp_path / "flake.nix").unlink()
+    missing = run([str(fleet_bin / "colmena"), "apply", "--on", "alpha"], cwd=nowhere)
+    assert missing.returncode == 1
+    assert "Hive configuration file does not exist" in missing.stderr

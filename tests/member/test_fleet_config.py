@@ -13,6 +13,7 @@ import pytest
 
 from devbox.errors import InputError, ToolError
 from devbox.host import hostconfig
+from devbox.tools import templates
 
 
 def load(tmp_path: Path, **fields: Any) -> hostconfig.HostConfig:
@@ -129,7 +130,7 @@ def test_templates_in_use_are_accepted(tmp_path: Path) -> None:
 
 
 def test_fill_replaces_whole_words_and_inside_words_once() -> None:
-    filled = hostconfig.fill(
+    filled = templates.fill(
         ["deploy", "{flake}#{host}", "--to", "{reach}"],
         {"host": "alpha", "reach": "root@{host}", "flake": "/etc/nixos"},
     )
@@ -139,4 +140,4 @@ def test_fill_replaces_whole_words_and_inside_words_once() -> None:
 
 def test_fill_without_a_value_for_a_placeholder_is_a_tool_error() -> None:
     with pytest.raises(ToolError, match=r"no value for \{flake\}"):
-        hostconfig.fill(["deploy", "{flake}"], {"host": "alpha"})
+        templates.fill(["deploy", "{flake}"], {"host": "alpha"})

@@ -43,8 +43,10 @@ COMMANDS: dict[str, str] = {
     "keepalive": "devbox.cli.keepalive",
     "apply": "devbox.cli.apply",
     "completion": "devbox.cli.completion",
+    "fleet-host": "devbox.cli.fleet_host",
 }
 # Verbs that act on the host: run as root, or handed to the privileged path by a user.
+# Not fleet-host: only root runs it (the control host, over SSH); a user gets exit 4.
 RUNTIME_VERBS = frozenset(
     {
         "create",

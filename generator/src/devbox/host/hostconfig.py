@@ -33,7 +33,8 @@ from devbox import rules
 from devbox.declare import pipeline
 from devbox.declare.models import Model
 from devbox.declare.schema_errors import problems
-from devbox.errors import InputError, Problem, ToolError, UsageError
+from devbox.errors import InputError, Problem, UsageError
+from devbox.tools import templates
 
 SYSTEM_CONFIG = Path("/etc/devbox/config.json")
 # What a fleet member says to a verb that would change the declaration (exit 2).
@@ -62,47 +63,9 @@ def _problem(message: str, fix: str) -> PydanticCustomError:
     return PydanticCustomError("devbox", message, {"fix": fix})
 
 
-# What a fleet template may name; replaced word by word, never through a shell or str.format.
-PLACEHOLDERS = ("{host}", "{reach}", "{flake}")
 DEFAULT_DEPLOY = ("colmena", "apply", "--on", "{host}")
 DEFAULT_SSH = ("ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "--", "{reach}")
 DEFAULT_REMOTE = ("devbox-ctl",)
-_BRACE = re.compile(r"[{}]")
-
-
-def template_issue(words: list[str], *, empty_ok: bool = False) -> str | None:
-    """What is wrong with an argv template, or None: one-line words, known placeholders."""
-    if not words and not empty_ok:
-        return "is empty"
-    for word in words:
-        issue = rules.single_line(word, 4000)
-        if issue is not None:
-            return f"word {rules.show(word)} {issue[0]}"
-        rest = word
-        for placeholder in PLACEHOLDERS:
-            rest = rest.replace(placeholder, "")
-        if _BRACE.search(rest):
-            return f"word {rules.show(word)} holds a placeholder devbox does not know"
-    return None
-
-
-_PLACEHOLDER = re.compile(r"\{(host|reach|flake)\}")
-
-
-def fill(words: list[str] | tuple[str, ...], values: dict[str, str]) -> list[str]:
-    """An argv template with {host}, {reach}, {flake} replaced (whole words or inside one).
-
-    One pass per word: a value that itself holds "{host}" stays as it is. A placeholder
-    without a value is a ToolError (a template validated here names only these three).
-    """
-
-    def value(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in values:
-            raise ToolError(f"no value for {{{name}}} in this command template")
-        return values[name]
-
-    return [_PLACEHOLDER.sub(value, word) for word in words]
 
 
 class HostConfig(Model):
@@ -149,7 +112,7 @@ class HostConfig(Model):
     @field_validator("deploy_command", "ssh_command", "remote_command")
     @classmethod
     def _template(cls, value: list[str]) -> list[str]:
-        issue = template_issue(value)
+        issue = templates.issue(value)
         if issue is not None:
             raise _problem(
                 f"{rules.show(value)} is not a command template: {issue}",

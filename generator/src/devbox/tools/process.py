@@ -29,6 +29,16 @@ from typing import Any, BinaryIO
 from devbox.errors import ToolError
 
 log = logging.getLogger(__name__)
+
+
+class TimedOutError(ToolError):
+    """A program did not finish within its time budget (it was killed)."""
+
+    def __init__(self, program: str, timeout: float) -> None:
+        super().__init__(f"{program} did not finish within {timeout:g} s")
+        self.timeout = timeout
+
+
 # How much of a streamed program's output is read at once.
 _STREAM_CHUNK = 1 << 20
 
@@ -163,7 +173,7 @@ def run(
             **_options(env, cwd),
         )
     except subprocess.TimeoutExpired as exc:
-        raise ToolError(f"{argv[0]} did not finish within {timeout:g} s") from exc
+        raise TimedOutError(argv[0], timeout or 0) from exc
     return Result(tuple(argv), completed.returncode, completed.stdout, completed.stderr)
 
 
@@ -186,7 +196,7 @@ def run_binary(
             **_options(),
         )
     except subprocess.TimeoutExpired as exc:
-        raise ToolError(f"{argv[0]} did not finish within {timeout:g} s") from exc
+        raise TimedOutError(argv[0], timeout or 0) from exc
     output = completed.stdout.decode("utf-8", "replace") if completed.stdout else ""
     return Result(
         tuple(argv), completed.returncode, output, completed.stderr.decode("utf-8", "replace")
@@ -322,8 +332,66 @@ def run_streamed(
             child.kill()
             child.wait()
             if isinstance(exc, subprocess.TimeoutExpired):
-                raise ToolError(f"{argv[0]} did not finish within {timeout:g} s") from exc
+                raise TimedOutError(argv[0], timeout) from exc
             raise
         errors.seek(0)
         stderr = errors.read().decode("utf-8", "replace")
     return Result(tuple(argv), child.returncode, "", stderr)
+
+
+def pipe(source: Sequence[str], target: Sequence[str], *, timeout: float) -> tuple[Result, Result]:
+    """Run `source | target`: the source's stdout is the target's stdin, through the kernel.
+
+    Nothing of the stream passes through this process, so a volume of any size moves in
+    constant memory. Each program's stderr goes to a file of its own (a chatty one cannot
+    stall). Past the timeout both are killed, as a TimedOutError. When the target ends early
+    the source gets EPIPE on its next write, as in a shell pipeline.
+    """
+    source_argv, target_argv = _command(source), _command(target)
+    with tempfile.TemporaryFile() as source_errors, tempfile.TemporaryFile() as target_errors:
+        first = subprocess.Popen(
+            source_argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=source_errors,
+            **_options(),
+        )
+        assert first.stdout is not None  # noqa: S101 - Popen with PIPE always has it
+        try:
+            second = subprocess.Popen(
+                target_argv,
+                stdin=first.stdout,
+                stdout=subprocess.PIPE,
+                stderr=target_errors,
+                **_options(),
+            )
+        except BaseException:
+            first.kill()
+            first.wait()
+            raise
+        finally:
+            first.stdout.close()  # the target holds the read end: EOF and EPIPE reach them
+        deadline = time.monotonic() + timeout
+        try:
+            output, _ = second.communicate(timeout=timeout)
+            first.wait(timeout=max(deadline - time.monotonic(), 1))
+        except subprocess.TimeoutExpired as exc:
+            for child in (first, second):
+                child.kill()
+                child.wait()
+            raise TimedOutError(f"{source[0]} | {target[0]}", timeout) from exc
+        results = []
+        for argv, child, errors, out in (
+            (source, first, source_errors, b""),
+            (target, second, target_errors, output),
+        ):
+            errors.seek(0)
+            results.append(
+                Result(
+                    tuple(argv),
+                    child.returncode,
+                    out.decode("utf-8", "replace"),
+                    errors.read().decode("utf-8", "replace"),
+                )
+            )
+    return results[0], results[1]

@@ -1,0 +1,107 @@
+"""devbox-ctl fleet-host OP: what the control host asks of this fleet host, over SSH, as root.
+
+Hidden from --help: it is not for people. Root only (exit 4 otherwise), and not a runtime
+verb a user may hand to the privileged path (cli.RUNTIME_VERBS): it writes any user's volume
+and secret on the control host's word, which only root's SSH session from the control host
+carries. Each op prints one JSON object, except export, whose output is the tar stream.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from devbox.cli.options import echo_json, runtime
+
+
+def _root_only(ctx: click.Context) -> None:
+    from devbox.cli import Session  # noqa: PLC0415 - keep --help fast
+    from devbox.errors import NotAllowedError  # noqa: PLC0415 - keep --help fast
+
+    session = ctx.find_root().obj
+    if os.geteuid() != 0 or (isinstance(session, Session) and session.privileged):
+        raise NotAllowedError(
+            "devbox-ctl fleet-host is run by root, from the control host over SSH",
+            hint="use the verbs without fleet-host (devbox-ctl list, create, …)",
+        )
+
+
+@click.group(hidden=True)
+@click.pass_context
+def command(ctx: click.Context) -> None:
+    """Member operations the control host runs over SSH (docs/fleet.md)."""
+    _root_only(ctx)
+
+
+def _target(function: click.decorators.FC) -> click.decorators.FC:
+    function = click.option("--owner", required=True, help="The container's owner.")(function)
+    return click.argument("name")(function)
+
+
+@command.command()
+@click.pass_context
+def deployed(ctx: click.Context) -> None:
+    """The host name and the SHA-256 of its deployed slice manifest (null: none)."""
+    from devbox.runtime import fleet_host  # noqa: PLC0415 - keep --help fast
+
+    echo_json(fleet_host.deployed_state(runtime(ctx)))
+
+
+@command.command("set-key")
+@_target
+@click.pass_context
+def set_key(ctx: click.Context, name: str, owner: str) -> None:
+    """Set NAME's Tailscale auth key from standard input (never an argument)."""
+    from devbox.runtime import fleet_host  # noqa: PLC0415 - keep --help fast
+
+    stdin = sys.stdin.buffer
+    echo_json(fleet_host.set_key(runtime(ctx), name, owner, stdin))
+
+
+@command.command()
+@_target
+@click.pass_context
+def export(ctx: click.Context, name: str, owner: str) -> None:
+    """Write NAME's volume to standard output as a tar stream."""
+    from devbox.runtime import fleet_host  # noqa: PLC0415 - keep --help fast
+
+    fleet_host.export(runtime(ctx), name, owner, sys.stdout.buffer)
+
+
+@command.command("import")
+@_target
+@click.pass_context
+def import_(ctx: click.Context, name: str, owner: str) -> None:
+    """Fill a fresh volume of NAME from the tar stream on standard input."""
+    from devbox.runtime import fleet_host  # noqa: PLC0415 - keep --help fast
+
+    stdin = sys.stdin.buffer
+    echo_json(fleet_host.import_volume(runtime(ctx), name, owner, stdin))
+
+
+@command.command()
+@_target
+@click.option("--no-snapshot", is_flag=True, help="Do not save the volume before removing it.")
+@click.option("--keep-volume", is_flag=True, help="Remove the key only; keep the volume.")
+@click.pass_context
+def purge(ctx: click.Context, name: str, owner: str, no_snapshot: bool, keep_volume: bool) -> None:
+    """Snapshot NAME's volume (as destroy does), then remove it and its key."""
+    from devbox.runtime import fleet_host  # noqa: PLC0415 - keep --help fast
+
+    echo_json(
+        fleet_host.purge(
+            runtime(ctx), name, owner, snapshot=not no_snapshot, keep_volume=keep_volume
+        )
+    )
+
+
+@command.command()
+@_target
+@click.pass_context
+def volume(ctx: click.Context, name: str, owner: str) -> None:
+    """Whether NAME's volume exists on this host."""
+    from devbox.runtime import fleet_host  # noqa: PLC0415 - keep --help fast
+
+    echo_json(fleet_host.volume(runtime(ctx), name, owner))
