@@ -66,3 +66,35 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quadlet: str, nix: str
     made = make_host(tmp_path, monkeypatch, quadlet)
     yield made
     made.podman("rm", "--all", "--force", "--time", "0")
+
+
+@pytest.fixture
+def fleet_of(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quadlet: str, nix: str):
+    """A simulated fleet (tests/fleet.py) of the member hosts named: `fleet_of(("a", "b"))`.
+
+    Real podman, Quadlet, git and Nix on every host; stand-ins for OpenSSH, colmena and what
+    tests/host.py stands in for.
+    """
+    from fleet import make_fleet, remove_all
+
+    require_tool("podman", shutil.which("podman"))
+    require_tool(
+        "busybox (busybox-static)",
+        shutil.which("busybox") or ("/bin/busybox" if Path("/bin/busybox").exists() else None),
+    )
+    made = []
+
+    def build(names: tuple[str, ...] = ("alpha", "beta", "gamma")):
+        fleet = make_fleet(tmp_path / "fleet", monkeypatch, quadlet, names)
+        made.append(fleet)
+        return fleet
+
+    yield build
+    for fleet in made:
+        remove_all(fleet)
+
+
+@pytest.fixture
+def fleet(fleet_of):
+    """A simulated fleet of three members, alpha, beta and gamma (tests/fleet.py)."""
+    return fleet_of()

@@ -41,12 +41,14 @@ def _target(function: click.decorators.FC) -> click.decorators.FC:
 
 
 @command.command()
-@click.pass_context
-def deployed(ctx: click.Context) -> None:
+def deployed() -> None:
     """The host name and the SHA-256 of its deployed slice manifest (null: none)."""
+    from devbox.host import hostconfig  # noqa: PLC0415 - keep --help fast
     from devbox.runtime import fleet_host  # noqa: PLC0415 - keep --help fast
 
-    echo_json(fleet_host.deployed_state(runtime(ctx)))
+    # Only config.json: before the first deploy there is no declaration to read.
+    config = hostconfig.load(hostconfig.locate(privileged=False))
+    echo_json(fleet_host.deployed_state(config))
 
 
 @command.command("set-key")

@@ -19,7 +19,7 @@ from typing import IO, Any, BinaryIO
 from devbox import rules
 from devbox.declare.resolve import Container
 from devbox.errors import UsageError
-from devbox.host import deployed
+from devbox.host import deployed, hostconfig
 from devbox.host.context import Runtime
 from devbox.lifecycle import snapshots
 from devbox.tools import onepassword, systemd
@@ -75,12 +75,9 @@ def _refuse_running(rt: Runtime, container: Container, what: str) -> None:
         )
 
 
-def deployed_state(rt: Runtime) -> dict[str, Any]:
+def deployed_state(config: hostconfig.HostConfig) -> dict[str, Any]:
     """Which slice is deployed here: the host's name and the manifest's SHA-256 (or null)."""
-    return {
-        "host": rt.config.host_name,
-        "manifestSha256": deployed.sha256(rt.config.deployed_manifest),
-    }
+    return {"host": config.host_name, "manifestSha256": deployed.sha256(config.deployed_manifest)}
 
 
 def set_key(rt: Runtime, name: str, owner: str, source: BinaryIO) -> dict[str, Any]:

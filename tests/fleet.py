@@ -1,0 +1,190 @@
+"""A simulated fleet on this machine: a control host and N member hosts (docs/fleet.md).
+
+Real, on every host (each is a tests/host.py host of its own): podman with its own storage,
+volumes, secrets and containers; Quadlet; the generator and devbox-ctl itself, run by the
+member's own `devbox-ctl` (a launcher of this checkout) in the member's own environment.
+Real on the control host: the config repository (git), users.nix through Nix.
+
+Stood in (tests/stand_ins/): OpenSSH (`ssh.py`: parses ssh's command line as OpenSSH does,
+joins the remote words with spaces and runs them with `sh -c` in the target host's
+environment, records every call) and the deploy tool colmena (`colmena.py`: `apply --on
+NODE` activates the node's slice with what the nixos-rebuild stand-in does on a host); and,
+on each host, what tests/host.py stands in for (the user's systemd manager, 1Password,
+Tailscale). $DEVBOX_TEST_FLEET names the JSON file that maps each host's name and reach to
+its environment; `Fleet.down` and `Fleet.fail_deploy` change it during a test.
+
+The control host's environment is the test process's (devbox-ctl runs in-process there, as
+in every host test): ssh and colmena first on its PATH, its config.json with role "control".
+The members' config.json say role "member", hostName, and no config repository.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devbox.host import hostconfig
+from devbox.tools import deploy, process, ssh
+from host import Host, build_host
+from support import run_cli, stand_in_launcher
+
+DOMAIN = "fleet.test"
+# The launcher a member's root finds as `devbox-ctl` on its PATH (remoteCommand's default).
+DEVBOX_CTL = f"#!{sys.executable}\nfrom devbox.cli import main\nmain()\n"
+
+
+@dataclass
+class Fleet:
+    """The control host, the members by name, and the fleet file the stand-ins read."""
+
+    base: Path
+    control: Host
+    hosts: dict[str, Host]
+    file: Path
+
+    @staticmethod
+    def reach(name: str) -> str:
+        """A member's SSH destination."""
+        return f"root@{name}.{DOMAIN}"
+
+    def remote(self, name: str) -> ssh.Remote:
+        """How the control host reaches a member's devbox-ctl (its config.json's templates)."""
+        config = json.loads(self.control.config_path.read_text())
+        return ssh.Remote(
+            name,
+            self.reach(name),
+            tuple(config.get("sshCommand", ssh_default())),
+            tuple(config.get("remoteCommand", ["devbox-ctl"])),
+        )
+
+    def ssh(
+        self, name: str, *args: str, stdin: str | None = None, timeout: float = 120
+    ) -> ssh.Reply | ssh.Unreachable:
+        """devbox-ctl ARGS on a member, through the ssh stand-in (tools/ssh.py)."""
+        return ssh.run(self.remote(name), args, stdin=stdin, timeout=timeout)
+
+    def _change(self, name: str, **fields: Any) -> None:
+        fleet = json.loads(self.file.read_text())
+        fleet["hosts"][name].update(fields)
+        self.file.write_text(json.dumps(fleet))
+
+    def down(self, name: str, down: bool = True) -> None:
+        """Make a member refuse SSH connections (and colmena's push), or answer again."""
+        self._change(name, down=down)
+
+    def fail_deploy(self, name: str, fail: bool = True) -> None:
+        """Make colmena's activation fail on this member (the others still deploy)."""
+        self._change(name, failDeploy=fail)
+
+    def slice_dir(self, name: str) -> Path:
+        """The member's slice of the control host's generated tree."""
+        return self.control.repo / "devbox" / "generated" / "hosts" / name
+
+    def declare(self, name: str, records: Iterable[dict[str, Any]]) -> Path:
+        """Write a member's slice: the generator's single-host tree of these records.
+
+        Until the control host's generator writes the slices itself (`hosts` in users.nix),
+        this writes the same layout (generated/hosts/NAME/{manifest.json,users/,system/})
+        from the control's users.nix and a containers.json of these records.
+        """
+        inputs = self.base / "slices" / name
+        inputs.mkdir(parents=True, exist_ok=True)
+        containers = inputs / "containers.json"
+        containers.write_text(json.dumps({"version": 1, "containers": list(records)}))
+        result = run_cli(
+            "generate",
+            "--users",
+            str(self.control.repo / "devbox" / "users.nix"),
+            "--containers",
+            str(containers),
+            "--out",
+            str(self.slice_dir(name)),
+        )
+        assert result.code == 0, result.err
+        return self.slice_dir(name)
+
+    def deploy(self, name: str) -> process.Result:
+        """Deploy one member with the control host's deployCommand (colmena stand-in)."""
+        config = json.loads(self.control.config_path.read_text())
+        template = config.get("deployCommand", ["colmena", "apply", "--on", "{host}"])
+        lines: list[str] = []
+        result = deploy.deploy(
+            template,
+            host=name,
+            reach=self.reach(name),
+            flake=self.control.repo,
+            on_line=lines.append,
+        )
+        assert result.ok, "\n".join(lines)
+        return result
+
+    def volume_path(self, name: str, volume: str) -> Path:
+        """Where a member's podman keeps a volume's files."""
+        found = self.hosts[name].podman("volume", "inspect", volume, "--format", "{{.Mountpoint}}")
+        assert found.returncode == 0, found.stderr
+        return Path(found.stdout.strip())
+
+
+def ssh_default() -> list[str]:
+    """config.json's default sshCommand."""
+    return list(hostconfig.DEFAULT_SSH)
+
+
+def _member(base: Path, name: str, quadlet: str) -> Host:
+    host = build_host(
+        base / name,
+        quadlet,
+        {"role": "member", "hostName": name, "configRepo": None, "rebuildCommand": None},
+    )
+    launcher = host.stand_ins.bin / "devbox-ctl"
+    launcher.write_text(DEVBOX_CTL)
+    launcher.chmod(0o755)
+    return host
+
+
+def make_fleet(
+    base: Path, monkeypatch: pytest.MonkeyPatch, quadlet: str, names: Iterable[str]
+) -> Fleet:
+    """A control host (this process's environment) and one member host per name."""
+    hosts = {name: _member(base, name, quadlet) for name in names}
+    control = build_host(base / "control", quadlet, {"role": "control", "hostName": "control"})
+    # colmena finds the hive from its working directory (the config repository) upwards.
+    (control.repo / "flake.nix").write_text(
+        "# The colmena stand-in only looks for this file.\n{ }\n"
+    )
+    fleet_bin = base / "fleet-bin"
+    fleet_bin.mkdir()
+    for program, script in (("ssh", "ssh.py"), ("colmena", "colmena.py")):
+        (fleet_bin / program).write_text(stand_in_launcher(script))
+        (fleet_bin / program).chmod(0o755)
+    file = base / "fleet.json"
+    file.write_text(
+        json.dumps(
+            {
+                "generated": str(control.repo / "devbox" / "generated"),
+                "hosts": {
+                    name: {"reach": Fleet.reach(name), "home": str(host.base), "env": host.env}
+                    for name, host in hosts.items()
+                },
+            }
+        )
+    )
+    control.env |= {"PATH": f"{fleet_bin}:{control.env['PATH']}", "DEVBOX_TEST_FLEET": str(file)}
+    settings = json.loads(control.config_path.read_text())
+    settings["privilegedEnvironment"] = dict(control.env)
+    control.config_path.write_text(json.dumps(settings))
+    for key, value in control.env.items():
+        monkeypatch.setenv(key, value)
+    return Fleet(base, control, hosts, file)
+
+
+def remove_all(fleet: Fleet) -> None:
+    """Remove every host's containers (the test's podman storage goes with tmp_path)."""
+    for host in [fleet.control, *fleet.hosts.values()]:
+        host.podman("rm", "--all", "--force", "--time", "0")
