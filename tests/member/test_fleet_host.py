@@ -125,7 +125,7 @@ def test_export_import_moves_the_volume_with_its_tailscale_state(pair: Fleet) ->
         ["fleet-host", "import", "web", "--owner", "alice"],
         timeout=300,
     )
-    assert isinstance(first, ssh.Reply) and first.ok, first
+    assert answer(first).ok, first
     assert json_of(second) == {"name": "web", "volume": "web-data", "imported": True}
     target = pair.volume_path("beta", "web-data")
     for path in ("project/notes.md", ".local/share/tailscale/tailscaled.state", "big.bin"):
@@ -169,7 +169,8 @@ def test_purge_snapshots_then_removes_and_a_rerun_is_success(pair: Fleet) -> Non
     done = json_of(pair.ssh("alpha", "fleet-host", "purge", "web", "--owner", "alice"))
     assert done["volumeRemoved"] is True
     snapshot = Path(str(done["snapshot"]))
-    assert snapshot.is_file() and snapshot.is_relative_to(alpha.state / "snapshots")
+    assert snapshot.is_file()
+    assert snapshot.is_relative_to(alpha.state / "snapshots")
     assert alpha.podman("volume", "exists", "web-data").returncode == 1
     assert alpha.podman("secret", "inspect", "devbox-web-ts-authkey").returncode != 0
     again = json_of(pair.ssh("alpha", "fleet-host", "purge", "web", "--owner", "alice"))

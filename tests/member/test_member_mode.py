@@ -1,0 +1,158 @@
+"""A fleet member: its declaration is its deployed slice; it reads, and refuses to change it.
+
+The member runs its own devbox-ctl (reached over the ssh stand-in, tests/fleet.py) with
+config.json role "member" and no config repository.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from devbox import privileged
+from devbox.errors import InputError
+from devbox.host import deployed
+from devbox.tools import ssh
+from fleet import Fleet
+from support import run_cli
+
+REFUSAL = "error: this host is a member of a fleet: run devbox-ctl on the control host\n"
+CHANGING = [
+    ["create", "new", "--owner", "alice"],
+    ["start", "web"],
+    ["stop", "web"],
+    ["destroy", "web", "--yes"],
+    ["pin", "web", "--until", "2099-01-01", "--reason", "demo"],
+    ["unpin", "web"],
+    ["restore", "web"],
+    ["rotate-key", "web"],
+    ["cleanup"],
+]
+
+
+def reply(result: ssh.Reply | ssh.Unreachable) -> ssh.Reply:
+    assert isinstance(result, ssh.Reply), result
+    return result
+
+
+@pytest.fixture
+def member(fleet_of) -> Fleet:  # type: ignore[no-untyped-def]
+    """alpha, a member with web (alice, stopped) and api (bob, stopped) deployed."""
+    fleet: Fleet = fleet_of(("alpha",))
+    fleet.declare(
+        "alpha",
+        [
+            {"name": "web", "owner": "alice", "state": "stopped"},
+            {"name": "api", "owner": "bob", "state": "stopped", "memory": "2G"},
+        ],
+    )
+    fleet.deploy("alpha")
+    return fleet
+
+
+def test_read_verbs_answer_from_the_deployed_slice(member: Fleet) -> None:
+    listed = reply(member.ssh("alpha", "list", "--all", "--json"))
+    assert listed.ok, listed.stderr
+    rows = {row["name"]: row for row in json.loads(listed.stdout)}
+    assert sorted(rows) == ["api", "web"]
+    assert rows["api"]["owner"] == "bob"
+    status = reply(member.ssh("alpha", "status", "web", "--json"))
+    # Exit 1: never created here, its volume is missing, as status says of any such container.
+    assert status.returncode == 1, status.stderr
+    shown = json.loads(status.stdout)
+    assert (shown["name"], shown["declared"], shown["volume"]) == ("web", "stopped", False)
+    dry = reply(member.ssh("alpha", "cleanup", "--dry-run", "--json"))
+    assert dry.ok, dry.stderr
+    for verb in (["events"], ["snapshots"], ["pin", "--list"], ["restore", "--list"]):
+        assert reply(member.ssh("alpha", *verb)).ok, verb
+    missing = reply(member.ssh("alpha", "status", "nothing"))
+    assert missing.returncode == 2
+    assert str(member.hosts["alpha"].deployed / "manifest.json") in missing.stderr
+
+
+@pytest.mark.parametrize("argv", CHANGING, ids=" ".join)
+def test_changing_verbs_exit_2_and_change_nothing(member: Fleet, argv: list[str]) -> None:
+    alpha = member.hosts["alpha"]
+    manifest = (alpha.deployed / "manifest.json").read_bytes()
+    alpha.stand_ins.clear()
+    result = reply(member.ssh("alpha", *argv))
+    assert (result.returncode, result.stderr) == (2, REFUSAL)
+    assert (alpha.deployed / "manifest.json").read_bytes() == manifest
+    assert not (alpha.state / "events.jsonl").exists()
+    # Not one program ran on the member: no podman, no systemctl, no rebuild, no 1Password.
+    assert alpha.stand_ins.calls() == []
+
+
+def test_a_member_config_without_a_deployed_slice_says_so(fleet_of) -> None:  # type: ignore[no-untyped-def]
+    fleet: Fleet = fleet_of(("alpha",))
+    result = reply(fleet.ssh("alpha", "list"))
+    assert result.returncode == 2
+    assert "manifest.json: not found: nothing was deployed here" in result.stderr
+    assert "devbox-ctl deploy HOST" in result.stderr
+
+
+def _manifest(tmp_path: Path, content: bytes) -> Path:
+    path = tmp_path / "manifest.json"
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (b"{not json", "is not JSON"),
+        (b"[1]", "is not a JSON object"),
+        (b'{"version": 2}', "version: is 2, this devbox-ctl reads version 1"),
+        (b"\xff\xfe", "is not JSON"),
+        (b'{"version": 1, "users": []}', "users: is not a JSON object"),
+        (
+            b'{"version": 1, "users": {"alice": {"uid": "x"}}}',
+            "users.alice.uid: ",
+        ),
+        (
+            b'{"version": 1, "users": {}, "containers": {"web": {"name": "web", "owner": "eve"}}}',
+            "containers.web.owner: 'eve' is not a user here",
+        ),
+        (
+            b'{"version": 1, "settings": {"maxPerUser": "many"}}',
+            "settings.maxPerUser: ",
+        ),
+    ],
+)
+def test_a_bad_deployed_manifest_is_a_clear_error(
+    tmp_path: Path, content: bytes, said: str
+) -> None:
+    path = _manifest(tmp_path, content)
+    with pytest.raises(InputError) as caught:
+        deployed.current(path)
+    text = "\n".join(caught.value.lines())
+    assert text.startswith(f"{path}: ")
+    assert said in text
+
+
+def test_a_huge_deployed_manifest_is_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(deployed, "MAX_BYTES", 100)
+    path = _manifest(tmp_path, b'{"version": 1, "notice": "' + b"x" * 200 + b'"}')
+    with pytest.raises(InputError, match="is larger than 100 bytes"):
+        deployed.load(path)
+
+
+def test_fleet_host_is_for_root_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 1001)
+    result = run_cli("fleet-host", "deployed")
+    assert result.code == 4
+    assert "devbox-ctl fleet-host is run by root, from the control host over SSH" in result.err
+    # Nor does a user reach it through the privileged path (sudo): not a runtime verb there.
+    with pytest.raises(SystemExit) as caught:
+        privileged.run(["fleet-host", "deployed"], sudo_uid="1001", config_path=tmp_path / "c")
+    assert caught.value.code == 2
+
+
+def test_fleet_host_is_hidden_from_help() -> None:
+    shown = run_cli("--help")
+    assert shown.code == 0
+    assert "fleet-host" not in shown.out
