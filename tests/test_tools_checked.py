@@ -47,6 +47,8 @@ PYTHON_PROGRAMS = {
     "nixos-rebuild",
     "sudo",
     "sh",
+    "ssh",
+    "colmena",
 }
 SHELL_PROGRAMS = {
     "tailscaled",

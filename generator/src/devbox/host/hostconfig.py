@@ -105,8 +105,13 @@ class HostConfig(Model):
     def _default_rebuild(cls, raw: Any) -> Any:
         if isinstance(raw, dict) and "rebuildCommand" not in raw and "rebuild_command" not in raw:
             repo = raw.get("configRepo", raw.get("config_repo"))
-            flake = ["--flake", str(repo)] if isinstance(repo, str) else []
-            return {**raw, "rebuildCommand": ["nixos-rebuild", "switch", *flake]}
+            # A member has no repository: its rebuild names no flake it does not have.
+            command = (
+                ["nixos-rebuild", "switch", "--flake", repo]
+                if isinstance(repo, str)
+                else ["nixos-rebuild", "switch"]
+            )
+            return {**raw, "rebuildCommand": command}
         return raw
 
     @field_validator("deploy_command", "ssh_command", "remote_command")
