@@ -20,7 +20,7 @@ EXAMPLE = REPO / "examples" / "fleet"
 
 
 @pytest.fixture
-def fleet(tmp_path: Path, nix: str) -> Path:  # noqa: ARG001 - users.nix needs Nix
+def fleet(tmp_path: Path, nix: str) -> Path:  # users.nix is read with Nix
     config = tmp_path / "config"
     shutil.copytree(EXAMPLE, config, ignore=shutil.ignore_patterns("generated"))
     assert run_cli("generate", cwd=config).code == 0
@@ -115,7 +115,7 @@ def test_a_host_without_containers_still_gets_its_slice(fleet: Path) -> None:
 
 
 def test_a_new_record_carries_its_host_and_labels_in_the_written_order() -> None:
-    from datetime import UTC, datetime  # noqa: PLC0415
+    from datetime import UTC, datetime
 
     record = edit.new_record(
         "box",
