@@ -18,10 +18,17 @@ TREES = sorted(
     + [p / "generated" for p in (REPO / "examples").iterdir()],
 )
 TREES = [t for t in TREES if (t / "manifest.json").is_file()]
+# A fleet's tree is one slice per host, each installed as a single host's tree is.
+TREES = sorted(
+    slice_dir
+    for tree in TREES
+    for slice_dir in (sorted((tree / "hosts").iterdir()) if (tree / "hosts").is_dir() else [tree])
+)
 
 
 def test_there_are_trees_to_check() -> None:
     assert len(TREES) >= 4
+    assert any(t.parent.name == "hosts" for t in TREES), "a fleet's slices are checked too"
 
 
 @pytest.mark.parametrize("tree", TREES, ids=[str(t.relative_to(REPO)) for t in TREES])

@@ -18,6 +18,18 @@ from datetime import date
 
 CONTAINER_NAME = re.compile(r"[a-z](?:[a-z0-9-]{1,61}[a-z0-9])")
 USER_NAME = re.compile(r"[a-z](?:[a-z0-9-]{0,30}[a-z0-9])?")
+# A fleet host's name: a DNS label as networking.hostName takes it (lowercase here, so one host
+# has one spelling), and a colmena node name.
+HOST_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# A host label (gpu, fast-disk): a short word a container can ask for.
+LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
+# Where SSH reaches a host: [user@]host, the host a DNS name, an IPv4 address or [IPv6]. Never
+# starting with "-": the destination is a word of ssh's command line.
+SSH_DESTINATION = re.compile(
+    r"(?:[a-z_][a-z0-9_-]{0,31}@)?"
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*"
+    r"|\[[0-9A-Fa-f:.]{2,45}\])"
+)
 # Podman's size form: a whole number with an optional binary unit (k, m, g, t; any case).
 MEMORY = re.compile(r"([1-9][0-9]{0,15})([bkmgtBKMGT]?)")
 # An image reference as the NixOS module loads it: registry/path:tag, lowercase path.
@@ -41,6 +53,8 @@ TIMESTAMP = re.compile(
 DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # A uid as sudo writes SUDO_UID.
 UID = re.compile(r"[0-9]{1,10}")
+# A DNS name is at most 253 characters.
+SSH_DESTINATION_MAX = 253 + 33
 MEMORY_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 # Podman refuses less than 6 MiB.
 MEMORY_MIN_BYTES = 6 * 1024**2
@@ -79,6 +93,37 @@ def user_name(value: str) -> Issue:
         f"{show(value)} is not a valid user name",
         "use 1–32 lowercase letters, digits and hyphens, starting with a letter and ending "
         "with a letter or digit (it becomes the Tailscale tag tag:<user>-container)",
+    )
+
+
+def host_name(value: str) -> Issue:
+    """A fleet host's name: its NixOS host name and its colmena node name."""
+    if HOST_NAME.fullmatch(value):
+        return None
+    return (
+        f"{show(value)} is not a valid host name",
+        "use 1–63 lowercase letters, digits and hyphens, starting and ending with a letter or "
+        "digit (the host's networking.hostName)",
+    )
+
+
+def label(value: str) -> Issue:
+    """A host label a container can ask for (gpu)."""
+    if LABEL.fullmatch(value):
+        return None
+    return (
+        f"{show(value)} is not a valid label",
+        "use 1–32 lowercase letters, digits and hyphens, e.g. gpu or fast-disk",
+    )
+
+
+def ssh_destination(value: str) -> Issue:
+    """How SSH reaches a host: [user@]host."""
+    if len(value) <= SSH_DESTINATION_MAX and SSH_DESTINATION.fullmatch(value):
+        return None
+    return (
+        f"{show(value)} is not an SSH destination",
+        'write [user@]host, e.g. "root@alpha.example.ts.net" or "root@10.0.0.2"',
     )
 
 

@@ -39,7 +39,13 @@ def _drift_lines(plan: Plan, out: str) -> list[str]:
 
 
 def render_text(plan: Plan, out: str = "generated") -> list[str]:
-    """The plan as people read it."""
+    """The plan as people read it (a fleet's: host by host)."""
+    if plan.hosts:
+        lines = ["No generated tree yet: everything is new."] if plan.first else []
+        for name, host in plan.hosts.items():
+            body = render_text(host, f"{out}/hosts/{name}")
+            lines += [f"host {name}:", *(f"  {line}" for line in body)]
+        return lines
     if not (plan.containers or plan.settings or plan.users or plan.other_files):
         return [
             f"No changes: {counted(plan.unchanged, 'container')} up to date.",

@@ -34,6 +34,8 @@ from devbox.tools import gitrepo
 FIELD_ORDER = (
     "name",
     "owner",
+    "host",
+    "labels",
     "cpu",
     "memory",
     "syncthing",
@@ -102,9 +104,13 @@ def new_record(
     syncthing: bool = False,
     state: str,
     created: datetime,
+    host: str | None = None,
+    labels: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """A new container's record: only what differs from the users.nix defaults is written."""
     record: dict[str, Any] = {"name": name, "owner": owner}
+    record |= {"host": host} if host is not None else {}
+    record |= {"labels": sorted(labels)} if labels else {}
     record |= {"cpu": cpu} if cpu is not None else {}
     record |= {"memory": memory} if memory is not None else {}
     record |= {"syncthing": True} if syncthing else {}

@@ -25,6 +25,8 @@ from pydantic_core import PydanticCustomError
 from devbox import rules
 
 SCHEMA_VERSION = 1
+# More CPUs than any one machine has: a typo, not a host.
+MAX_HOST_CPUS = 100_000
 DEFAULT_IMAGE = "localhost/devbox/devcontainer:latest"
 # NixOS gives normal users uids from 1000; from 60001 on they are system and nobody ids.
 UID_MIN, UID_MAX = 1000, 60000
@@ -237,11 +239,73 @@ class Policy(Model):
         return value
 
 
+def _labels(value: list[str]) -> list[str]:
+    """Labels: each a valid word, none twice."""
+    for label in value:
+        _raise_issue(rules.label(label))
+    if len(set(value)) != len(value):
+        _raise_issue((f"{rules.show(value)} names a label twice", "name each label once"))
+    return value
+
+
+class Capacity(Model):
+    """What one fleet host offers its containers: CPUs, memory and a container count."""
+
+    cpus: Number
+    memory: StrictStr
+    containers: StrictInt
+
+    @field_validator("cpus")
+    @classmethod
+    def _cpus(cls, value: float) -> float:
+        if not 0 < value <= MAX_HOST_CPUS:  # also refuses NaN and infinity
+            _raise_issue((f"{rules.show(value)} is not a CPU count", "use a number above 0"))
+        return value
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: str) -> str:
+        _raise_issue(rules.memory(value))
+        return value
+
+    @field_validator("containers")
+    @classmethod
+    def _containers(cls, value: int) -> int:
+        if value < 0:
+            _raise_issue((f"{value} is negative", "use 0 or more (0: no new containers here)"))
+        return value
+
+    @property
+    def memory_bytes(self) -> int:
+        """The memory in bytes."""
+        return rules.memory_bytes(self.memory) or 0
+
+
+class Host(Model):
+    """One host of a fleet: how SSH reaches it, what it offers, its labels."""
+
+    reach: StrictStr
+    capacity: Capacity
+    labels: list[StrictStr] = Field(default_factory=list)
+
+    @field_validator("reach")
+    @classmethod
+    def _reach(cls, value: str) -> str:
+        _raise_issue(rules.ssh_destination(value))
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: list[str]) -> list[str]:
+        return sorted(_labels(value))
+
+
 class UsersFile(Model):
-    """users.nix: the people and the policy."""
+    """users.nix: the people, the policy and (for a fleet) the hosts."""
 
     users: dict[StrictStr, User] = Field(default_factory=dict)
     containers: Policy = Field(default_factory=Policy)
+    hosts: dict[StrictStr, Host] = Field(default_factory=dict)
 
 
 class Pin(Model):
@@ -269,6 +333,20 @@ class ContainerRecord(Model):
     created: Timestamp | None = None
     stopped_at: Timestamp | None = None
     pin: Pin | None = None
+    host: StrictStr | None = None
+    labels: list[StrictStr] = Field(default_factory=list)
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str | None) -> str | None:
+        if value is not None:
+            _raise_issue(rules.host_name(value))
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: list[str]) -> list[str]:
+        return sorted(_labels(value))
 
     @field_validator("name")
     @classmethod

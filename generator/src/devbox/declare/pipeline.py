@@ -98,7 +98,7 @@ def validated(
         problems += validate.cross_check(users, records, files)
     if problems or users is None or users.policy is None or records is None:
         raise InputError(problems)
-    return resolve(users.users, users.policy, records.records)
+    return resolve(users.users, users.policy, records.records, users.hosts)
 
 
 def build(paths: Paths) -> tuple[Desired, generated_tree.Contents]:
@@ -188,6 +188,9 @@ def check(paths: Paths) -> Drift:
 def plan(paths: Paths) -> planning.Plan:
     """What a rebuild would change, and the generated files edited by hand."""
     desired_state, tree = build(paths)
+    if desired_state.fleet:
+        on_disk = generated_tree.read_tree(paths.out)
+        return planning.compute_fleet(paths.out, desired_state, tree, on_disk)
     old = planning.read_old(paths.out)
     result = planning.compute(old, desired_state, tree)
     result.drifted = planning.drift(old, generated_tree.read_tree(paths.out))

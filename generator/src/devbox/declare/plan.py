@@ -58,12 +58,19 @@ class Plan:
     # Files on disk that are not what manifest.json records (edited, added or deleted by hand):
     # the next `generate` rewrites them, and a rebuild now would deploy the edits.
     drifted: list[str] = field(default_factory=list)
+    # A fleet's plan is one plan per host (its slice); the fields above then stay empty.
+    hosts: dict[str, Plan] = field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
         """Whether a rebuild would change anything, or the tree is not what it records."""
         return bool(
-            self.containers or self.settings or self.users or self.other_files or self.drifted
+            self.containers
+            or self.settings
+            or self.users
+            or self.other_files
+            or self.drifted
+            or any(host.changed for host in self.hosts.values())
         )
 
     def of(self, action: str) -> list[ContainerChange]:
@@ -77,7 +84,8 @@ def as_json(plan: Plan) -> dict[str, Any]:
     def fields(changes: list[FieldChange]) -> list[dict[str, Any]]:
         return [{"field": c.field, "old": c.old, "new": c.new} for c in changes]
 
-    return {
+    fleet = {"hosts": {name: as_json(host) for name, host in plan.hosts.items()}}
+    return (fleet if plan.hosts else {}) | {
         "changed": plan.changed,
         "containers": [
             {
@@ -99,11 +107,16 @@ def as_json(plan: Plan) -> dict[str, Any]:
     }
 
 
+def _nothing() -> dict[str, Any]:
+    """The manifest of a tree that does not exist yet."""
+    return {"settings": {}, "users": {}, "containers": {}, "files": {}}
+
+
 def read_old(out: Path) -> dict[str, Any]:
     """The manifest of the generated tree as it is now; empty when there is none yet."""
     path = out / manifest.FILENAME
     if not path.is_file():
-        return {"settings": {}, "users": {}, "containers": {}, "files": {}}
+        return _nothing()
     try:
         old = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
@@ -249,3 +262,65 @@ def compute(old: dict[str, Any], desired: Desired, tree: dict[str, bytes]) -> Pl
         != new_manifest["files"].get(path, {}).get("sha256")
     )
     return plan
+
+
+def _removed_host(old: dict[str, Any]) -> Plan:
+    """The plan of a host no longer in the fleet: everything it ran stops."""
+    return Plan(
+        containers=[
+            ContainerChange(c, entry.get("owner", "?"), "removed", "stops")
+            for c, entry in sorted(old.get("containers", {}).items())
+        ],
+        other_files=sorted(p for p in old.get("files", {}) if p.startswith("system/")),
+    )
+
+
+def compute_fleet(
+    out: Path, desired: Desired, tree: dict[str, bytes], on_disk: dict[str, bytes]
+) -> Plan:
+    """A fleet's plan: each host's slice against what its committed slice deploys.
+
+    A container whose host changed in containers.json shows as removed on one host and added
+    on the other, and says so: a rebuild moves no data (devbox-ctl move does).
+    """
+    index = read_old(out)
+    old_hosts = set(index.get("fleet", {}).get("hosts", {}))
+    plan = Plan(first=not old_hosts)
+    prefix = manifest.HOSTS_DIR
+    for name in sorted(old_hosts | set(desired.hosts)):
+        old = read_old(out / prefix / name) if name in old_hosts else _nothing()
+        if name not in desired.hosts:
+            plan.hosts[name] = _removed_host(old)
+            continue
+        part = {
+            p[len(f"{prefix}/{name}/") :]: d
+            for p, d in tree.items()
+            if p.startswith(f"{prefix}/{name}/")
+        }
+        host_plan = compute(old, desired.on(name), part)
+        disk = {
+            p[len(f"{prefix}/{name}/") :]: d
+            for p, d in on_disk.items()
+            if p.startswith(f"{prefix}/{name}/")
+        }
+        host_plan.drifted = drift(old, disk)
+        plan.hosts[name] = host_plan
+    _mark_moves(plan)
+    return plan
+
+
+def _mark_moves(plan: Plan) -> None:
+    """Say so where a container leaves one host for another by a hand edit."""
+    added = {c.name: host for host, p in plan.hosts.items() for c in p.of("added")}
+    removed = {c.name: host for host, p in plan.hosts.items() for c in p.of("removed")}
+    for name in added.keys() & removed.keys():
+        source, target = removed[name], added[name]
+        for change in plan.hosts[source].of("removed"):
+            if change.name == name:
+                change.effect = (
+                    f"stops; now declared on {target}: its volume stays here "
+                    f"(devbox-ctl move {name} --to {target} moves the data)"
+                )
+        for change in plan.hosts[target].of("added"):
+            if change.name == name:
+                change.effect += f", without its data (that stays on {source})"

@@ -60,12 +60,36 @@ def container_units(container: Container) -> Contents:
     }
 
 
-def render(desired: Desired) -> Contents:
-    """Every file of the generated tree, keyed by its path inside the tree."""
+def _slice(desired: Desired, host: str | None = None) -> Contents:
+    """One host's tree: its containers' units, the cleanup timer, its manifest."""
     tree: Contents = {}
     for container in desired.containers:
         tree.update(container_units(container))
     for unit in CLEANUP_UNITS:
         tree[f"{SYSTEM_DIR}/{unit}"] = _render(f"{unit}.j2", policy=desired.policy)
-    tree[manifest.FILENAME] = manifest.render(desired, tree)
+    tree[manifest.FILENAME] = manifest.render(desired, tree, host)
+    return tree
+
+
+def render(desired: Desired) -> Contents:
+    """Every file of the generated tree, keyed by its path inside the tree.
+
+    A fleet's tree is one slice per host (hosts/<host>/, each shaped like a single host's
+    tree) and the fleet index manifest.json; a single host's is the slice itself.
+    """
+    if not desired.fleet:
+        return dict(sorted(_slice(desired).items()))
+    tree: Contents = {}
+    manifests: dict[str, bytes] = {}
+    for host in desired.hosts:
+        part = _slice(desired.on(host), host)
+        manifests[host] = part[manifest.FILENAME]
+        tree.update({f"{manifest.HOSTS_DIR}/{host}/{path}": data for path, data in part.items()})
+    tree[manifest.FILENAME] = manifest.dumps(manifest.fleet_document(manifests, desired)).encode()
     return dict(sorted(tree.items()))
+
+
+def slice_of(tree: Contents, host: str) -> Contents:
+    """One host's slice of a fleet's tree, with paths relative to the slice."""
+    prefix = f"{manifest.HOSTS_DIR}/{host}/"
+    return {path[len(prefix) :]: data for path, data in tree.items() if path.startswith(prefix)}

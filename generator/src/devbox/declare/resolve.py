@@ -7,12 +7,12 @@ what a rebuild would deploy with what the committed generated tree deploys.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from devbox import clock, rules
-from devbox.declare.models import ContainerRecord, Pin, Policy, User
+from devbox.declare.models import ContainerRecord, Host, Pin, Policy, User
 
 ACCESS_TAG = "tag:devcontainer"
 # Unit files carry this prefix, so a user's own Quadlet file in ~/.config/containers/systemd
@@ -45,6 +45,8 @@ class Container:
     created: datetime | None = None
     stopped_at: datetime | None = None
     pin: Pin | None = None
+    host: str | None = None  # the fleet host it runs on; None on a single host
+    labels: tuple[str, ...] = ()  # the host labels it needs
 
     @property
     def running(self) -> bool:
@@ -92,8 +94,9 @@ class Container:
         return rules.memory_bytes(self.memory) or 0
 
     def manifest_entry(self) -> dict[str, Any]:
-        """The resolved settings, as manifest.json records them."""
-        return {
+        """The resolved settings, as manifest.json records them (a fleet's: with the host)."""
+        fleet = {} if self.host is None else {"host": self.host, "labels": list(self.labels)}
+        return fleet | {
             "name": self.name,
             "owner": self.owner,
             "uid": self.uid,
@@ -122,10 +125,21 @@ class Desired:
     users: dict[str, User]
     policy: Policy
     containers: tuple[Container, ...]
+    hosts: dict[str, Host] = field(default_factory=dict)  # a fleet's; empty on a single host
+
+    @property
+    def fleet(self) -> bool:
+        """Whether users.nix declares hosts: the declaration is sliced per host."""
+        return bool(self.hosts)
 
     def by_name(self) -> dict[str, Container]:
         """The containers keyed by name."""
         return {c.name: c for c in self.containers}
+
+    def on(self, host: str) -> Desired:
+        """One host's slice: its containers, every user, the policy."""
+        mine = tuple(c for c in self.containers if c.host == host)
+        return Desired(users=self.users, policy=self.policy, containers=mine, hosts=self.hosts)
 
 
 def normalize_memory(value: str) -> str:
@@ -140,7 +154,12 @@ def _whole(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
 
 
-def resolve(users: dict[str, User], policy: Policy, records: list[ContainerRecord]) -> Desired:
+def resolve(
+    users: dict[str, User],
+    policy: Policy,
+    records: list[ContainerRecord],
+    hosts: dict[str, Host] | None = None,
+) -> Desired:
     """Apply the users.nix defaults to validated records, ordered by name."""
     containers = tuple(
         Container(
@@ -155,7 +174,14 @@ def resolve(users: dict[str, User], policy: Policy, records: list[ContainerRecor
             created=record.created,
             stopped_at=record.stopped_at,
             pin=record.pin,
+            host=record.host,
+            labels=tuple(record.labels),
         )
         for record in sorted(records, key=lambda r: r.name)
     )
-    return Desired(users=dict(sorted(users.items())), policy=policy, containers=containers)
+    return Desired(
+        users=dict(sorted(users.items())),
+        policy=policy,
+        containers=containers,
+        hosts=dict(sorted((hosts or {}).items())),
+    )

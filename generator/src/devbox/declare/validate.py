@@ -17,7 +17,7 @@ from typing import Any
 import pydantic
 
 from devbox import rules
-from devbox.declare.models import ContainerRecord, ContainersFile, Policy, User, UsersFile
+from devbox.declare.models import ContainerRecord, ContainersFile, Host, Policy, User, UsersFile
 from devbox.declare.schema_errors import format_path, problems
 from devbox.errors import Problem
 
@@ -42,6 +42,9 @@ class KnownValid:
     cpu: float | None = None
     memory: str | None = None
     pinned: bool = False
+    host: str | None = None
+    host_given: bool = False  # the record names a host (valid or not)
+    labels: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -53,6 +56,8 @@ class Checked:
     policy: Policy | None = None  # the block with invalid fields at their defaults
     policy_failed: set[str] = field(default_factory=set)
     records: list[ContainerRecord] = field(default_factory=list)  # records valid as a whole
+    hosts: dict[str, Host] = field(default_factory=dict)  # hosts that are valid as a whole
+    declared_hosts: set[str] | None = None  # every host name users.nix declares; None: unreadable
     facts: list[KnownValid] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
 
@@ -86,16 +91,26 @@ def check_users(raw: Any, file: str) -> Checked:
     users_value = raw.get("users", {})
     raw_users: dict[str, Any] = users_value if isinstance(users_value, dict) else {}
     checked.declared = set(raw_users) if isinstance(users_value, dict) else None
+    hosts_value = raw.get("hosts", {})
+    raw_hosts: dict[str, Any] = hosts_value if isinstance(hosts_value, dict) else {}
+    checked.declared_hosts = set(raw_hosts) if isinstance(hosts_value, dict) else None
     if parsed is not None:
         checked.users, checked.policy = dict(parsed.users), parsed.containers
+        checked.hosts = dict(parsed.hosts)
     else:
         checked.users = {
             name: User.model_validate(value)
             for name, value in raw_users.items()
             if ("users", name) not in failed
         }
+        checked.hosts = {
+            name: Host.model_validate(value)
+            for name, value in raw_hosts.items()
+            if ("hosts", name) not in failed
+        }
         _partial_policy(raw.get("containers", {}), failed, checked)
     checked.problems += _user_names(raw_users, file) + _duplicate_uids(raw_users, file)
+    checked.problems += _host_names(raw_hosts, file)
     if checked.policy is not None:
         checked.problems += policy_rules(checked.policy, checked.policy_failed, file)
     return checked
@@ -116,6 +131,14 @@ def _user_names(raw_users: dict[str, Any], file: str) -> list[Problem]:
         Problem(file, format_path(("users", name)), *issue)
         for name in raw_users
         if (issue := rules.user_name(name)) is not None
+    ]
+
+
+def _host_names(raw_hosts: dict[str, Any], file: str) -> list[Problem]:
+    return [
+        Problem(file, format_path(("hosts", name)), *issue)
+        for name in raw_hosts
+        if (issue := rules.host_name(name)) is not None
     ]
 
 
@@ -199,6 +222,7 @@ def _facts(index: int, raw: Any, failed: set[Loc]) -> KnownValid:
         return value if valid and ("containers", index, key) not in failed else None
 
     cpu = ok("cpu", (int, float))
+    labels = ok("labels", list)
     return KnownValid(
         index,
         name=ok("name", str),
@@ -206,6 +230,9 @@ def _facts(index: int, raw: Any, failed: set[Loc]) -> KnownValid:
         cpu=cpu if cpu is not None and math.isfinite(cpu) else None,
         memory=ok("memory", str),
         pinned=ok("pin", dict) is not None,
+        host=ok("host", str),
+        host_given="host" in raw,
+        labels=tuple(labels) if labels is not None else None,
     )
 
 
@@ -221,7 +248,17 @@ def check_containers(raw: Any, file: str) -> Checked:
     if parsed is not None:
         checked.records = list(parsed.containers)
         checked.facts = [
-            KnownValid(i, r.name, r.owner, r.cpu, r.memory, r.pin is not None)
+            KnownValid(
+                i,
+                r.name,
+                r.owner,
+                r.cpu,
+                r.memory,
+                r.pin is not None,
+                host=r.host,
+                host_given=r.host is not None,
+                labels=tuple(r.labels),
+            )
             for i, r in enumerate(parsed.containers)
         ]
     elif isinstance(raw.get("containers"), list):
@@ -237,6 +274,8 @@ def cross_check(users: Checked, containers: Checked, files: Files) -> list[Probl
     if users.policy is not None:
         found += _bounds(users.policy, users.policy_failed, containers.facts, files)
         found += _limits(users, containers.facts, files)
+    if users.declared_hosts is not None:
+        found += _hosts(users, containers.facts, files)
     return found
 
 
@@ -357,3 +396,113 @@ def _limits(users: Checked, facts: list[KnownValid], files: Files) -> list[Probl
             )
         )
     return found
+
+
+def _hosts(users: Checked, facts: list[KnownValid], files: Files) -> list[Problem]:
+    """A fleet's rules: every record on a declared host with its labels, within capacity."""
+    declared = users.declared_hosts or set()
+    known = ", ".join(sorted(declared))
+    found = []
+    for fact in facts:
+        where = f"containers[{fact.index}].host"
+        if not declared:
+            if fact.host_given:
+                found.append(
+                    Problem(
+                        files.containers,
+                        where,
+                        f"names a host, but {files.users} declares no hosts",
+                        f"remove it, or declare the fleet's hosts in {files.users} (docs/fleet.md)",
+                    )
+                )
+        elif not fact.host_given:
+            found.append(
+                Problem(
+                    files.containers,
+                    where,
+                    f"is missing: {files.users} declares hosts, so every container has one",
+                    f"set it to one of: {known} (devbox-ctl create places new containers itself)",
+                )
+            )
+        elif fact.host is not None and fact.host not in declared:
+            found.append(
+                Problem(
+                    files.containers,
+                    where,
+                    f"{rules.show(fact.host)} is not a host in {files.users}",
+                    f"use one of: {known}",
+                )
+            )
+        host = users.hosts.get(fact.host) if fact.host is not None else None
+        missing = sorted(set(fact.labels or ()) - set(host.labels)) if host else []
+        if missing:
+            found.append(
+                Problem(
+                    files.containers,
+                    f"containers[{fact.index}].labels",
+                    f"{fact.host} lacks the label{'s' if len(missing) > 1 else ''} "
+                    f"{', '.join(missing)} this container needs",
+                    f"move it to a host with them (devbox-ctl move {fact.name or 'NAME'} "
+                    f"--to HOST), or add them to hosts.{fact.host}.labels in {files.users}",
+                )
+            )
+    return found + _capacity(users, facts, files)
+
+
+def _capacity(users: Checked, facts: list[KnownValid], files: Files) -> list[Problem]:
+    """Each host's declared containers fit its declared capacity."""
+    policy = users.policy
+    if policy is None:
+        return []
+    default_memory = rules.memory_bytes(policy.default_memory) or 0
+    used: dict[str, list[float]] = {}
+    for fact in facts:
+        if fact.host in users.hosts:
+            cpu = policy.default_cpu if fact.cpu is None else fact.cpu
+            memory = default_memory
+            if fact.memory is not None:
+                memory = rules.memory_bytes(fact.memory) or default_memory
+            totals = used.setdefault(fact.host, [0, 0, 0])
+            totals[0] += cpu
+            totals[1] += memory
+            totals[2] += 1
+    found = []
+    for name, (cpus, needed, count) in sorted(used.items()):
+        capacity = users.hosts[name].capacity
+        over = [
+            (
+                "cpus",
+                cpus > capacity.cpus + 1e-9,
+                f"{rules.format_cpu(cpus)} CPUs",
+                f"{rules.format_cpu(capacity.cpus)}",
+            ),
+            (
+                "memory",
+                needed > capacity.memory_bytes,
+                f"{_gib(needed)} of memory",
+                capacity.memory,
+            ),
+            (
+                "containers",
+                count > capacity.containers,
+                rules.count(int(count), "container"),
+                str(capacity.containers),
+            ),
+        ]
+        found += [
+            Problem(
+                files.users,
+                f"hosts.{name}.capacity.{key}",
+                f"the containers declared on {name} need {need}, more than its capacity of {cap}",
+                f"raise hosts.{name}.capacity.{key}, or move containers off {name} "
+                "(devbox-ctl move NAME --to HOST)",
+            )
+            for key, broken, need, cap in over
+            if broken
+        ]
+    return found
+
+
+def _gib(size: float) -> str:
+    """A byte count as people read it."""
+    return f"{size / 1024**3:g}G"
