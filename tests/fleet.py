@@ -21,6 +21,7 @@ The members' config.json say role "member", hostName, and no config repository.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ import pytest
 
 from devbox.host import hostconfig
 from devbox.tools import deploy, process, ssh
-from host import Host, build_host
+from host import USERS_NIX, Host, build_host
 from support import run_cli, stand_in_launcher
 
 DOMAIN = "fleet.test"
@@ -86,28 +87,29 @@ class Fleet:
         """The member's slice of the control host's generated tree."""
         return self.control.repo / "devbox" / "generated" / "hosts" / name
 
-    def declare(self, name: str, records: Iterable[dict[str, Any]]) -> Path:
-        """Write a member's slice: the generator's single-host tree of these records.
+    def declare(self, records: Iterable[dict[str, Any]]) -> None:
+        """Write these records (each naming its host) as containers.json, generate, commit.
 
-        Until the control host's generator writes the slices itself (`hosts` in users.nix),
-        this writes the same layout (generated/hosts/NAME/{manifest.json,users/,system/})
-        from the control's users.nix and a containers.json of these records.
+        The control host's generator writes one slice per host (generated/hosts/NAME), an
+        empty one for a host without containers; nothing is deployed until `deploy`.
         """
-        inputs = self.base / "slices" / name
-        inputs.mkdir(parents=True, exist_ok=True)
-        containers = inputs / "containers.json"
-        containers.write_text(json.dumps({"version": 1, "containers": list(records)}))
+        repo = self.control.repo
+        (repo / "devbox" / "containers.json").write_text(
+            json.dumps({"version": 1, "containers": list(records)}, indent=2) + "\n"
+        )
         result = run_cli(
             "generate",
             "--users",
-            str(self.control.repo / "devbox" / "users.nix"),
+            str(repo / "devbox" / "users.nix"),
             "--containers",
-            str(containers),
+            str(repo / "devbox" / "containers.json"),
             "--out",
-            str(self.slice_dir(name)),
+            str(repo / "devbox" / "generated"),
         )
         assert result.code == 0, result.err
-        return self.slice_dir(name)
+        git = ["git", "-C", str(repo), "-c", "user.name=admin", "-c", "user.email=admin@host"]
+        subprocess.run([*git, "add", "-A"], check=True)
+        subprocess.run([*git, "commit", "-qm", "fleet test: declare"], check=True)
 
     def deploy(self, name: str) -> process.Result:
         """Deploy one member with the control host's deployCommand (colmena stand-in)."""
@@ -136,6 +138,18 @@ def ssh_default() -> list[str]:
     return list(hostconfig.DEFAULT_SSH)
 
 
+def users_nix(names: Iterable[str]) -> str:
+    """The control host's users.nix: tests/host.py's users, and a `hosts` entry per member."""
+    hosts = "".join(
+        f'    {name} = {{ reach = "{Fleet.reach(name)}"; '
+        'capacity = { cpus = 16; memory = "64G"; containers = 8; }; };\n'
+        for name in names
+    )
+    return USERS_NIX.replace(
+        "  containers = {", f"  hosts = {{\n{hosts}  }};\n  containers = {{", 1
+    )
+
+
 def _member(base: Path, name: str, quadlet: str) -> Host:
     host = build_host(
         base / name,
@@ -154,6 +168,7 @@ def make_fleet(
     """A control host (this process's environment) and one member host per name."""
     hosts = {name: _member(base, name, quadlet) for name in names}
     control = build_host(base / "control", quadlet, {"role": "control", "hostName": "control"})
+    (control.repo / "devbox" / "users.nix").write_text(users_nix(hosts))
     # colmena finds the hive from its working directory (the config repository) upwards.
     (control.repo / "flake.nix").write_text(
         "# The colmena stand-in only looks for this file.\n{ }\n"

@@ -16,7 +16,7 @@ from devbox.tools import ssh
 from fleet import Fleet
 from host import KEY
 
-STOPPED = {"name": "web", "owner": "alice", "state": "stopped"}
+STOPPED = {"name": "web", "owner": "alice", "state": "stopped", "host": "alpha"}
 
 
 def answer(reply: ssh.Reply | ssh.Unreachable) -> ssh.Reply:
@@ -34,8 +34,7 @@ def json_of(reply: ssh.Reply | ssh.Unreachable) -> dict[str, object]:
 def pair(fleet_of) -> Fleet:  # type: ignore[no-untyped-def]
     """alpha declares web (stopped), with files on its volume; beta declares nothing."""
     fleet: Fleet = fleet_of(("alpha", "beta"))
-    fleet.declare("alpha", [STOPPED])
-    fleet.declare("beta", [])
+    fleet.declare([STOPPED])
     fleet.deploy("alpha")
     fleet.deploy("beta")
     alpha = fleet.hosts["alpha"]
@@ -56,9 +55,15 @@ def test_deployed_says_which_slice_is_deployed(fleet_of) -> None:  # type: ignor
         "host": "alpha",
         "manifestSha256": None,
     }
-    slice_dir = fleet.declare("alpha", [STOPPED])
+    fleet.declare([STOPPED])
     fleet.deploy("alpha")
-    expected = hashlib.sha256((slice_dir / "manifest.json").read_bytes()).hexdigest()
+    # What the control host's fleet index records for the slice is what the member reports.
+    index = json.loads((fleet.slice_dir("alpha").parent.parent / "manifest.json").read_text())
+    expected = index["fleet"]["hosts"]["alpha"]["manifestSha256"]
+    assert (
+        expected
+        == hashlib.sha256((fleet.slice_dir("alpha") / "manifest.json").read_bytes()).hexdigest()
+    )
     assert json_of(fleet.ssh("alpha", "fleet-host", "deployed")) == {
         "host": "alpha",
         "manifestSha256": expected,
@@ -182,7 +187,7 @@ def test_purge_snapshots_then_removes_and_a_rerun_is_success(pair: Fleet) -> Non
 def test_purge_is_refused_while_declared_running_here(pair: Fleet) -> None:
     """beta runs web (key set, deployed running): neither purge nor import may touch it."""
     json_of(pair.ssh("beta", "fleet-host", "set-key", "web", "--owner", "alice", stdin=KEY))
-    pair.declare("beta", [{**STOPPED, "state": "running"}])
+    pair.declare([{**STOPPED, "state": "running", "host": "beta"}])
     pair.deploy("beta")
     beta = pair.hosts["beta"]
     assert beta.running() == ["web"]

@@ -16,7 +16,7 @@ from devbox.errors import InputError
 from devbox.host import deployed
 from devbox.tools import ssh
 from fleet import Fleet
-from support import run_cli
+from support import REPO, run_cli
 
 REFUSAL = "error: this host is a member of a fleet: run devbox-ctl on the control host\n"
 CHANGING = [
@@ -42,11 +42,10 @@ def member(fleet_of) -> Fleet:  # type: ignore[no-untyped-def]
     """alpha, a member with web (alice, stopped) and api (bob, stopped) deployed."""
     fleet: Fleet = fleet_of(("alpha",))
     fleet.declare(
-        "alpha",
         [
-            {"name": "web", "owner": "alice", "state": "stopped"},
-            {"name": "api", "owner": "bob", "state": "stopped", "memory": "2G"},
-        ],
+            {"name": "web", "owner": "alice", "state": "stopped", "host": "alpha"},
+            {"name": "api", "owner": "bob", "state": "stopped", "memory": "2G", "host": "alpha"},
+        ]
     )
     fleet.deploy("alpha")
     return fleet
@@ -156,3 +155,17 @@ def test_fleet_host_is_hidden_from_help() -> None:
     shown = run_cli("--help")
     assert shown.code == 0
     assert "fleet-host" not in shown.out
+
+
+@pytest.mark.parametrize("host", ["alpha", "beta", "gamma"])
+def test_a_slice_manifest_gives_back_the_declaration_it_was_written_from(host: str) -> None:
+    """examples/fleet's slices: what the member reads is what the control host generated."""
+    path = REPO / "examples" / "fleet" / "generated" / "hosts" / host / "manifest.json"
+    document = json.loads(path.read_text())
+    desired = deployed.desired_from_manifest(document, str(path))
+    assert {c.name: c.manifest_entry() for c in desired.containers} == document["containers"]
+    assert all(c.host == host for c in desired.containers)
+    assert desired.policy.model_dump(mode="json", by_alias=True) == document["settings"]
+    assert {name: u.uid for name, u in desired.users.items()} == {
+        name: entry["uid"] for name, entry in document["users"].items()
+    }
