@@ -476,6 +476,13 @@ def test_colmena_deploys_only_the_selected_node_and_a_failure_leaves_the_others(
     )
     assert (tmp_path / "alpha/deployed/marker").read_text() == "new\n"
     assert not (tmp_path / "beta/deployed").exists()
+    _fleet(fleet_bin, beta={"failDeploy": False, "down": True})
+    down = run([colmena, "apply", "--on", "beta"], cwd=tmp_path)
+    assert down.returncode == 1
+    assert "beta | Push failed: ssh: connect to host beta port 22: Connection refused" in (
+        down.stderr
+    )
+    assert not (tmp_path / "beta/deployed").exists()
 
 
 def test_colmena_with_no_matching_node_deploys_nothing_and_exits_0(

@@ -169,3 +169,15 @@ def test_a_slice_manifest_gives_back_the_declaration_it_was_written_from(host: s
     assert {name: u.uid for name, u in desired.users.items()} == {
         name: entry["uid"] for name, entry in document["users"].items()
     }
+
+
+def test_a_user_on_a_member_reads_through_sudo_and_is_told_where_to_change(
+    member: Fleet,
+) -> None:
+    """bob runs devbox-ctl on alpha: the privileged path, with the member's config.json."""
+    alpha = member.hosts["alpha"]
+    listed = alpha.cli("list", "--json", uid=1002)
+    assert listed.code == 0, listed.err
+    assert [row["name"] for row in listed.json()] == ["api"]  # his own only
+    refused = alpha.cli("stop", "api", uid=1002)
+    assert (refused.code, refused.err) == (2, REFUSAL)

@@ -92,17 +92,9 @@ def _record(entry: Any, name: str, source: str) -> dict[str, Any]:
     if not isinstance(entry, dict):
         raise InputError([Problem(source, f"containers.{name}", "is not a JSON object", FIX)])
     record = {key: entry[key] for key in _RECORD_FIELDS if key in entry}
-    record |= {
-        key: entry[key]
-        for key in _OPTIONAL_RECORD_FIELDS
-        # host and labels exist only in a fleet's records; pin may be null.
-        if entry.get(key) is not None and key in _record_aliases()
-    }
+    # host and labels exist only in a fleet's entries; pin may be null.
+    record |= {key: entry[key] for key in _OPTIONAL_RECORD_FIELDS if entry.get(key) is not None}
     return record
-
-
-def _record_aliases() -> set[str]:
-    return {info.alias or field for field, info in ContainerRecord.model_fields.items()}
 
 
 def _within(prefix: str, exc: ValidationError, model: type[Any], source: str) -> list[Problem]:
