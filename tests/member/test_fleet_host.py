@@ -225,3 +225,20 @@ def test_an_unreachable_host_is_its_own_result(pair: Fleet) -> None:
     assert json_of(pair.ssh("beta", "fleet-host", "volume", "web", "--owner", "alice")) == {
         "exists": False
     }
+
+
+def test_an_export_that_sent_nothing_never_becomes_an_empty_volume(pair: Fleet) -> None:
+    """gone has no volume on alpha: its export fails, and beta imports nothing."""
+    first, second = ssh.stream(
+        pair.remote("alpha"),
+        ["fleet-host", "export", "gone", "--owner", "alice"],
+        pair.remote("beta"),
+        ["fleet-host", "import", "gone", "--owner", "alice"],
+        timeout=300,
+    )
+    assert answer(first).returncode == 2
+    assert "gone has no volume gone-data on this host" in answer(first).stderr
+    refused = answer(second)
+    assert refused.returncode == 2
+    assert "standard input held 0 bytes, not a volume's tar stream" in refused.stderr
+    assert pair.hosts["beta"].podman("volume", "exists", "gone-data").returncode == 1

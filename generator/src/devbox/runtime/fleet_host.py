@@ -13,19 +13,26 @@ name and owner is checked before podman hears of it.
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import threading
 from typing import IO, Any, BinaryIO
 
 from devbox import rules
 from devbox.declare.resolve import Container
-from devbox.errors import UsageError
+from devbox.errors import ToolError, UsageError
 from devbox.host import deployed, hostconfig
 from devbox.host.context import Runtime
 from devbox.lifecycle import snapshots
 from devbox.tools import onepassword, systemd
+from devbox.tools.podman import Podman
 
 # A Tailscale auth key is about 60 characters; what comes on stdin is read no further.
 MAX_KEY_BYTES = 4096
+# A tar stream is whole 512-byte blocks: a shorter one is not a volume's export.
+TAR_BLOCK = 512
+COPY_CHUNK = 1 << 20
 # What the control host writes over a key once the container joined (operations.NEUTRALISED).
 _NEUTRAL = re.compile(r"\s*")
 
@@ -127,6 +134,15 @@ def import_volume(rt: Runtime, name: str, owner: str, source: BinaryIO) -> dict[
     """
     container = target(rt, name, owner)
     _refuse_running(rt, container, "import")
+    # A source whose export failed sends nothing: that must never become an empty volume
+    # that reports success (the control host would then purge the only copy).
+    head = _read_up_to(source, TAR_BLOCK)
+    if len(head) < TAR_BLOCK:
+        raise UsageError(
+            f"standard input held {len(head)} bytes, not a volume's tar stream: "
+            "nothing was imported",
+            hint="check the export on the source host (devbox-ctl fleet-host export)",
+        )
     podman = rt.podman(owner)
     if podman.volume_exists(container.volume):
         if name in _declared_here(rt):
@@ -141,9 +157,44 @@ def import_volume(rt: Runtime, name: str, owner: str, source: BinaryIO) -> dict[
         container.volume,
         {"devbox.managed": "true", "devbox.container": name, "devbox.owner": owner},
     )
-    podman.import_volume(container.volume, source)
+    _import_with_head(podman, container.volume, head, source)
     rt.event("fleet-import", name, owner=owner, host=rt.config.host_name)
     return {"name": name, "volume": container.volume, "imported": True}
+
+
+def _read_up_to(source: BinaryIO, size: int) -> bytes:
+    """Up to size bytes of a stream (a pipe gives them in pieces); fewer only at its end."""
+    pieces: list[bytes] = []
+    left = size
+    while left:
+        piece = source.read(left)
+        if not piece:
+            break
+        pieces.append(piece)
+        left -= len(piece)
+    return b"".join(pieces)
+
+
+def _import_with_head(podman: Podman, volume: str, head: bytes, rest: BinaryIO) -> None:
+    """Import head, then the rest of the stream, into the volume (through a pipe)."""
+    read_end, write_end = os.pipe()
+    failure: list[BaseException] = []
+
+    def feed() -> None:
+        try:
+            with os.fdopen(write_end, "wb") as into:
+                into.write(head)
+                shutil.copyfileobj(rest, into, COPY_CHUNK)
+        except BaseException as exc:  # noqa: BLE001 - reported below, after podman ended
+            failure.append(exc)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    with os.fdopen(read_end, "rb") as stream:
+        podman.import_volume(volume, stream)
+    feeder.join()
+    if failure and not isinstance(failure[0], BrokenPipeError):
+        raise ToolError(f"reading the volume's stream failed: {failure[0]}")
 
 
 def purge(
