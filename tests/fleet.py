@@ -54,15 +54,13 @@ class Fleet:
         """A member's SSH destination."""
         return f"root@{name}.{DOMAIN}"
 
+    def config(self) -> hostconfig.HostConfig:
+        """The control host's config.json."""
+        return hostconfig.load(self.control.config_path)
+
     def remote(self, name: str) -> ssh.Remote:
         """How the control host reaches a member's devbox-ctl (its config.json's templates)."""
-        config = json.loads(self.control.config_path.read_text())
-        return ssh.Remote(
-            name,
-            self.reach(name),
-            tuple(config.get("sshCommand", ssh_default())),
-            tuple(config.get("remoteCommand", ["devbox-ctl"])),
-        )
+        return self.config().remote(name, self.reach(name))
 
     def ssh(
         self, name: str, *args: str, stdin: str | None = None, timeout: float = 120
@@ -113,14 +111,13 @@ class Fleet:
 
     def deploy(self, name: str) -> process.Result:
         """Deploy one member with the control host's deployCommand (colmena stand-in)."""
-        config = json.loads(self.control.config_path.read_text())
-        template = config.get("deployCommand", ["colmena", "apply", "--on", "{host}"])
+        config = self.config()
         lines: list[str] = []
         result = deploy.deploy(
-            template,
+            config.deploy_command,
             host=name,
             reach=self.reach(name),
-            flake=self.control.repo,
+            flake=config.repository,
             on_line=lines.append,
         )
         assert result.ok, "\n".join(lines)
@@ -131,11 +128,6 @@ class Fleet:
         found = self.hosts[name].podman("volume", "inspect", volume, "--format", "{{.Mountpoint}}")
         assert found.returncode == 0, found.stderr
         return Path(found.stdout.strip())
-
-
-def ssh_default() -> list[str]:
-    """config.json's default sshCommand."""
-    return list(hostconfig.DEFAULT_SSH)
 
 
 def users_nix(names: Iterable[str]) -> str:

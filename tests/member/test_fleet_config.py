@@ -99,6 +99,10 @@ def test_a_fleet_host_needs_its_name_and_a_single_host_has_none(tmp_path: Path) 
         ("remoteCommand", ["devbox-ctl", "{0}"], "placeholder devbox does not"),
         ("remoteCommand", ["devbox-ctl", ""], "is empty"),
         ("sshCommand", "ssh {reach}", "is not a list"),
+        ("sshCommand", ["ssh", "--", "alpha"], "names no host: it needs {host} or {reach}"),
+        ("sshCommand", ["ssh", "{reach}", "{flake}"], "uses {flake}, which is not known here"),
+        ("deployCommand", ["colmena", "apply"], "names no host: it needs {host} or {reach}"),
+        ("remoteCommand", ["{flake}/bin/devbox-ctl"], "uses {flake}, which is not known here"),
     ],
 )
 def test_a_bad_template_names_the_field_and_the_fix(
@@ -108,7 +112,8 @@ def test_a_bad_template_names_the_field_and_the_fix(
     assert line.startswith(f"{tmp_path / 'config.json'}: {field}")
     assert said in line
     if isinstance(value, list):
-        assert "only {host}, {reach} and {flake} are replaced" in line
+        names = "{host}, {reach} and {flake}" if field == "deployCommand" else "{host} and {reach}"
+        assert f"in which only {names} are replaced, e.g. [" in line
 
 
 def test_templates_in_use_are_accepted(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ from devbox.declare import pipeline
 from devbox.declare.models import Model
 from devbox.declare.schema_errors import problems
 from devbox.errors import InputError, Problem, UsageError
-from devbox.tools import templates
+from devbox.tools import ssh, templates
 
 SYSTEM_CONFIG = Path("/etc/devbox/config.json")
 # What a fleet member says to a verb that would change the declaration (exit 2).
@@ -66,6 +66,20 @@ def _problem(message: str, fix: str) -> PydanticCustomError:
 DEFAULT_DEPLOY = ("colmena", "apply", "--on", "{host}")
 DEFAULT_SSH = ("ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "--", "{reach}")
 DEFAULT_REMOTE = ("devbox-ctl",)
+
+
+def _template(
+    value: list[str], allowed: tuple[str, ...], needs: tuple[str, ...], example: tuple[str, ...]
+) -> list[str]:
+    issue = templates.issue(value, allowed=allowed, needs=needs)
+    if issue is not None:
+        names = ", ".join(allowed[:-1]) + f" and {allowed[-1]}"
+        raise _problem(
+            f"{rules.show(value)} is not a command template: {issue}",
+            f"write an argv, one line per word, in which only {names} are replaced, e.g. "
+            + json.dumps(list(example)),
+        )
+    return value
 
 
 class HostConfig(Model):
@@ -114,17 +128,21 @@ class HostConfig(Model):
             return {**raw, "rebuildCommand": command}
         return raw
 
-    @field_validator("deploy_command", "ssh_command", "remote_command")
+    @field_validator("deploy_command")
     @classmethod
-    def _template(cls, value: list[str]) -> list[str]:
-        issue = templates.issue(value)
-        if issue is not None:
-            raise _problem(
-                f"{rules.show(value)} is not a command template: {issue}",
-                "write an argv, one line per word; only {host}, {reach} and {flake} are "
-                'replaced, e.g. ["colmena", "apply", "--on", "{host}"]',
-            )
-        return value
+    def _deploy(cls, value: list[str]) -> list[str]:
+        return _template(value, templates.PLACEHOLDERS, ("{host}", "{reach}"), DEFAULT_DEPLOY)
+
+    @field_validator("ssh_command")
+    @classmethod
+    def _ssh(cls, value: list[str]) -> list[str]:
+        # The member has no config repository: {flake} means nothing on its side.
+        return _template(value, ("{host}", "{reach}"), ("{host}", "{reach}"), DEFAULT_SSH)
+
+    @field_validator("remote_command")
+    @classmethod
+    def _remote(cls, value: list[str]) -> list[str]:
+        return _template(value, ("{host}", "{reach}"), (), DEFAULT_REMOTE)
 
     @field_validator("host_name")
     @classmethod
@@ -188,6 +206,10 @@ class HostConfig(Model):
                 f'set it, e.g. "{DEFAULT_PATH}"',
             )
         return value
+
+    def remote(self, host: str, reach: str) -> ssh.Remote:
+        """How this (control) host reaches a fleet host's devbox-ctl."""
+        return ssh.Remote(host, reach, tuple(self.ssh_command), tuple(self.remote_command))
 
     @property
     def member(self) -> bool:

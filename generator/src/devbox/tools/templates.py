@@ -16,8 +16,14 @@ _PLACEHOLDER = re.compile(r"\{(host|reach|flake)\}")
 _BRACE = re.compile(r"[{}]")
 
 
-def issue(words: list[str]) -> str | None:
-    """What is wrong with an argv template, or None: one-line words, known placeholders."""
+def issue(
+    words: list[str], *, allowed: tuple[str, ...] = PLACEHOLDERS, needs: tuple[str, ...] = ()
+) -> str | None:
+    """What is wrong with an argv template, or None.
+
+    Every word one line; placeholders only the allowed ones; at least one of `needs` (a
+    command for one host must name the host somewhere).
+    """
     if not words:
         return "is empty"
     for word in words:
@@ -26,6 +32,12 @@ def issue(words: list[str]) -> str | None:
             return f"word {rules.show(word)} {problem[0]}"
         if _BRACE.search(_PLACEHOLDER.sub("", word)):
             return f"word {rules.show(word)} holds a placeholder devbox does not know"
+        unknown = [f"{{{name}}}" for name in _PLACEHOLDER.findall(word)]
+        unknown = [name for name in unknown if name not in allowed]
+        if unknown:
+            return f"word {rules.show(word)} uses {unknown[0]}, which is not known here"
+    if needs and not any(name in word for word in words for name in needs):
+        return f"names no host: it needs {' or '.join(needs)}"
     return None
 
 
