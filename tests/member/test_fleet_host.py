@@ -191,6 +191,12 @@ def test_purge_is_refused_while_declared_running_here(pair: Fleet) -> None:
     pair.deploy("beta")
     beta = pair.hosts["beta"]
     assert beta.running() == ["web"]
+    # The member's read verbs see it running, from its deployed slice.
+    status = json_of(pair.ssh("beta", "status", "web", "--json"))
+    assert (status["declared"], status["actual"]) == ("running", "running")
+    assert answer(pair.ssh("beta", "logs", "web")).ok
+    connect = answer(pair.ssh("beta", "connect", "web", "--json"))
+    assert connect.ok, connect.stderr
     for op in ("purge", "import"):
         reply = answer(pair.ssh("beta", "fleet-host", op, "web", "--owner", "alice", stdin=""))
         assert reply.returncode == 2, reply
