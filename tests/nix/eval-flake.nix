@@ -31,6 +31,7 @@ in
   formatter = lib.attrNames outputs.formatter;
   homeModules = lib.mapAttrs (_: toString) outputs.homeModules;
   nixosModules = lib.attrNames outputs.nixosModules;
+  lib = lib.mapAttrs (_: builtins.typeOf) outputs.lib;
   orchestratorWrapper = {
     imports = map toString wrapper.imports;
     package = {

@@ -3,7 +3,8 @@
 #
 #   nix-instantiate --eval --strict --json tests/nix/eval-fleet-hive.nix \
 #     --arg lib 'import <nixpkgs.lib checkout>/lib' --arg generatedDir /abs/generated \
-#     --arg hosts '{ alpha = { services.devbox.fleet.control = true; }; }'
+#     --arg hosts '{ alpha = { services.devbox.fleet.control = true; }; }' \
+#     --arg defaults '{ }' --arg plainHosts '{ }'
 #
 # colmena itself is not run here. Its node evaluation (src/nix/hive/eval.nix of colmena v0.4.0,
 # the version nixpkgs packages) is eval-config.nix over its own modules, `hive.defaults` and the
@@ -15,6 +16,8 @@
   generatedDir,
   hosts ? { },
   defaults ? { },
+  # The hosts' modules for fleetModules (they may not name colmena's options).
+  plainHosts ? { },
 }:
 let
   inherit (import ./flake-outputs.nix { inherit lib; }) outputs stubPkgs;
@@ -95,6 +98,37 @@ let
       ++ configsFor name;
     }).config;
 
+  # fleetModules as nixosSystem would take them: NixOS's options only (no colmena `deployment`),
+  # so a definition of an option NixOS does not declare fails the evaluation.
+  plainModules = outputs.lib.fleetModules {
+    inherit generatedDir;
+    hosts = plainHosts;
+  };
+  plainNode =
+    name:
+    let
+      config =
+        (lib.evalModules {
+          modules = [
+            { _module.args.pkgs = pkgs; }
+            ./nixos-option-stubs.nix
+            {
+              services.devbox = {
+                package = stubPackage "devbox";
+                image = stubPackage "devcontainer.tar.gz";
+              };
+            }
+          ]
+          ++ plainModules.${name};
+        }).config;
+    in
+    {
+      failedAssertions = map (a: a.message) (builtins.filter (a: !a.assertion) config.assertions);
+      inherit (config.services.devbox) hostName;
+      manifest = toString config.environment.etc."devbox/manifest.json".source;
+      role = (builtins.fromJSON config.environment.etc."devbox/config.json".text).role;
+    };
+
   node =
     name:
     let
@@ -122,4 +156,5 @@ in
   modules = lib.mapAttrs (_: modules: builtins.length modules) (
     lib.filterAttrs (name: _: builtins.elem name nodeNames) hive
   );
+  plain = lib.mapAttrs (name: _: plainNode name) plainModules;
 }

@@ -305,12 +305,22 @@ def test_fleet_options_do_not_touch_a_single_host(nix: str) -> None:
 
 
 @functools.cache
-def _hive(lib: Path, generated: Path, hosts: str, defaults: str) -> Any:
-    return nix_eval.evaluate(HIVE, lib, generatedDir=str(generated), hosts=hosts, defaults=defaults)
+def _hive(lib: Path, generated: Path, hosts: str, defaults: str, plain_hosts: str) -> Any:
+    return nix_eval.evaluate(
+        HIVE,
+        lib,
+        generatedDir=str(generated),
+        hosts=hosts,
+        defaults=defaults,
+        plainHosts=plain_hosts,
+    )
 
 
-def hive(generated: Path, hosts: str = "{ }", defaults: str = "{ }") -> Any:
-    return _hive(nixpkgs_lib(), generated.resolve(), hosts, defaults)
+def hive(
+    generated: Path, hosts: str = "{ }", defaults: str = "{ }", plain_hosts: str = "{ }"
+) -> Any:
+    """lib.fleetHive's nodes evaluated as colmena does, and lib.fleetModules' as nixosSystem."""
+    return _hive(nixpkgs_lib(), generated.resolve(), hosts, defaults, plain_hosts)
 
 
 def test_the_hive_has_a_node_per_declared_host(nix: str, fleet: Path) -> None:
@@ -333,6 +343,18 @@ def test_the_hive_has_a_node_per_declared_host(nix: str, fleet: Path) -> None:
         }
         role = json.loads(node["etc"]["devbox/config.json"]["text"])["role"]
         assert role == ("control" if host == "alpha" else "member")
+
+
+def test_fleet_modules_serve_nixos_system_too(nix: str, fleet: Path) -> None:
+    # For deploy-rs or nixos-rebuild --target-host: the same modules without colmena's options.
+    control = "{ beta = [ { services.devbox.fleet.control = true; } ]; }"
+    plain = hive(fleet, plain_hosts=control)["plain"]
+    assert sorted(plain) == HOSTS
+    for host, node in plain.items():
+        assert node["failedAssertions"] == [], host
+        assert node["hostName"] == host
+        assert node["role"] == ("control" if host == "beta" else "member")
+        assert node["manifest"] == str(fleet.resolve() / "hosts" / host / "manifest.json")
 
 
 def test_the_hive_reaches_each_host_where_devbox_ctl_does(nix: str, fleet: Path) -> None:
