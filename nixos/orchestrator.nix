@@ -318,7 +318,6 @@ in
           "{flake}#{host}"
           "--target-host"
           "{reach}"
-          "--use-remote-sudo"
         ];
         description = ''
           The command (argv, never a shell string) that deploys one host of the fleet, run on
