@@ -215,6 +215,25 @@
         default = self.nixosModules.orchestrator;
       };
 
+      # A fleet of orchestrators (docs/fleet.md), from the generated directory of users.nix
+      # with `hosts`. fleetHive is colmena's hive, the value of a flake's `colmena` output:
+      #   colmena = devbox.lib.fleetHive {
+      #     meta.nixpkgs = import nixpkgs { system = "x86_64-linux"; };
+      #     generatedDir = ./devbox/generated;
+      #     hosts.alpha = ./hosts/alpha.nix;  # each host's own modules
+      #   };
+      # fleetModules gives each host's module list, for nixosSystem (deploy-rs,
+      # nixos-rebuild --target-host). Both are nixos/lib.nix's, with this flake's module.
+      lib =
+        let
+          devboxLib = import ./nixos/lib.nix { inherit lib; };
+          module = self.nixosModules.orchestrator;
+        in
+        {
+          fleetHive = args: devboxLib.fleetHive ({ inherit module; } // args);
+          fleetModules = args: devboxLib.fleetModules ({ inherit module; } // args);
+        };
+
       checks.${linux} =
         let
           pkgs = pkgsLinux;

@@ -1,5 +1,6 @@
 # The daily cleanup of the devbox orchestrator (idle stop, warnings, auto-destroy): the
-# generated devbox-cleanup.service and .timer (generated/system/) installed as they are, plus a
+# generated devbox-cleanup.service and .timer (generated/system/, or the host's slice's
+# system/ in a fleet) installed as they are, plus a
 # drop-in with what `devbox-ctl cleanup` needs on PATH and hardening that keeps rootless podman
 # working. Imported by orchestrator.nix.
 {
@@ -26,11 +27,12 @@ let
     users
     ;
 
-  # generated/system/<unit> → lib/systemd/system/<unit>, for systemd.packages.
+  # generated/system/<unit> (in a fleet, generated/hosts/<hostName>/system/<unit>) →
+  # lib/systemd/system/<unit>, for systemd.packages.
   cleanupUnits = pkgs.linkFarm "devbox-cleanup-units" (
     mapAttrsToList (path: _: {
       name = "lib/systemd/system/${baseNameOf path}";
-      path = cfg.generatedDir + "/${path}";
+      path = cfg.source.dir + "/${path}";
     }) systemUnitFiles
   );
 

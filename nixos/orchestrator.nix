@@ -1,6 +1,7 @@
 # The devbox orchestrator: the generated tree (generated/manifest.json and the Quadlet units
-# beside it) turned into users, rootless podman, unit files, the dev-container image in each
-# owner's storage, and a restart of exactly the containers whose units changed.
+# beside it; in a fleet, this host's slice generated/hosts/<hostName>/) turned into users,
+# rootless podman, unit files, the dev-container image in each owner's storage, and a restart
+# of exactly the containers whose units changed.
 #
 # Everything about containers comes from the manifest (docs/manifest.md); this module only maps
 # it onto NixOS options and holds no logic the generator already has.
@@ -31,7 +32,7 @@ let
     ;
 
   cfg = config.services.devbox;
-  inherit (cfg) manifest;
+  inherit (cfg) manifest source;
 
   devbox = import ./lib.nix { inherit lib; };
   inherit (devbox.fromManifest manifest)
@@ -63,7 +64,9 @@ let
     config.system.build.nixos-rebuild
     config.systemd.package
     pkgs.git
-  ];
+  ]
+  # The fleet's control host also deploys the other hosts and reaches them over SSH.
+  ++ optionals (source.fleet && cfg.fleet.control) cfg.fleet.packages;
   # devbox-privileged gives every program it runs this PATH (config.json's
   # privilegedEnvironment), never the caller's; the sudo rule's secure_path is the same.
   privilegedPath = lib.concatStringsSep ":" [
@@ -78,6 +81,39 @@ let
   };
   privilegedCommand = "${privileged}/bin/devbox-privileged";
   manifestPath = "/etc/devbox/manifest.json";
+
+  # /etc/devbox/config.json (docs/host-config.md): what devbox-ctl reads of this host. A
+  # fleet adds its fields; a single host's file is the same as before fleets existed.
+  hostConfig = {
+    version = 1;
+    inherit (cfg)
+      configRepo
+      usersFile
+      containersFile
+      rebuildCommand
+      opTokenFile
+      opVault
+      tailscaleApiKeyFile
+      tailnet
+      stateDir
+      ;
+    generatedDir = cfg.generatedDirInRepo;
+    inherit privilegedCommand;
+    # A user's systemd manager runs what devbox hands it with systemd-run --machine
+    # unresolved and searches only systemd's own bin/: podman must be named by its path.
+    podman = "${podman}/bin/podman";
+    privilegedEnvironment.PATH = privilegedPath;
+  }
+  // devbox.fleetConfig {
+    inherit (source) fleet;
+    inherit (cfg) hostName;
+    inherit (cfg.fleet)
+      control
+      deployCommand
+      sshCommand
+      remoteCommand
+      ;
+  };
 
   # The module's shell scripts (nixos/scripts/), as programs: loadImage loads the image into
   # the owner's storage and tags it with the name the units run.
@@ -213,13 +249,127 @@ in
       example = literalExpression "./devbox/generated";
     };
 
+    source = mkOption {
+      type = types.attrs;
+      internal = true;
+      readOnly = true;
+      default = devbox.hostSource cfg.generatedDir cfg.hostName;
+      defaultText = literalExpression "(import ./lib.nix { inherit lib; }).hostSource generatedDir hostName";
+      description = ''
+        What this host reads of {option}`services.devbox.generatedDir`: the manifest file, the
+        directory its unit paths are relative to (the slice `hosts/<hostName>/` in a fleet), and
+        what is wrong with the fleet's slice for this host (nixos/lib.nix, `hostSource`).
+      '';
+    };
+
     manifest = mkOption {
       type = types.attrs;
       internal = true;
       readOnly = true;
-      default = builtins.fromJSON (builtins.readFile (cfg.generatedDir + "/manifest.json"));
-      defaultText = literalExpression ''builtins.fromJSON (builtins.readFile (generatedDir + "/manifest.json"))'';
-      description = "The generated manifest (docs/manifest.md), read from {option}`services.devbox.generatedDir`.";
+      default = if source.manifest == null then { } else source.manifest;
+      defaultText = literalExpression "config.services.devbox.source.manifest";
+      description = ''
+        The generated manifest this host reads (docs/manifest.md): generatedDir/manifest.json on a
+        single host, this host's slice manifest in a fleet; empty when the slice cannot be used.
+      '';
+    };
+
+    hostName = mkOption {
+      type = types.str;
+      default = config.networking.hostName;
+      defaultText = literalExpression "config.networking.hostName";
+      example = "alpha";
+      description = ''
+        This host's name in the fleet: one of the `hosts` of users.nix. In a fleet the module
+        installs only that host's slice of the generated directory
+        ({file}`hosts/<hostName>/`), and devbox-ctl names the host by it. Unused on a single
+        host (users.nix without `hosts`).
+      '';
+    };
+
+    fleet = {
+      control = mkOption {
+        type = types.bool;
+        default = false;
+        example = true;
+        description = ''
+          Whether this host is the fleet's control host: it holds the config repository
+          ({option}`services.devbox.configRepo`) and runs the verbs that change the fleet
+          (create, deploy, move, drain), deploying the other hosts with
+          {option}`services.devbox.fleet.deployCommand` and reaching them with
+          {option}`services.devbox.fleet.sshCommand`. Every other host of a fleet is a member:
+          its declaration is its deployed slice, and it has no config repository. Only one host
+          of a fleet sets it.
+        '';
+      };
+
+      deployCommand = mkOption {
+        type = types.listOf types.str;
+        default = [
+          "colmena"
+          "apply"
+          "--on"
+          "{host}"
+        ];
+        example = [
+          "nixos-rebuild"
+          "switch"
+          "--flake"
+          "{flake}#{host}"
+          "--target-host"
+          "{reach}"
+        ];
+        description = ''
+          The command (argv, never a shell string) that deploys one host of the fleet, run on
+          the control host in the config repository. In each word, `{host}` is the host's name,
+          `{reach}` its SSH destination (`reach` in users.nix) and `{flake}` the config
+          repository's path; any other `{…}` is an error. deploy-rs:
+          `[ "deploy" "--skip-checks" "{flake}#{host}" ]`.
+        '';
+      };
+
+      sshCommand = mkOption {
+        type = types.listOf types.str;
+        default = [
+          "ssh"
+          "-o"
+          "BatchMode=yes"
+          "-o"
+          "ConnectTimeout=10"
+          "--"
+          "{reach}"
+        ];
+        description = ''
+          The command (argv) the control host runs another host's devbox-ctl through, with
+          `{reach}` the host's SSH destination. The remote command follows as separate words,
+          each quoted for the remote shell. It runs as root, with root's SSH keys.
+        '';
+      };
+
+      packages = mkOption {
+        type = types.listOf types.package;
+        default = [
+          pkgs.colmena
+          pkgs.openssh
+        ];
+        defaultText = literalExpression "[ pkgs.colmena pkgs.openssh ]";
+        example = literalExpression "[ pkgs.deploy-rs pkgs.openssh ]";
+        description = ''
+          The programs {option}`services.devbox.fleet.deployCommand` and
+          {option}`services.devbox.fleet.sshCommand` run, on the PATH devbox-privileged gives
+          its programs on the control host (the fixed PATH of config.json's
+          `privilegedEnvironment`). Unused on members and on a single host.
+        '';
+      };
+
+      remoteCommand = mkOption {
+        type = types.listOf types.str;
+        default = [ "devbox-ctl" ];
+        description = ''
+          devbox-ctl on the other hosts, as the SSH session runs it (the module puts it on the
+          system PATH of every host).
+        '';
+      };
     };
 
     configRepo = stringPathOption {
@@ -348,10 +498,30 @@ in
   config = mkIf cfg.enable {
     assertions = [
       {
-        assertion = supported;
+        # A fleet's slice that cannot be used has its own assertions (below).
+        assertion = supported || source.problems != [ ];
         message = ''
-          services.devbox.generatedDir: manifest.json has version ${builtins.toJSON (manifest.version or null)}, and this module reads version 1.
+          services.devbox.generatedDir: ${source.name} has version ${builtins.toJSON (manifest.version or null)}, and this module reads version 1.
           Regenerate it with the devbox-ctl of the devbox input this host uses (`devbox-ctl generate`), or update that input.
+        '';
+      }
+      {
+        assertion = source.fleet || !cfg.fleet.control;
+        message = ''
+          services.devbox.fleet.control is true, but generated/manifest.json declares no fleet (users.nix has no `hosts`).
+          Declare the hosts in users.nix and run `devbox-ctl generate`, or remove services.devbox.fleet.control.
+        '';
+      }
+      {
+        assertion =
+          !source.fleet
+          || builtins.all (command: command != [ ]) [
+            cfg.fleet.deployCommand
+            cfg.fleet.sshCommand
+            cfg.fleet.remoteCommand
+          ];
+        message = ''
+          services.devbox.fleet.deployCommand, sshCommand and remoteCommand must not be empty; remove the definition to get the default (e.g. [ "colmena" "apply" "--on" "{host}" ]).
         '';
       }
       {
@@ -424,6 +594,10 @@ in
           value = cfg.tailscaleApiKeyFile;
         }
       ]
+    ++ map (message: {
+      assertion = false;
+      inherit message;
+    }) source.problems
     ++ concatLists (mapAttrsToList userAssertions users);
 
     virtualisation.podman.enable = true;
@@ -445,30 +619,12 @@ in
       # users/<UID>/<file> → /etc/containers/systemd/users/<UID>/<file>: Quadlet's directory for
       # that uid's user manager (podman ≥ 4.6; podman-systemd.unit(5)).
       (mapAttrs' (
-        path: _: nameValuePair "containers/systemd/${path}" { source = cfg.generatedDir + "/${path}"; }
+        path: _: nameValuePair "containers/systemd/${path}" { source = source.dir + "/${path}"; }
       ) userUnitFiles)
       {
-        "devbox/manifest.json".source = cfg.generatedDir + "/manifest.json";
-        "devbox/config.json".text = builtins.toJSON {
-          version = 1;
-          inherit (cfg)
-            configRepo
-            usersFile
-            containersFile
-            rebuildCommand
-            opTokenFile
-            opVault
-            tailscaleApiKeyFile
-            tailnet
-            stateDir
-            ;
-          generatedDir = cfg.generatedDirInRepo;
-          inherit privilegedCommand;
-          # A user's systemd manager runs what devbox hands it with systemd-run --machine
-          # unresolved and searches only systemd's own bin/: podman must be named by its path.
-          podman = "${podman}/bin/podman";
-          privilegedEnvironment.PATH = privilegedPath;
-        };
+        # In a fleet, the slice: the declaration devbox-ctl on this host reads.
+        "devbox/manifest.json".source = source.file;
+        "devbox/config.json".text = builtins.toJSON hostConfig;
       }
     ];
 

@@ -10,31 +10,7 @@
 { lib }:
 let
   flake = import ../../flake.nix;
-
-  stubPkgs = system: {
-    stdenv.hostPlatform = {
-      inherit system;
-      isLinux = lib.hasSuffix "-linux" system;
-    };
-    # The image is the only callPackage of the flake; its arguments stay unevaluated.
-    callPackage = path: _: {
-      type = "derivation";
-      name = "${baseNameOf path}-${system}";
-      outPath = "/nix/store/00000000000000000000000000000000-${baseNameOf path}-${system}";
-    };
-  };
-  nixpkgs = {
-    inherit lib;
-    outPath = "/nix/store/00000000000000000000000000000000-nixpkgs";
-    legacyPackages = lib.genAttrs lib.systems.flakeExposed stubPkgs;
-  };
-  home-manager = {
-    outPath = "/nix/store/00000000000000000000000000000000-home-manager";
-  };
-  outputs = flake.outputs {
-    self = outputs;
-    inherit nixpkgs home-manager;
-  };
+  inherit (import ./flake-outputs.nix { inherit lib; }) outputs stubPkgs;
 
   names = lib.mapAttrs (_: lib.attrNames);
   wrapperOn =
@@ -55,6 +31,7 @@ in
   formatter = lib.attrNames outputs.formatter;
   homeModules = lib.mapAttrs (_: toString) outputs.homeModules;
   nixosModules = lib.attrNames outputs.nixosModules;
+  lib = lib.mapAttrs (_: builtins.typeOf) outputs.lib;
   orchestratorWrapper = {
     imports = map toString wrapper.imports;
     package = {

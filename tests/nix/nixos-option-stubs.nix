@@ -226,6 +226,12 @@ in
     security.sudo = sudoOptions true;
     security.sudo-rs = sudoOptions false;
 
+    # nixos/modules/tasks/network-interfaces.nix: default config.system.nixos.distroId ("nixos").
+    networking.hostName = mkOption {
+      type = types.strMatching "^$|^[[:alnum:]]([[:alnum:]_-]{0,61}[[:alnum:]])?$";
+      default = "nixos";
+    };
+
     nix.package = mkOption {
       type = types.package;
       default = stubPackage "nix";

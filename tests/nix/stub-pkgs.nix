@@ -148,6 +148,17 @@ in
     platforms = platforms.all;
     mainProgram = "git";
   };
+  colmena = package "colmena" {
+    version = "0.4.0";
+    license = licenses.mit;
+    platforms = platforms.linux ++ platforms.darwin;
+    mainProgram = "colmena";
+  };
+  openssh = package "openssh" {
+    license = licenses.bsd2;
+    platforms = platforms.unix ++ platforms.windows;
+    mainProgram = "ssh";
+  };
   gnutar = package "gnutar" {
     license = licenses.gpl3Plus;
     platforms = platforms.all;

@@ -95,3 +95,8 @@ def test_modules() -> None:
 def test_the_wrapper_gives_every_linux_host_its_own_image() -> None:
     for system, image in flake_shape()["wrapperImage"].items():
         assert image == {"_type": "override", "priority": 1000, "isThisSystemsImage": True}, system
+
+
+def test_the_fleet_functions() -> None:
+    # What a fleet's flake calls (docs/fleet.md); test_fleet_module.py evaluates them.
+    assert flake_shape()["lib"] == {"fleetHive": "lambda", "fleetModules": "lambda"}
