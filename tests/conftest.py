@@ -70,7 +70,10 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quadlet: str, nix: str
 
 @pytest.fixture
 def fleet_of(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quadlet: str, nix: str):
-    """A simulated fleet (tests/fleet.py) of the member hosts named: `fleet_of(("a", "b"))`.
+    """A simulated fleet (tests/fleet.py) of the hosts named: `fleet_of(("a", "b"))`.
+
+    `fleet_of(("alpha", "beta"), control="alpha")`: alpha is the control host and a host of
+    the fleet; by default the control host is a host of its own, outside the fleet.
 
     Real podman, Quadlet, git and Nix on every host; stand-ins for OpenSSH, colmena and what
     tests/host.py stands in for.
@@ -84,8 +87,8 @@ def fleet_of(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quadlet: str, nix:
     )
     made = []
 
-    def build(names: tuple[str, ...] = ("alpha", "beta", "gamma")):
-        fleet = make_fleet(tmp_path / "fleet", monkeypatch, quadlet, names)
+    def build(names: tuple[str, ...] = ("alpha", "beta", "gamma"), control: str = "control"):
+        fleet = make_fleet(tmp_path / "fleet", monkeypatch, quadlet, names, control)
         made.append(fleet)
         return fleet
 

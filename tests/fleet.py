@@ -142,39 +142,54 @@ def users_nix(names: Iterable[str]) -> str:
     )
 
 
-def _member(base: Path, name: str, quadlet: str) -> Host:
-    host = build_host(
-        base / name,
-        quadlet,
-        {"role": "member", "hostName": name, "configRepo": None, "rebuildCommand": None},
-    )
+def _launcher(host: Host) -> Host:
+    """Put `devbox-ctl` on the host's PATH, as root's SSH session on NixOS has it."""
     launcher = host.stand_ins.bin / "devbox-ctl"
     launcher.write_text(DEVBOX_CTL)
     launcher.chmod(0o755)
     return host
 
 
+def _member(base: Path, name: str, quadlet: str) -> Host:
+    settings = {"role": "member", "hostName": name, "configRepo": None, "rebuildCommand": None}
+    return _launcher(build_host(base / name, quadlet, settings))
+
+
 def make_fleet(
-    base: Path, monkeypatch: pytest.MonkeyPatch, quadlet: str, names: Iterable[str]
+    base: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    quadlet: str,
+    names: Iterable[str],
+    control: str = "control",
 ) -> Fleet:
-    """A control host (this process's environment) and one member host per name."""
-    hosts = {name: _member(base, name, quadlet) for name in names}
-    control = build_host(base / "control", quadlet, {"role": "control", "hostName": "control"})
-    (control.repo / "devbox" / "users.nix").write_text(users_nix(hosts))
+    """The control host (this process's environment) and a host per name.
+
+    With `control` one of the names, that host is the control host and a host of the fleet
+    at once (as alpha in examples/fleet); otherwise the control host is a host of its own,
+    outside `hosts`.
+    """
+    names = list(names)
+    hosts = {name: _member(base, name, quadlet) for name in names if name != control}
+    chief = _launcher(build_host(base / control, quadlet, {"role": "control", "hostName": control}))
+    if control in names:
+        hosts = {name: chief if name == control else hosts[name] for name in names}
+    (chief.repo / "devbox" / "users.nix").write_text(users_nix(hosts))
     # colmena finds the hive from its working directory (the config repository) upwards.
-    (control.repo / "flake.nix").write_text(
-        "# The colmena stand-in only looks for this file.\n{ }\n"
-    )
+    (chief.repo / "flake.nix").write_text("# The colmena stand-in only looks for this file.\n{ }\n")
     fleet_bin = base / "fleet-bin"
     fleet_bin.mkdir()
     for program, script in (("ssh", "ssh.py"), ("colmena", "colmena.py")):
         (fleet_bin / program).write_text(stand_in_launcher(script))
         (fleet_bin / program).chmod(0o755)
     file = base / "fleet.json"
+    chief.env |= {"PATH": f"{fleet_bin}:{chief.env['PATH']}", "DEVBOX_TEST_FLEET": str(file)}
+    settings = json.loads(chief.config_path.read_text())
+    settings["privilegedEnvironment"] = dict(chief.env)
+    chief.config_path.write_text(json.dumps(settings))
     file.write_text(
         json.dumps(
             {
-                "generated": str(control.repo / "devbox" / "generated"),
+                "generated": str(chief.repo / "devbox" / "generated"),
                 "hosts": {
                     name: {"reach": Fleet.reach(name), "home": str(host.base), "env": host.env}
                     for name, host in hosts.items()
@@ -182,16 +197,12 @@ def make_fleet(
             }
         )
     )
-    control.env |= {"PATH": f"{fleet_bin}:{control.env['PATH']}", "DEVBOX_TEST_FLEET": str(file)}
-    settings = json.loads(control.config_path.read_text())
-    settings["privilegedEnvironment"] = dict(control.env)
-    control.config_path.write_text(json.dumps(settings))
-    for key, value in control.env.items():
+    for key, value in chief.env.items():
         monkeypatch.setenv(key, value)
-    return Fleet(base, control, hosts, file)
+    return Fleet(base, chief, hosts, file)
 
 
 def remove_all(fleet: Fleet) -> None:
     """Remove every host's containers (the test's podman storage goes with tmp_path)."""
-    for host in [fleet.control, *fleet.hosts.values()]:
+    for host in {id(h): h for h in [fleet.control, *fleet.hosts.values()]}.values():
         host.podman("rm", "--all", "--force", "--time", "0")

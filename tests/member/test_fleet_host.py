@@ -248,3 +248,23 @@ def test_an_export_that_sent_nothing_never_becomes_an_empty_volume(pair: Fleet) 
     assert refused.returncode == 2
     assert "standard input held 0 bytes, not a volume's tar stream" in refused.stderr
     assert pair.hosts["beta"].podman("volume", "exists", "gone-data").returncode == 1
+
+
+def test_the_control_host_can_be_a_host_of_the_fleet(fleet_of) -> None:  # type: ignore[no-untyped-def]
+    """As alpha in examples/fleet: it holds the repository and runs containers of its slice."""
+    fleet: Fleet = fleet_of(("alpha", "beta"), control="alpha")
+    assert fleet.control is fleet.hosts["alpha"]
+    fleet.declare([STOPPED])
+    fleet.deploy("alpha")
+    index = json.loads((fleet.control.repo / "devbox/generated/manifest.json").read_text())
+    assert json_of(fleet.ssh("alpha", "fleet-host", "deployed")) == {
+        "host": "alpha",
+        "manifestSha256": index["fleet"]["hosts"]["alpha"]["manifestSha256"],
+    }
+    # Its own fleet-host ops go by what is deployed on it, not by the repository's records.
+    assert json_of(fleet.ssh("alpha", "fleet-host", "volume", "web", "--owner", "alice")) == {
+        "exists": False
+    }
+    reply = answer(fleet.ssh("alpha", "fleet-host", "set-key", "web", "--owner", "bob", stdin=KEY))
+    assert reply.returncode == 2
+    assert "web is declared on this host for alice, not bob" in reply.stderr
