@@ -16,7 +16,7 @@ from fractions import Fraction
 from typing import TypeVar
 
 import pytest
-from hypothesis import event, given
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from devbox.declare.placement import (
@@ -44,19 +44,21 @@ NEED_CPU = st.sampled_from([0.1, 0.2, 0.25, 0.3, 0.5, 1.0, 1.5, 2.0, 3.0])
 LABEL_SET = st.frozensets(st.sampled_from(LABELS), max_size=2)
 
 
+# Hosts often share a size, so that ties (and the tie-break) are common.
+SIZES = st.sampled_from([(2.0, 16, 2), (4.0, 32, 4), (4.0, 32, 5), (8.0, 64, 4)])
+
+
 @st.composite
 def hosts(draw: st.DrawFn, min_size: int = 1) -> list[HostSpace]:
     names = draw(st.lists(st.sampled_from(NAMES), min_size=min_size, max_size=6, unique=True))
-    return [
-        HostSpace(
-            name=name,
-            cpus=draw(CPUS),
-            memory_bytes=draw(st.integers(1, 64)) * STEP,
-            containers=draw(st.integers(1, 5)),
-            labels=draw(LABEL_SET),
+    fleet = []
+    for name in names:
+        cpus, steps, slots = draw(
+            st.one_of(SIZES, st.tuples(CPUS, st.integers(1, 64), st.integers(1, 5)))
         )
-        for name in names
-    ]
+        labels = draw(LABEL_SET)
+        fleet.append(HostSpace(name, cpus, steps * STEP, slots, labels))
+    return fleet
 
 
 def needs() -> st.SearchStrategy[Need]:
@@ -160,6 +162,7 @@ def outcome(action: Callable[[], str]) -> str | dict[str, str]:
 # --- properties -------------------------------------------------------------------------
 
 
+@settings(max_examples=400)
 @given(fleets(), needs())
 def test_the_choice_is_the_host_the_rule_names(fleet, need) -> None:
     hosts_, placed = fleet
@@ -287,6 +290,7 @@ def test_a_drain_moves_every_container_off_within_capacity(fleet, data) -> None:
     placed = [
         Placed(source, p.cpu, p.memory_bytes) if data.draw(st.booleans()) else p for p in others
     ]
+    placed.append(Placed(source, data.draw(NEED_CPU), data.draw(st.integers(1, 16)) * STEP))
     labels = st.one_of(st.just(frozenset()), LABEL_SET)
     containers = [
         (f"box-{i:02d}", p, Need(p.cpu, p.memory_bytes, data.draw(labels)))
