@@ -329,6 +329,11 @@ def test_decimal_cpus_add_up_exactly() -> None:
     assert place(tight, [Placed("alpha", 0.1, G)], Need(0.2, G)) == "alpha"
     with pytest.raises(NoRoom):
         place(tight, [Placed("alpha", 0.1, G)], Need(0.21, G))
+    # A host declared with more decimals than a milli-CPU offers less, never more.
+    odd = [HostSpace("alpha", 1.9995, 4 * G, 4, frozenset())]
+    with pytest.raises(NoRoom, match=r"alpha: 1\.999 of 1\.999 CPUs free"):
+        place(odd, [], Need(2.0, G))
+    assert place(odd, [], Need(1.99, G)) == "alpha"
 
 
 def test_ties_go_to_more_free_slots_then_to_the_first_name() -> None:

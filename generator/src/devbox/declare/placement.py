@@ -11,8 +11,9 @@ after placing wins; a host's score is the smallest of its free fractions of CPUs
 slots, so the dimension closest to full decides. Ties go to more free slots, then to the name
 that sorts first. The same hosts and containers give the same answer in any order.
 
-CPUs are counted in whole milli-CPUs (a declared CPU count has at most two decimals, so the
-conversion is exact): a sum such as 0.1 + 0.2 never refuses a fit that 0.3 would take.
+CPUs are counted in whole milli-CPUs (a container's CPU count has at most two decimals, so the
+conversion is exact): a sum such as 0.1 + 0.2 never refuses a fit that 0.3 would take. A host's
+count with more decimals is rounded down, a container's up, so a fit is never over capacity.
 Placing many containers one after the other goes through `Occupancy`, which keeps running
 totals per host so each placement costs one pass over the hosts (bench/bench_fleet.py).
 """
@@ -20,10 +21,14 @@ totals per host so each placement costs one pass over the hosts (bench/bench_fle
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 MILLI = 1000
+# Below any real difference of milli-CPUs, above a float's error in cpus * 1000 (0.57 * 1000 is
+# 569.9999999999999).
+_SLACK = 1e-6
 # A message names this many hosts with their reasons; `NoRoom.reasons` holds them all.
 MESSAGE_HOSTS = 10
 _MEMORY_UNITS = (("T", 1024**4), ("G", 1024**3), ("M", 1024**2), ("K", 1024))
@@ -117,7 +122,7 @@ class Occupancy:
             raise ValueError(f"hosts declared twice: {', '.join(duplicates)}")
         self._hosts = ordered
         self._index = {name: i for i, name in enumerate(names)}
-        self._cpu_cap = [_milli(h.cpus) for h in ordered]
+        self._cpu_cap = [_milli_down(h.cpus) for h in ordered]
         self._memory_cap = [h.memory_bytes for h in ordered]
         self._slot_cap = [h.containers for h in ordered]
         # What is left on each host (capacity minus what is placed), kept as containers come.
@@ -307,7 +312,13 @@ def _fixes(reasons: dict[str, str], exclude: frozenset[str]) -> list[str]:
 
 
 def _milli(cpus: float) -> int:
-    return round(cpus * MILLI)
+    """What a container takes, in milli-CPUs: exact for up to three decimals, else more."""
+    return math.ceil(cpus * MILLI - _SLACK)
+
+
+def _milli_down(cpus: float) -> int:
+    """What a host offers, in milli-CPUs: exact for up to three decimals, else less."""
+    return math.floor(cpus * MILLI + _SLACK)
 
 
 def _cpus(milli: int) -> str:
