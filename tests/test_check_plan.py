@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from devbox.declare import plan as planning
 from support import run_cli
 
 
@@ -162,3 +163,12 @@ def test_plan_reports_a_deleted_unit_beside_a_semantic_change(config: Path) -> N
         "hand?); devbox-ctl check shows the diff, devbox-ctl generate rewrites them:\n"
         "    users/1002/devbox-api-data.volume\n"
     )
+
+
+def test_field_changes_of_equal_objects_are_none_but_a_changed_type_is_one() -> None:
+    users = {f"user{i}": {"uid": 1000 + i, "admin": False, "groups": ["a"]} for i in range(50)}
+    assert planning.field_changes(users, json.loads(json.dumps(users))) == []
+    assert planning.field_changes({"cpu": 2}, {"cpu": 2.0}) == [planning.FieldChange("cpu", 2, 2.0)]
+    assert planning.field_changes({"u": {"admin": True}}, {"u": {"admin": 1}}) == [
+        planning.FieldChange("u.admin", True, 1)
+    ]

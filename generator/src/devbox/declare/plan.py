@@ -166,6 +166,10 @@ def _get(value: Any, path: tuple[str, ...]) -> Any:
 
 def field_changes(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:
     """The changed fields between two JSON-like objects, as dotted paths (`pin.until`)."""
+    # Equal objects are the common case (a fleet's plan compares every user once per host) and
+    # deepdiff is slow on them. Compared as JSON, so that 2 and 2.0, or true and 1, still differ.
+    if json.dumps(old, sort_keys=True) == json.dumps(new, sort_keys=True):
+        return []
     if old and new:
         diff = DeepDiff(old, new, view="tree")
         paths = {_cut(level.path(output_format="list")) for kind in diff for level in diff[kind]}
