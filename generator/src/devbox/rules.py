@@ -21,6 +21,8 @@ USER_NAME = re.compile(r"[a-z](?:[a-z0-9-]{0,30}[a-z0-9])?")
 # A fleet host's name: a DNS label as networking.hostName takes it (lowercase here, so one host
 # has one spelling), and a colmena node name.
 HOST_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# The attributes of colmena's hive that are not nodes (src/nix/hive/eval.nix, colmena 0.4.0).
+RESERVED_HOST_NAMES = frozenset({"meta", "defaults", "network"})
 # A host label (gpu, fast-disk): a short word a container can ask for.
 LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
 # Where SSH reaches a host: [user@]host, the host a DNS name, an IPv4 address or [IPv6]. Never
@@ -98,6 +100,11 @@ def user_name(value: str) -> Issue:
 
 def host_name(value: str) -> Issue:
     """A fleet host's name: its NixOS host name and its colmena node name."""
+    if value in RESERVED_HOST_NAMES:
+        return (
+            f"{show(value)} cannot be a host name: colmena's hive uses it for itself",
+            "name the host otherwise (and set its networking.hostName to match)",
+        )
     if HOST_NAME.fullmatch(value):
         return None
     return (
