@@ -10,8 +10,10 @@ import json
 from pathlib import Path
 
 import pytest
+from lifecycle.lifecycle_support import as_rootless
 
 from devbox import privileged
+from devbox.container import activity
 from devbox.errors import InputError
 from devbox.host import deployed
 from devbox.tools import ssh
@@ -28,7 +30,6 @@ CHANGING = [
     ["unpin", "web"],
     ["restore", "web"],
     ["rotate-key", "web"],
-    ["cleanup"],
 ]
 
 
@@ -82,6 +83,52 @@ def test_changing_verbs_exit_2_and_change_nothing(member: Fleet, argv: list[str]
     assert not (alpha.state / "events.jsonl").exists()
     # Not one program ran on the member: no podman, no systemctl, no rebuild, no 1Password.
     assert alpha.stand_ins.calls() == []
+
+
+def test_cleanup_on_a_member_assesses_but_leaves_stops_and_destroys_to_the_control_host(
+    fleet_of,  # type: ignore[no-untyped-def]
+) -> None:
+    """The member's own daily run: warnings are its own; its declaration is not."""
+    fleet: Fleet = fleet_of(("alpha",))
+    old = {"state": "stopped", "stoppedAt": "2020-01-01T00:00:00Z", "host": "alpha"}
+    fleet.declare([{"name": "web", "owner": "alice", **old}])
+    fleet.deploy("alpha")
+    alpha = fleet.hosts["alpha"]
+    assert alpha.podman("volume", "create", "web-data").returncode == 0
+    home = fleet.volume_path("alpha", "web-data")
+    state = home / ".local" / "state" / "devbox"
+    state.mkdir(parents=True)
+    long_ago = "2020-01-01T00:00:00Z"
+    monitor = {"startedAt": long_ago, "updatedAt": long_ago, "intervalSeconds": 60}
+    (state / "activity.json").write_text(
+        json.dumps({"version": 1, "container": "web", "monitor": monitor, "signals": {}})
+    )
+    as_rootless(home)
+    warned = reply(fleet.ssh("alpha", "cleanup", "--json"))
+    assert warned.ok, warned.stderr
+    (row,) = json.loads(warned.stdout)["containers"]
+    # The warning is the member's to send: it went to the owner's volume.
+    assert (row["action"], row["done"]) == ("warn-destroy", "warned (destroy, 24 h ahead)")
+    assert "destroyed" in (home / activity.NOTICE).read_text()
+    users = fleet.control.repo / "devbox" / "users.nix"
+    users.write_text(
+        users.read_text().replace(
+            "containers = {", "containers = {\n    destroyWarningHours = [ ];"
+        )
+    )
+    fleet.declare([{"name": "web", "owner": "alice", **old}])
+    fleet.deploy("alpha")
+    manifest = (alpha.deployed / "manifest.json").read_bytes()
+    alpha.stand_ins.clear()
+    result = reply(fleet.ssh("alpha", "cleanup", "--json"))
+    assert result.ok, result.stderr
+    (row,) = json.loads(result.stdout)["containers"]
+    assert (row["name"], row["action"]) == ("web", "destroy"), row["reasons"]
+    assert row["done"] == "assessed here; the control host's cleanup acts on it"
+    # Nothing was destroyed, stopped or rebuilt here.
+    assert alpha.podman("volume", "exists", "web-data").returncode == 0
+    assert (alpha.deployed / "manifest.json").read_bytes() == manifest
+    assert not alpha.stand_ins.calls("nixos-rebuild")
 
 
 def test_a_member_config_without_a_deployed_slice_says_so(fleet_of) -> None:  # type: ignore[no-untyped-def]

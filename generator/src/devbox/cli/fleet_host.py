@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from devbox.cli.options import echo_json, runtime
+from devbox.cli.options import LOCAL, echo_json, runtime
 
 
 def _root_only(ctx: click.Context) -> None:
@@ -33,6 +33,8 @@ def _root_only(ctx: click.Context) -> None:
 def command(ctx: click.Context) -> None:
     """Member operations the control host runs over SSH (docs/fleet.md)."""
     _root_only(ctx)
+    # Every op acts on this host's own deployed slice, also on the control host.
+    ctx.find_root().meta[LOCAL] = True
 
 
 def _target(function: click.decorators.FC) -> click.decorators.FC:
@@ -107,3 +109,52 @@ def volume(ctx: click.Context, name: str, owner: str) -> None:
     from devbox.runtime import fleet_host  # noqa: PLC0415 - keep --help fast
 
     echo_json(fleet_host.volume(runtime(ctx), name, owner))
+
+
+# This host's side of the fleet's views: the verbs themselves, on the deployed slice.
+
+
+@command.command("list")
+@click.pass_context
+def list_(ctx: click.Context) -> None:
+    """Every container of this host, as `list --all --json` shows them."""
+    from devbox.cli import list_ as verb  # noqa: PLC0415 - keep --help fast
+
+    ctx.invoke(verb.command, all_users=True, as_json=True)
+
+
+@command.command()
+@click.argument("name")
+@click.option("--why", is_flag=True, help="Explain the lifecycle.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def status(ctx: click.Context, name: str, why: bool, as_json: bool) -> None:
+    """NAME as `status` shows it (exit 1: declared and actual disagree)."""
+    from devbox.cli import status as verb  # noqa: PLC0415 - keep --help fast
+
+    ctx.invoke(verb.command, name=name, why=why, as_json=as_json)
+
+
+@command.command()
+@click.option("--dry-run", is_flag=True, help="Assess only; send no warning.")
+@click.pass_context
+def cleanup(ctx: click.Context, dry_run: bool) -> None:
+    """The host's cleanup as JSON: assessments, and (not a dry run) its warnings sent.
+
+    Stops and destroys are the control host's to do: they are assessed here, not done.
+    """
+    from devbox.cli import cleanup as verb  # noqa: PLC0415 - keep --help fast
+
+    ctx.invoke(verb.command, dry_run=dry_run, as_json=True)
+
+
+@command.command()
+@click.argument("name")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new output.")
+@click.option("--since", help="Only output since a time or duration.")
+@click.pass_context
+def logs(ctx: click.Context, name: str, follow: bool, since: str | None) -> None:
+    """NAME's output, as `logs` shows it."""
+    from devbox.cli import logs as verb  # noqa: PLC0415 - keep --help fast
+
+    ctx.invoke(verb.command, name=name, follow=follow, since=since)

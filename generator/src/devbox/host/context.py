@@ -29,6 +29,9 @@ class Runtime:
     config: hostconfig.HostConfig
     caller: identity.Caller
     privileged: bool = False
+    # `fleet-host`: this host's own side of a fleet verb, from its deployed slice even on the
+    # control host (whose config repository declares the whole fleet).
+    local: bool = False
     _desired: Desired | None = field(default=None, repr=False)
     _podman: str | None = field(default=None, repr=False)
     _known: dict[str, Holdings] = field(default_factory=dict, repr=False)
@@ -37,24 +40,29 @@ class Runtime:
     def desired(self) -> Desired:
         """The declaration as it is now (read once)."""
         if self._desired is None:
-            self._desired = declaration(self.config)
+            self._desired = declaration(self.config, local=self.local)
         return self._desired
+
+    @property
+    def deployed_only(self) -> bool:
+        """Whether the declaration is this host's deployed slice (a member, or `fleet-host`)."""
+        return self.local or self.config.member
 
     def refresh(self) -> Desired:
         """Read the declaration again (under the config lock, to decide on what is current)."""
-        self._desired = declaration(self.config)
+        self._desired = declaration(self.config, local=self.local)
         return self._desired
 
     @property
     def source(self) -> str:
         """The file the declaration comes from, for messages."""
-        if self.config.member:
+        if self.deployed_only:
             return str(self.config.deployed_manifest)
         return str(self.config.paths.containers)
 
     def require_declaration_here(self) -> None:
         """Exit 2 on a fleet member: its declaration is changed only on the control host."""
-        if self.config.member:
+        if self.deployed_only:
             raise UsageError(hostconfig.MEMBER_REFUSAL)
 
     def change(self, change: Callable[[edit.Records], str], *, who: str | None = None) -> Desired:
@@ -112,17 +120,28 @@ class Runtime:
         return events.record(self.config.events_file, action, container, actor, **details)
 
 
-def declaration(config: hostconfig.HostConfig) -> Desired:
-    """The host's declaration: the config repository's, or on a member what was deployed."""
-    if config.member:
+def declaration(config: hostconfig.HostConfig, *, local: bool = False) -> Desired:
+    """The host's declaration: the config repository's, or what was deployed here.
+
+    The deployed slice on a fleet member, and for `fleet-host` (local) on any fleet host.
+    """
+    if local or config.member:
         return deployed.current(config.deployed_manifest)
     return edit.current(config.paths)
 
 
-def build(*, privileged: bool, sudo_uid: str | None, config_path: Path | None = None) -> Runtime:
-    """The runtime of this process."""
+def build(
+    *,
+    privileged: bool,
+    sudo_uid: str | None,
+    config_path: Path | None = None,
+    local: bool = False,
+) -> Runtime:
+    """The runtime of this process (`local`: from this host's deployed slice)."""
     path = config_path or hostconfig.locate(privileged=privileged)
     config = hostconfig.load(path)
-    desired = declaration(config)
+    desired = declaration(config, local=local)
     caller = identity.identify(identity.system_uid(sudo_uid if privileged else None), desired.users)
-    return Runtime(config=config, caller=caller, privileged=privileged, _desired=desired)
+    return Runtime(
+        config=config, caller=caller, privileged=privileged, local=local, _desired=desired
+    )

@@ -4,7 +4,10 @@ For every declared container it takes the lifecycle assessment (lifecycle/policy
 it says: send a warning once per lead time, stop, destroy (after a snapshot), or tell the
 owner why a destroy was refused. A dry run shows the same assessments and changes nothing.
 Snapshots past their retention are pruned first, so their room is there for the destroys.
-Declaration changes are applied with one rebuild at the end.
+Declaration changes are applied with one rebuild at the end. On a host of a fleet whose
+declaration is its deployed slice (a member, or `fleet-host cleanup` on any host) the run
+warns only: the stops and destroys it assesses are done by the control host's cleanup
+(runtime/fleet_views.py), which changes the fleet's declaration.
 
 One container's failure does not stop the others, whatever it is (a hostile file on its
 volume, a podman that fails, a bug): the container is assessed as unknown (nothing happens to
@@ -187,7 +190,9 @@ def _act(rt: Runtime, row: Row, now: datetime) -> bool:
     the action is recorded, so no change can come between the check and the act; a warning
     is sent after the lock is released (a webhook must not hold up everyone's changes).
     """
-    if row.assessment.action == policy.NONE and not row.assessment.record_stopped_at:
+    if rt.deployed_only or (
+        row.assessment.action == policy.NONE and not row.assessment.record_stopped_at
+    ):
         return _act_on(rt, row, now)
     with write.locked(rt.config.paths.containers.parent):
         if not _still_holds(rt, row, now):
@@ -222,12 +227,8 @@ def _act_on(rt: Runtime, row: Row, now: datetime) -> bool:
         ledger.save()
         if notices.clear_notice(rt, container):
             row.done = "removed an obsolete warning"
-    if a.record_stopped_at:
-        _record_stopped_at(rt, container, now)
-        row.done = "recorded now as its stop time"
-        rt.event("record-stop-time", container.name, automatic=True, owner=container.owner)
-        # stoppedAt reaches no unit: the next rebuild deploys it, none is needed now.
-        return False
+    if a.record_stopped_at or a.action in (policy.STOP, policy.DESTROY):
+        return _change(rt, row, now, ledger)
     if a.action in (policy.WARN_STOP, policy.WARN_DESTROY):
         _warn(rt, row, ledger, now)
         return False
@@ -237,6 +238,24 @@ def _act_on(rt: Runtime, row: Row, now: datetime) -> bool:
             row.done = "refused to destroy; told the owner"
         else:
             row.done = "refused to destroy (the owner was told)"
+        return False
+    return False
+
+
+def _change(rt: Runtime, row: Row, now: datetime, ledger: notices.Ledger) -> bool:
+    """Record a stop time, stop or destroy; True when the declaration changed.
+
+    A fleet host's own run (its declaration the deployed slice) leaves it to the control host.
+    """
+    container, a = row.container, row.assessment
+    if rt.deployed_only:
+        row.done = "assessed here; the control host's cleanup acts on it"
+        return False
+    if a.record_stopped_at:
+        _record_stopped_at(rt, container, now)
+        row.done = "recorded now as its stop time"
+        rt.event("record-stop-time", container.name, automatic=True, owner=container.owner)
+        # stoppedAt reaches no unit: the next rebuild deploys it, none is needed now.
         return False
     if a.action == policy.STOP:
         days = rt.desired.policy.idle_stop_days

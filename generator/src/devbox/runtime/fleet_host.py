@@ -39,7 +39,7 @@ _NEUTRAL = re.compile(r"\s*")
 
 def _declared_here(rt: Runtime) -> dict[str, Container]:
     """The containers this host's deployment declares (none when nothing was deployed)."""
-    if rt.config.member:
+    if rt.deployed_only:
         return rt.desired.by_name()
     if deployed.read_bytes(rt.config.deployed_manifest) is None:
         return {}

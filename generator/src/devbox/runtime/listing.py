@@ -209,7 +209,7 @@ class Trees:
     @classmethod
     def read(cls, rt: Runtime) -> Trees:
         """Read both manifests (on a fleet member the deployed one is the declaration)."""
-        if rt.config.member:
+        if rt.deployed_only:
             deployed = _deployed(rt)
             return cls((deployed or {}).get("files", {}), deployed)
         manifest = json.loads((rt.config.paths.out / "manifest.json").read_text(encoding="utf-8"))
