@@ -67,6 +67,11 @@ MODULE_PROGRAMS = {
     "gitrepo.py": "git",
     "onepassword.py": "op",
     "nix.py": "nix-instantiate",
+    # The control host's fleet verbs pass the options of another host's devbox-ctl
+    # (`fleet-host …` over ssh): devbox's own, checked end to end by tests/member/.
+    "fleet.py": "devbox-ctl",
+    "fleet_views.py": "devbox-ctl",
+    "moves.py": "devbox-ctl",
 }
 # devbox-ctl's own options (cli/): not an external program's, not checked here.
 OWN_CLI = "devbox-ctl"

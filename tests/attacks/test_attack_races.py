@@ -132,7 +132,7 @@ def test_a_destroy_never_removes_another_owners_new_record_of_the_name(
     host: Host, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _ok(host.cli("create", "web", "--owner", "alice", "--no-apply"))
-    real = operations._remove_device
+    real = operations.remove_device
 
     def root_destroys_and_bob_takes_the_name() -> None:
         _ok(host.cli("destroy", "web", "--yes", "--no-apply"))
@@ -144,7 +144,7 @@ def test_a_destroy_never_removes_another_owners_new_record_of_the_name(
         real(rt, container, done)
         once()  # after alice's destroy removed her things, before it records the removal
 
-    monkeypatch.setattr(operations, "_remove_device", remove_device)
+    monkeypatch.setattr(operations, "remove_device", remove_device)
     result = host.cli("destroy", "web", "--yes", "--no-apply", uid=ALICE)
     assert result.code == 0, result.err
     [web] = host.records()

@@ -41,6 +41,9 @@ COMMANDS: dict[str, str] = {
     "events": "devbox.cli.events",
     "monitor": "devbox.cli.monitor",
     "keepalive": "devbox.cli.keepalive",
+    "deploy": "devbox.cli.deploy",
+    "move": "devbox.cli.move",
+    "drain": "devbox.cli.drain",
     "apply": "devbox.cli.apply",
     "completion": "devbox.cli.completion",
     "fleet-host": "devbox.cli.fleet_host",
@@ -64,6 +67,9 @@ RUNTIME_VERBS = frozenset(
         "restore",
         "snapshots",
         "events",
+        "deploy",
+        "move",
+        "drain",
     }
 )
 

@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING
 
 import click
 
-from devbox.cli.options import as_json, echo_json, runtime
+from devbox.cli.options import as_json, echo_json, in_fleet, runtime
 from devbox.errors import ExitCode
 
 if TYPE_CHECKING:
+    from devbox.host.context import Runtime
     from devbox.runtime.cleanup import Outcome, Row
 
 HEADLINES = {
@@ -72,7 +73,12 @@ def command(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
     from devbox import clock  # noqa: PLC0415 - keep --help fast
     from devbox.runtime import cleanup  # noqa: PLC0415 - keep --help fast
 
-    rt = runtime(ctx, changes=not dry_run)
+    # On a fleet member (and for `fleet-host cleanup`) cleanup warns only: the stops and
+    # destroys are the control host's (runtime/cleanup.py).
+    rt = runtime(ctx)
+    if in_fleet(rt):
+        _fleet(rt, dry_run=dry_run, as_json=as_json)
+        return
     now = clock.now()
     # The rebuild's output, live; the report follows.
     progress = (lambda _line: None) if as_json else click.echo
@@ -89,6 +95,40 @@ def command(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
             click.echo("Applied the changed declaration.")
         from devbox.escaping import shown  # noqa: PLC0415 - keep --help fast
 
+        for error in report.errors:
+            click.echo(f"error: {shown(error, 600)}", err=True)
+    if report.errors:
+        sys.exit(ExitCode.FAILED)
+
+
+def _fleet(rt: Runtime, *, dry_run: bool, as_json: bool) -> None:
+    """A fleet's cleanup: each host's assessments, the stops and destroys done from here."""
+    from devbox.escaping import shown  # noqa: PLC0415 - keep --help fast
+    from devbox.runtime import fleet_views  # noqa: PLC0415 - keep --help fast
+
+    progress = (lambda _line: None) if as_json else click.echo
+    report = fleet_views.cleanup(rt, dry_run=dry_run, progress=progress)
+    if as_json:
+        echo_json(report.as_json())
+    else:
+        mode = "dry run: nothing is changed" if dry_run else "acting"
+        click.echo(f"devbox cleanup of the fleet ({mode})")
+        for row in report.rows:
+            action = HEADLINES.get(str(row.get("action")), str(row.get("action")))
+            headline = action.format(
+                stop=row.get("stopAt") or "-", destroy=row.get("destroyAt") or "-"
+            )
+            done = f"  -> {row['done']}" if row.get("done") and not dry_run else ""
+            failed = f"  FAILED: {row['error']}" if row.get("error") else ""
+            click.echo(
+                shown(
+                    f"{row.get('host')}: {row.get('name')} ({row.get('owner')}, "
+                    f"{row.get('state')}): {headline}{done}{failed}",
+                    1000,
+                )
+            )
+        for host, reason in sorted(report.unreachable.items()):
+            click.echo(f"host {host} is unreachable ({shown(reason, 300)}): not assessed")
         for error in report.errors:
             click.echo(f"error: {shown(error, 600)}", err=True)
     if report.errors:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from devbox.cli.options import runtime
+from devbox.cli.options import in_fleet, runtime
+from devbox.errors import UsageError
 
 
 @click.command()
@@ -13,6 +14,10 @@ from devbox.cli.options import runtime
 @click.option("--cpu", type=float, help="CPUs (default: defaultCpu of users.nix).")
 @click.option("--memory", help='Memory, e.g. "8G" (default: defaultMemory of users.nix).')
 @click.option("--owner", help="Create it for another user (admins).")
+@click.option("--host", help="In a fleet: the host to put it on (default: the one with most room).")
+@click.option(
+    "--label", "labels", multiple=True, help="In a fleet: a host label it needs, e.g. gpu."
+)
 @click.option("--no-apply", is_flag=True, help="Record and commit, but print the rebuild command.")
 @click.option(
     "--timeout", type=float, default=300, show_default=True, help="Seconds to wait for the tailnet."
@@ -25,6 +30,8 @@ def command(
     cpu: float | None,
     memory: str | None,
     owner: str | None,
+    host: str | None,
+    labels: tuple[str, ...],
     no_apply: bool,
     timeout: float,
 ) -> None:
@@ -36,9 +43,34 @@ def command(
     1Password into its podman secret (never an argument, never a file). Exit 3 if it does not
     join the tailnet within --timeout seconds.
     """
-    from devbox.runtime import operations, reach  # noqa: PLC0415 - keep --help fast
+    from devbox.runtime import fleet, operations, reach  # noqa: PLC0415 - keep --help fast
 
     rt = runtime(ctx, changes=True)
+    if in_fleet(rt):
+        placed = fleet.create(
+            rt,
+            name,
+            owner=owner,
+            cpu=cpu,
+            memory=memory,
+            syncthing=syncthing,
+            host=host,
+            labels=labels,
+            apply=not no_apply,
+            timeout=timeout,
+            progress=click.echo,
+        )
+        if not placed.joined:
+            click.echo(f"\nOnce deployed, {name} joins the tailnet on {placed.host}.")
+            return
+        click.echo(f"\n{name} is on the tailnet, on {placed.host}.\n")
+        click.echo("\n".join(reach.instructions(placed.container)))
+        return
+    if host is not None or labels:
+        raise UsageError(
+            "--host and --label are for a fleet: users.nix declares no hosts",
+            hint="declare the hosts in users.nix (docs/fleet.md)",
+        )
     created = operations.create(
         rt,
         name,

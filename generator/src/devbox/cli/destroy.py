@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from devbox.cli.options import runtime
+from devbox.cli.options import in_fleet, runtime
 
 
 @click.command()
@@ -24,13 +24,29 @@ def command(
     snapshot over the snapshot quotas stops the destroy with nothing removed (devbox-ctl
     snapshots shows them and prunes).
     """
-    from devbox.runtime import operations  # noqa: PLC0415 - keep --help fast
+    from devbox.runtime import fleet, operations  # noqa: PLC0415 - keep --help fast
 
     rt = runtime(ctx, changes=True)
     container = rt.container(name)
     if not yes:
         what = "keeping its volume" if keep_volume else f"and its volume {container.volume}"
-        click.confirm(f"Destroy {name} (owner {container.owner}), {what}?", abort=True, err=True)
+        where = f" on {container.host}" if container.host else ""
+        click.confirm(
+            f"Destroy {name} (owner {container.owner}){where}, {what}?", abort=True, err=True
+        )
+    if in_fleet(rt):
+        removed = fleet.destroy(
+            rt,
+            name,
+            keep_volume=keep_volume,
+            snapshot=not no_snapshot,
+            apply=not no_apply,
+            progress=click.echo,
+        )
+        if removed.device_note:
+            click.echo(removed.device_note)
+        click.echo(f"Destroyed {name} on {removed.host}.")
+        return
     done = operations.destroy(
         rt,
         name,

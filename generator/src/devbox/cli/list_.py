@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import sys
+from typing import TYPE_CHECKING
+
 import click
 
-from devbox.cli.options import as_json, echo_json, runtime, when
-from devbox.errors import UsageError
+from devbox.cli.options import as_json, echo_json, in_fleet, runtime, when
+from devbox.errors import ExitCode, UsageError
+
+if TYPE_CHECKING:
+    from devbox.host.context import Runtime
 
 COLUMNS = (
     "NAME",
@@ -37,6 +43,9 @@ def command(ctx: click.Context, all_users: bool, as_json: bool) -> None:
     rt = runtime(ctx)
     if all_users and not rt.caller.admin:
         raise UsageError("--all is for admins (users.nix admin = true); without it you see yours")
+    if in_fleet(rt):
+        _fleet(rt, all_users=all_users, as_json=as_json)
+        return
     now = clock.now()
     views = listing.views(rt, listing.listed(rt, all_users=all_users), now)
     if as_json:
@@ -70,3 +79,38 @@ def command(ctx: click.Context, all_users: bool, as_json: bool) -> None:
     for v in views:
         for line in v.disagreements:
             click.echo(f"! {v.container.name}: {line}")
+
+
+FLEET_COLUMNS = ("HOST", "NAME", "OWNER", "DECLARED", "ACTUAL", "CPU", "MEMORY", "CREATED")
+
+
+def _fleet(rt: Runtime, *, all_users: bool, as_json: bool) -> None:
+    """A fleet's list: every host's answer, with the host; exit 3 when a host did not answer."""
+    from devbox.escaping import shown  # noqa: PLC0415 - keep --help fast
+    from devbox.runtime import fleet_views  # noqa: PLC0415 - keep --help fast
+
+    found = fleet_views.fleet_list(rt, all_users=all_users)
+    if as_json:
+        echo_json(found.as_json())
+    else:
+        table: list[tuple[str, ...]] = [FLEET_COLUMNS]
+        keys = ("host", "name", "owner", "declared", "actual", "cpu", "memory")
+        for row in found.rows:
+            cells = [shown("-" if row.get(key) is None else row[key], 40) for key in keys]
+            table.append((*cells, shown(row.get("created") or "-", 16).replace("T", " ")))
+        widths = [max(len(line[i]) for line in table) for i in range(len(FLEET_COLUMNS))]
+        for line in table:
+            click.echo("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+        for row in found.rows:
+            for line in row.get("disagreements") or []:
+                click.echo(f"! {row.get('name')}: {shown(str(line), 300)}")
+        for host, reason in sorted(found.unreachable.items()):
+            click.echo(
+                f"! host {host} is unreachable ({shown(reason, 300)}): its containers "
+                "are listed as declared, not as they are",
+                err=True,
+            )
+        for host, reason in sorted(found.failed.items()):
+            click.echo(f"! host {host} did not list its containers: {shown(reason, 300)}", err=True)
+    if found.unreachable or found.failed:
+        sys.exit(ExitCode.FAILED)

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from devbox.cli.options import runtime
+from devbox.cli.options import in_fleet, runtime
 
 
 @click.command()
@@ -16,6 +16,8 @@ from devbox.cli.options import runtime
 @click.pass_context
 def command(ctx: click.Context, name: str, follow: bool, since: str | None) -> None:
     """Show the output of NAME (podman logs)."""
-    from devbox.runtime import reach  # noqa: PLC0415 - keep --help fast
+    from devbox.runtime import fleet_views, reach  # noqa: PLC0415 - keep --help fast
 
-    sys.exit(reach.logs(runtime(ctx), name, follow=follow, since=since))
+    rt = runtime(ctx)
+    verb = fleet_views.logs if in_fleet(rt) else reach.logs
+    sys.exit(verb(rt, name, follow=follow, since=since))

@@ -45,6 +45,10 @@ def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
 
 
+# Set by `fleet-host`: the runtime reads this host's deployed slice (host/context.py).
+LOCAL = "devbox.local"
+
+
 def runtime(ctx: click.Context, *, changes: bool = False) -> Runtime:
     """The runtime context of this command (built once).
 
@@ -62,11 +66,19 @@ def runtime(ctx: click.Context, *, changes: bool = False) -> Runtime:
             privileged=session.privileged,
             sudo_uid=session.sudo_uid,
             config_path=session.config_path,
+            local=bool(root.meta.get(LOCAL)),
         )
         root.meta["devbox.runtime"] = cached
     if changes:
         cached.require_declaration_here()
     return cached
+
+
+def in_fleet(rt: Runtime) -> bool:
+    """Whether this command runs the fleet's verb (the control host of a declared fleet)."""
+    from devbox.host import fleet  # noqa: PLC0415 - keep --help fast
+
+    return fleet.is_fleet(rt)
 
 
 def when(value: datetime | None) -> str:

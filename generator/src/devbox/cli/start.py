@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from devbox.cli.options import runtime
+from devbox.cli.options import in_fleet, runtime
 
 
 @click.command()
@@ -13,6 +13,8 @@ from devbox.cli.options import runtime
 @click.pass_context
 def command(ctx: click.Context, name: str, no_apply: bool) -> None:
     """Start NAME within seconds, and record it as running (a reboot keeps it running)."""
-    from devbox.runtime import operations  # noqa: PLC0415 - keep --help fast
+    from devbox.runtime import fleet, operations  # noqa: PLC0415 - keep --help fast
 
-    operations.start(runtime(ctx, changes=True), name, apply=not no_apply, progress=click.echo)
+    rt = runtime(ctx, changes=True)
+    verb = fleet.start if in_fleet(rt) else operations.start
+    verb(rt, name, apply=not no_apply, progress=click.echo)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from devbox.cli.options import as_json, echo_json, runtime, when
+from devbox.cli.options import as_json, echo_json, in_fleet, runtime, when
 from devbox.errors import ExitCode
 
 if TYPE_CHECKING:
@@ -81,6 +81,12 @@ def command(ctx: click.Context, name: str, why: bool, as_json: bool) -> None:
     from devbox.runtime import listing  # noqa: PLC0415 - keep --help fast
 
     rt = runtime(ctx)
+    if in_fleet(rt):
+        from devbox.runtime import fleet_views  # noqa: PLC0415 - keep --help fast
+
+        text, code = fleet_views.status(rt, name, why=why, as_json=as_json)
+        click.echo(text, nl=False)
+        sys.exit(code)
     container = rt.container(name)
     identity.authorize(rt.caller, container.owner, name, "see")
     view = listing.view(rt, container, clock.now(), detail=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from devbox.cli.options import runtime
+from devbox.cli.options import in_fleet, runtime
 
 
 @click.command()
@@ -16,6 +16,8 @@ def command(ctx: click.Context, name: str, no_apply: bool) -> None:
 
     Its volume stays. The auto-destroy clock (stoppedDestroyDays) starts now.
     """
-    from devbox.runtime import operations  # noqa: PLC0415 - keep --help fast
+    from devbox.runtime import fleet, operations  # noqa: PLC0415 - keep --help fast
 
-    operations.stop(runtime(ctx, changes=True), name, apply=not no_apply, progress=click.echo)
+    rt = runtime(ctx, changes=True)
+    verb = fleet.stop if in_fleet(rt) else operations.stop
+    verb(rt, name, apply=not no_apply, progress=click.echo)

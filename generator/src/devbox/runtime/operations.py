@@ -320,7 +320,7 @@ def destroy(
     else:
         podman.remove_volume(container.volume)
         progress(f"Removed the volume {container.volume}.")
-    _remove_device(rt, container, done)
+    remove_device(rt, container, done)
 
     rt.change(forget)
     rt.event(
@@ -337,7 +337,8 @@ def destroy(
     return done
 
 
-def _remove_device(rt: Runtime, container: Container, done: Destroyed) -> None:
+def remove_device(rt: Runtime, container: Container, done: Destroyed) -> None:
+    """Remove the container's tailnet device (API key configured), or say how to."""
     key_file = rt.config.tailscale_api_key_file
     if key_file is None:
         done.device_note = (

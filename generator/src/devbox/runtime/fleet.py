@@ -1,0 +1,443 @@
+"""The fleet's verbs on the control host: create (placed), start, stop, destroy.
+
+Every change to the declaration happens on the control host as on a single host: under the
+config lock, validated with every limit across the fleet, committed (declare/edit.py). Then
+the hosts whose slice changed are deployed (host/fleet.py), and what must happen on the
+container's host is done by that host's devbox-ctl over SSH: the switch there starts or stops
+the container, as `devbox-ctl apply` does on a single host.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from devbox import clock, rules
+from devbox.declare import edit, placement
+from devbox.declare.resolve import Container, Desired
+from devbox.errors import DevboxError, ToolError, UsageError
+from devbox.host import fleet as link
+from devbox.host.context import Runtime
+from devbox.host.identity import authorize
+from devbox.runtime import operations
+from devbox.tools import onepassword
+
+Progress = Callable[[str], None]
+
+
+def spaces(desired: Desired) -> list[placement.HostSpace]:
+    """The declared hosts as placement sees them."""
+    return [
+        placement.HostSpace(
+            name,
+            float(host.capacity.cpus),
+            host.capacity.memory_bytes,
+            host.capacity.containers,
+            frozenset(host.labels),
+        )
+        for name, host in desired.hosts.items()
+    ]
+
+
+def _record_need(record: dict[str, Any], desired: Desired) -> tuple[float, int]:
+    """A record's CPUs and memory bytes, with the users.nix defaults (as validated)."""
+    policy = desired.policy
+    cpu = record.get("cpu", policy.default_cpu)
+    memory = rules.memory_bytes(str(record.get("memory") or policy.default_memory)) or 0
+    return float(cpu if isinstance(cpu, int | float) else policy.default_cpu), memory
+
+
+def placed(records: edit.Records, desired: Desired, *, without: str = "") -> list[placement.Placed]:
+    """What the records place on each host (the container `without` left out)."""
+    found = []
+    for record in records:
+        if record.get("name") == without or not isinstance(record.get("host"), str):
+            continue
+        cpu, memory = _record_need(record, desired)
+        found.append(placement.Placed(record["host"], cpu, memory))
+    return found
+
+
+def choose_host(
+    desired: Desired,
+    records: edit.Records,
+    need: placement.Need,
+    *,
+    name: str,
+    host: str | None = None,
+    exclude: frozenset[str] = frozenset(),
+) -> str:
+    """The host for a container (placement's rule), or exit 2 saying which host lacks what."""
+    try:
+        return placement.place(
+            spaces(desired),
+            placed(records, desired, without=name),
+            need,
+            host=host,
+            exclude=exclude,
+        )
+    except placement.NoRoom as exc:
+        raise UsageError(
+            exc.message(), hint="devbox-ctl list --all shows what runs where (admins)"
+        ) from exc
+
+
+@dataclass
+class Created:
+    """What a fleet create did."""
+
+    container: Container
+    host: str
+    applied: bool
+    joined: bool
+    node: dict[str, Any] | None = None
+    resumed: bool = False
+
+
+def _owner_for(rt: Runtime, owner: str | None) -> str:
+    if owner is None:
+        if rt.caller.is_system:
+            raise UsageError("root creates a container for someone: pass --owner USER")
+        return rt.caller.name
+    if owner not in rt.desired.users:
+        raise UsageError(
+            f"{owner!r} is not a user in users.nix",
+            hint=f"users: {', '.join(sorted(rt.desired.users))}",
+        )
+    return owner
+
+
+def _check_limits(rt: Runtime, records: edit.Records, owner: str) -> None:
+    """The per-user and global limits, across the fleet (validation is the backstop)."""
+    policy = rt.desired.policy
+    user = rt.desired.users[owner]
+    limit = policy.max_per_user if user.max_containers is None else user.max_containers
+    owned = sorted(str(r.get("name", "?")) for r in records if r.get("owner") == owner)
+    if len(owned) >= limit:
+        raise UsageError(
+            f"{owner} already has {rules.count(len(owned), 'container')} in the fleet "
+            f"({', '.join(owned)}), the limit of {limit}",
+            hint="destroy one first (devbox-ctl destroy NAME), or ask an admin to raise the "
+            "limit in users.nix",
+        )
+    if len(records) >= policy.max_global:
+        raise UsageError(
+            f"the fleet already has {len(records)} containers, the limit of "
+            f"{policy.max_global} (containers.maxGlobal)",
+            hint="destroy one first, or ask an admin to raise maxGlobal in users.nix",
+        )
+
+
+def _check_request(rt: Runtime, name: str, host: str | None, labels: Sequence[str]) -> None:
+    """The name, the labels and the host asked for, before anything is read or written."""
+    issue = rules.container_name(name)
+    if issue:
+        raise UsageError(f"{issue[0]}; {issue[1]}")
+    for label in labels:
+        label_issue = rules.label(label)
+        if label_issue:
+            raise UsageError(f"--label: {label_issue[0]}; {label_issue[1]}")
+    if host is not None:
+        link.remote(rt, host)
+
+
+def create(
+    rt: Runtime,
+    name: str,
+    *,
+    owner: str | None = None,
+    cpu: float | None = None,
+    memory: str | None = None,
+    syncthing: bool = False,
+    host: str | None = None,
+    labels: Sequence[str] = (),
+    apply: bool = True,
+    timeout: float = 300,
+    progress: Progress = print,
+) -> Created:
+    """Place a container on a host, declare it, provision its key there, deploy, wait."""
+    _check_request(rt, name, host, labels)
+    owner = _owner_for(rt, owner)
+    authorize(rt.caller, owner, name, "create a container for")
+    resumed = False
+
+    def change(records: edit.Records) -> str:
+        nonlocal resumed
+        existing = edit.record_named(records, name)
+        if existing is not None:
+            if existing.get("owner") != owner:
+                raise UsageError(f"{name} already exists (owner {existing.get('owner')})")
+            resumed = True
+            return f"devbox: {owner} resumed the creation of {name}"
+        _check_limits(rt, records, owner)
+        policy = rt.desired.policy
+        need = placement.Need(
+            float(policy.default_cpu if cpu is None else cpu),
+            rules.memory_bytes(memory or policy.default_memory) or 0,
+            frozenset(labels),
+        )
+        chosen = choose_host(rt.desired, records, need, name=name, host=host)
+        records.append(
+            edit.new_record(
+                name,
+                owner,
+                cpu=cpu,
+                memory=memory,
+                syncthing=syncthing,
+                state="running",
+                created=clock.now(),
+                host=chosen,
+                labels=tuple(sorted(set(labels))),
+            )
+        )
+        return f"devbox: {owner} created {name} on {chosen}"
+
+    before = link.slice_hashes(rt)
+    rt.change(change)
+    container = rt.container(name)
+    target = str(container.host)
+    if resumed:
+        progress(f"{name} is already declared on {target}; continuing its creation.")
+    else:
+        progress(
+            f"Declared {name} on {target} (owner {owner}, {container.cpu} CPUs, {container.memory})"
+        )
+        rt.event(
+            "create", name, owner=owner, host=target, cpu=container.cpu, memory=container.memory
+        )
+    node = _node(rt, container) if resumed else None
+    if node is None or node.get("state") != "Running":
+        progress(f"Fetching {owner}'s Tailscale auth key from 1Password")
+        _provision_key(rt, container)
+    hosts = set(link.changed_by(before, link.slice_hashes(rt))) | ({target} if resumed else set())
+    done = link.deploy_hosts(rt, hosts, apply=apply, progress=progress)
+    if not apply:
+        return Created(container, target, applied=False, joined=False, resumed=resumed)
+    link.require_deployed(done)
+    node = wait_until_joined(rt, container, timeout, progress)
+    link.ask(rt, target, ["set-key", name, "--owner", owner], stdin=operations.NEUTRALISED)
+    return Created(container, target, applied=True, joined=True, node=node, resumed=resumed)
+
+
+def _provision_key(rt: Runtime, container: Container) -> None:
+    """The owner's key from 1Password into the podman secret on the container's host (stdin)."""
+    policy = rt.desired.policy
+    vault = rt.config.op_vault or policy.op_vault
+    key = onepassword.read_auth_key(
+        vault, container.owner, policy.op_field, rt.config.op_token_file
+    )
+    link.ask(
+        rt,
+        str(container.host),
+        ["set-key", container.name, "--owner", container.owner],
+        stdin=key,
+        timeout=link.ACT_TIMEOUT,
+    )
+
+
+def _node(rt: Runtime, container: Container) -> dict[str, Any] | None:
+    """The container's Tailscale node as its host's status says, or None."""
+    try:
+        status = link.ask_json(
+            rt, str(container.host), ["status", container.name, "--json"], codes=(0, 1)
+        )
+    except DevboxError:
+        return None
+    node = status.get("tailscale") if isinstance(status, dict) else None
+    return node if isinstance(node, dict) else None
+
+
+def wait_until_joined(
+    rt: Runtime, container: Container, timeout: float, progress: Progress
+) -> dict[str, Any]:
+    """Ask the container's host until it has joined the tailnet; a timeout is an error."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        status = link.ask_json(
+            rt, str(container.host), ["status", container.name, "--json"], codes=(0, 1)
+        )
+        node = status.get("tailscale") if isinstance(status, dict) else None
+        actual = status.get("actual", "unknown") if isinstance(status, dict) else "unknown"
+        backend = node.get("state") if isinstance(node, dict) else None
+        if backend == "Running" and isinstance(node, dict):
+            return node
+        now = f"container {actual}" + (f", Tailscale {backend}" if backend else "")
+        if now != last:
+            progress(f"Waiting for {container.name} on {container.host} to join the tailnet: {now}")
+            last = now
+        if time.monotonic() >= deadline:
+            raise ToolError(
+                f"{container.name} did not join the tailnet within {timeout:g} s ({now})",
+                hint=f"devbox-ctl status {container.name} and devbox-ctl logs {container.name} "
+                "show why",
+            )
+        time.sleep(2)
+
+
+class ChangedSinceAssessedError(UsageError):
+    """The container is no longer declared as it was assessed: the action is not taken."""
+
+
+Assessed = dict[str, Any] | None
+
+
+def _as_assessed(record: dict[str, Any], assessed: Assessed) -> None:
+    """Under the config lock: the record still says what the host assessed (cleanup)."""
+    if assessed is None:
+        return
+    if (
+        record.get("host") != assessed.get("host")
+        or record.get("state", "running") != assessed.get("state")
+        or record.get("pin")
+    ):
+        raise ChangedSinceAssessedError(f"{record.get('name')} changed since its host assessed it")
+
+
+def _set_state(
+    rt: Runtime,
+    container: Container,
+    state: str,
+    *,
+    apply: bool,
+    progress: Progress,
+    assessed: Assessed = None,
+) -> link.Deployment:
+    def change(records: edit.Records) -> str:
+        record = edit.required(records, container)
+        _as_assessed(record, assessed)
+        record["state"] = state
+        if state == "stopped":
+            record["stoppedAt"] = clock.timestamp(clock.now())
+        else:
+            record.pop("stoppedAt", None)
+        verb = "stopped" if state == "stopped" else "started"
+        return f"devbox: {rt.caller.name} {verb} {container.name} on {container.host}"
+
+    return link.edit_and_deploy(
+        rt, change, apply=apply, progress=progress, also=[str(container.host)]
+    )
+
+
+def start(rt: Runtime, name: str, *, apply: bool = True, progress: Progress = print) -> Container:
+    """Declare a container running and deploy its host (the switch starts it)."""
+    container = rt.container(name)
+    authorize(rt.caller, container.owner, name, "start")
+    _set_state(rt, container, "running", apply=apply, progress=progress)
+    rt.event("start", name, owner=container.owner, host=container.host)
+    progress(f"Started {name} on {container.host}." if apply else f"Declared {name} running.")
+    return container
+
+
+def stop(
+    rt: Runtime,
+    name: str,
+    *,
+    apply: bool = True,
+    progress: Progress = print,
+    reason: str = "",
+    assessed: Assessed = None,
+) -> Container:
+    """Declare a container stopped and deploy its host (the switch stops it).
+
+    `assessed`: cleanup's row; the stop is taken only if the record still matches it.
+    """
+    container = rt.container(name)
+    authorize(rt.caller, container.owner, name, "stop")
+    _set_state(rt, container, "stopped", apply=apply, progress=progress, assessed=assessed)
+    rt.event(
+        "stop",
+        name,
+        owner=container.owner,
+        host=container.host,
+        reason=reason or None,
+        automatic=assessed is not None,
+    )
+    progress(f"Stopped {name} on {container.host}." if apply else f"Declared {name} stopped.")
+    return container
+
+
+@dataclass
+class Destroyed:
+    """What a fleet destroy did."""
+
+    container: Container
+    host: str
+    snapshot: str | None = None
+    kept_volume: str | None = None
+    device_note: str = ""
+
+
+def destroy(
+    rt: Runtime,
+    name: str,
+    *,
+    keep_volume: bool = False,
+    snapshot: bool = True,
+    apply: bool = True,
+    progress: Progress = print,
+    assessed: Assessed = None,
+) -> Destroyed:
+    """Stop the container on its host, snapshot and remove its data there, then forget it.
+
+    Each step can be rerun: a kill leaves a stopped container whose data is either still
+    there or in a snapshot on its host, still declared, so `destroy` again finishes it.
+    """
+    container = rt.container(name)
+    authorize(rt.caller, container.owner, name, "destroy")
+    host = str(container.host)
+    if not apply:
+        raise UsageError(
+            "--no-apply is not possible for a destroy in a fleet: the data is removed on "
+            f"{host} only once the container is stopped there",
+            hint=f"devbox-ctl stop {name} --no-apply records the stop alone",
+        )
+
+    def check(records: edit.Records) -> str:
+        record = edit.required(records, container)
+        _as_assessed(record, assessed)
+        records.remove(record)
+        return "checked"
+
+    # Under the lock, before anything is removed: still this container, still as assessed,
+    # and the declaration without it can be recorded.
+    edit.preview(rt.config.paths, check)
+    if container.state != "stopped":
+        _set_state(rt, container, "stopped", apply=True, progress=progress)
+        container = rt.container(name)
+    done = Destroyed(container, host, kept_volume=container.volume if keep_volume else None)
+    done.snapshot = _purge(rt, container, keep_volume=keep_volume, snapshot=snapshot)
+    if done.snapshot:
+        progress(f"Saved the volume {container.volume} on {host} to {done.snapshot}")
+    removed = operations.Destroyed(container)
+    operations.remove_device(rt, container, removed)
+    done.device_note = removed.device_note
+
+    def forget(records: edit.Records) -> str:
+        records[:] = [r for r in records if not edit.same(r, container)]
+        actor = "cleanup" if assessed is not None else rt.caller.name
+        return f"devbox: {actor} destroyed {name} on {host}"
+
+    link.edit_and_deploy(rt, forget, apply=True, progress=progress)
+    rt.event(
+        "destroy",
+        name,
+        owner=container.owner,
+        host=host,
+        snapshot=done.snapshot,
+        keptVolume=done.kept_volume,
+        automatic=assessed is not None,
+    )
+    return done
+
+
+def _purge(rt: Runtime, container: Container, *, keep_volume: bool, snapshot: bool) -> str | None:
+    """Snapshot (unless asked not to) and remove the data on the host; the snapshot's path."""
+    args = ["purge", container.name, "--owner", container.owner]
+    args += ["--keep-volume"] if keep_volume else []
+    args += [] if snapshot else ["--no-snapshot"]
+    purged = link.ask_json(rt, str(container.host), args, timeout=link.ACT_TIMEOUT)
+    taken = purged.get("snapshot") if isinstance(purged, dict) else None
+    return taken if isinstance(taken, str) else None

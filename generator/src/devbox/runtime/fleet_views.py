@@ -1,0 +1,224 @@
+"""The fleet's views and cleanup on the control host: list, status, connect, logs, cleanup.
+
+Each host answers for its own containers (its devbox-ctl over SSH, host/fleet.py), all hosts
+at once; the answers are merged with the host named. A host that does not answer makes its
+declared containers "unreachable", never absent. Cleanup: each host assesses its containers
+and sends its own warnings; the stops and destroys are done from here as the fleet's verbs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from devbox import clock
+from devbox.declare.resolve import Container
+from devbox.errors import DevboxError, ToolError
+from devbox.host import fleet as link
+from devbox.host.context import Runtime
+from devbox.host.identity import authorize
+from devbox.runtime import fleet
+from devbox.tools import process, ssh
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Listing:
+    """What every host said about its containers, and the hosts that did not answer."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    unreachable: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        """`list --json` in a fleet."""
+        return {"containers": self.rows, "unreachable": self.unreachable, "failed": self.failed}
+
+
+def _visible(rt: Runtime, owner: object, all_users: bool) -> bool:
+    return (all_users and rt.caller.admin) or owner == rt.caller.name
+
+
+def _declared_row(container: Container, actual: str) -> dict[str, Any]:
+    return {
+        "name": container.name,
+        "owner": container.owner,
+        "host": container.host,
+        "declared": container.state,
+        "actual": actual,
+        "cpu": container.cpu,
+        "memory": container.memory,
+        "created": clock.timestamp(container.created),
+    }
+
+
+def fleet_list(rt: Runtime, *, all_users: bool) -> Listing:
+    """Every host's view of its containers, with the host; the silent ones said so."""
+    listing = Listing()
+    answers = link.ask_all(rt, rt.desired.hosts, ["list"])
+    seen: set[str] = set()
+    for host, answer in answers.items():
+        views = _views(host, answer, listing)
+        for view in views:
+            if _visible(rt, view.get("owner"), all_users):
+                listing.rows.append(_host_row(rt, host, view, seen))
+    for container in rt.desired.containers:
+        if container.name not in seen and _visible(rt, container.owner, all_users):
+            listing.rows.append(_silent_row(container, listing))
+    listing.rows.sort(key=lambda row: (str(row.get("host")), str(row.get("name"))))
+    return listing
+
+
+def _views(
+    host: str, answer: ssh.Reply | ssh.Unreachable, listing: Listing
+) -> list[dict[str, Any]]:
+    """A host's list, or nothing with the host noted as unreachable or failed."""
+    if isinstance(answer, ssh.Unreachable):
+        listing.unreachable[host] = answer.reason
+        return []
+    try:
+        views = json.loads(answer.stdout) if answer.ok else None
+    except ValueError:
+        views = None
+    if not isinstance(views, list):
+        listing.failed[host] = answer.message if not answer.ok else "answered no JSON list"
+        return []
+    return [view for view in views if isinstance(view, dict)]
+
+
+def _host_row(rt: Runtime, host: str, view: dict[str, Any], seen: set[str]) -> dict[str, Any]:
+    """A container a host runs, with a word where the declaration puts it elsewhere."""
+    name = view.get("name")
+    mine = rt.desired.by_name().get(name) if isinstance(name, str) else None
+    row = {**view, "host": host}
+    if mine is not None and mine.host == host:
+        seen.add(mine.name)
+        return row
+    where = f"declared on {mine.host}" if mine is not None else "no longer declared"
+    row["disagreements"] = [
+        *row.get("disagreements", []),
+        f"{host} still runs it, but it is {where}: devbox-ctl deploy {host}",
+    ]
+    return row
+
+
+def _silent_row(container: Container, listing: Listing) -> dict[str, Any]:
+    """A declared container its host did not report: unreachable, unknown or not deployed."""
+    host = str(container.host)
+    if host in listing.unreachable:
+        return _declared_row(container, "unreachable")
+    if host in listing.failed:
+        return _declared_row(container, "unknown")
+    row = _declared_row(container, "not deployed")
+    row["disagreements"] = [f"{host} does not run it yet: devbox-ctl deploy {host}"]
+    return row
+
+
+def status(rt: Runtime, name: str, *, why: bool, as_json: bool) -> tuple[str, int]:
+    """A container's status as its host's devbox-ctl says it (text or JSON), and the exit code.
+
+    Exit 1 (declared and actual disagree) is an answer, not a failure; an unreachable host is
+    a ToolError naming it.
+    """
+    container = rt.container(name)
+    authorize(rt.caller, container.owner, name, "see")
+    host = str(container.host)
+    args = ["status", name, *(["--why"] if why else []), *(["--json"] if as_json else [])]
+    reply = link.ask(rt, host, args, codes=(0, 1))
+    if as_json:
+        try:
+            view = json.loads(reply.stdout)
+        except ValueError as exc:
+            raise ToolError(f"on {host}: status of {name} answered no JSON ({exc})") from exc
+        text = json.dumps({**view, "host": host}, indent=2, sort_keys=True, ensure_ascii=False)
+        return text + "\n", reply.returncode
+    return f"{name} is on host {host}.\n" + reply.stdout, reply.returncode
+
+
+def logs(rt: Runtime, name: str, *, follow: bool, since: str | None) -> int:
+    """Show a container's logs from its host on this terminal; the exit code of it."""
+    container = rt.container(name)
+    authorize(rt.caller, container.owner, name, "read the logs of")
+    args = ["fleet-host", "logs", name, *(["--follow"] if follow else [])]
+    args += ["--since", since] if since is not None else []
+    return process.run_attached(link.remote(rt, str(container.host)).argv(*args))
+
+
+@dataclass
+class Cleanup:
+    """A fleet's cleanup: each host's assessments (its warnings sent there), what was done."""
+
+    dry_run: bool
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    unreachable: dict[str, str] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """`cleanup --json` in a fleet."""
+        return {
+            "dryRun": self.dry_run,
+            "containers": self.rows,
+            "unreachable": self.unreachable,
+            "errors": self.errors,
+        }
+
+
+def cleanup(rt: Runtime, *, dry_run: bool, progress: Progress = print) -> Cleanup:
+    """Each host assesses its containers and sends its warnings; the stops and destroys.
+
+    Those are decided here and done as the fleet's stop and destroy, one container at a
+    time, each only if the container is still declared as its host assessed it.
+    """
+    if not dry_run:
+        link.authorize_admin(rt, "run cleanup")
+    report = Cleanup(dry_run)
+    args = ["cleanup", *(["--dry-run"] if dry_run else [])]
+    for host, answer in link.ask_all(rt, rt.desired.hosts, args, timeout=link.ACT_TIMEOUT).items():
+        report.rows += [
+            {**row, "host": host}
+            for row in _assessed(host, answer, report)
+            if rt.caller.may_act_on(str(row.get("owner")))
+        ]
+    if not dry_run:
+        for row in report.rows:
+            if row.get("action") in ("stop", "destroy"):
+                _act(rt, row, report, progress)
+    return report
+
+
+def _assessed(
+    host: str, answer: ssh.Reply | ssh.Unreachable, report: Cleanup
+) -> list[dict[str, Any]]:
+    """A host's assessed containers, or none with the reason among the errors."""
+    if isinstance(answer, ssh.Unreachable):
+        report.unreachable[host] = answer.reason
+        report.errors.append(str(answer))
+        return []
+    try:
+        outcome = json.loads(answer.stdout)
+        rows = [row for row in outcome["containers"] if isinstance(row, dict)]
+        report.errors += [f"on {host}: {error}" for error in outcome.get("errors") or []]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        report.errors.append(f"on {host}: {answer.message}")
+        return []
+    return rows
+
+
+def _act(rt: Runtime, row: dict[str, Any], report: Cleanup, progress: Progress) -> None:
+    """Stop or destroy one assessed container, if it is still declared as assessed."""
+    name = str(row.get("name"))
+    try:
+        if row["action"] == "stop":
+            fleet.stop(rt, name, progress=progress, reason="idle (cleanup)", assessed=row)
+            row["done"] = "stopped"
+        else:
+            done = fleet.destroy(rt, name, progress=progress, assessed=row)
+            row["done"] = f"destroyed (snapshot {done.snapshot})" if done.snapshot else "destroyed"
+    except fleet.ChangedSinceAssessedError as exc:
+        row["done"] = f"left alone: {exc.message}"
+    except DevboxError as exc:
+        row["error"] = exc.message
+        report.errors.append(f"{name}: {exc.message}")

@@ -1,0 +1,295 @@
+"""Moving a container to another host of the fleet, and draining a host (runtime/fleet.py).
+
+A move is a sequence of steps, each of which a rerun can redo or skip by looking at what is
+true now, so a move interrupted anywhere (a kill, an unreachable host, a failed deploy) is
+finished by running the same command again, and nothing is lost on the way:
+
+1. stop the container on the source (declared stopped, source deployed);
+2. copy its volume from the source to the target, streamed host to host over SSH
+   (`fleet-host export` | `fleet-host import`; the import starts from an empty volume each
+   time, so a rerun never mixes two copies);
+3. give the target a key secret that holds nothing usable (the container's Tailscale state is
+   on its volume, so it comes back as the same node: no new key, no re-enrolment);
+4. switch the record's host (validated: capacity, labels), deploy both hosts;
+5. start it on the target if it was running, and wait until it is on the tailnet;
+6. only then remove the source's copy of the volume and its secret.
+
+Until the record switches the source's volume is the container's data and the copy is
+repeated; after it, the target's is, and the source's copy is kept until the target runs.
+The journal (<stateDir>/moves/<name>.json) remembers the source, the target and whether the
+container was running, the facts a rerun cannot read from the declaration any more.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devbox import clock, write
+from devbox.declare import edit, placement
+from devbox.declare.resolve import Container
+from devbox.errors import DevboxError, ToolError, UsageError
+from devbox.host import fleet as link
+from devbox.host.context import Runtime
+from devbox.host.identity import authorize
+from devbox.runtime import fleet, operations
+from devbox.tools import ssh
+
+Progress = Callable[[str], None]
+JOURNAL_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Journal:
+    """What a move under way remembers."""
+
+    name: str
+    owner: str
+    created: str | None
+    source: str
+    target: str
+    was_running: bool
+
+    def as_json(self) -> dict[str, Any]:
+        """The journal file's content."""
+        return {
+            "version": JOURNAL_VERSION,
+            "name": self.name,
+            "owner": self.owner,
+            "created": self.created,
+            "source": self.source,
+            "target": self.target,
+            "wasRunning": self.was_running,
+        }
+
+
+def _journal_path(rt: Runtime, name: str) -> Path:
+    return rt.config.state_dir / "moves" / f"{name}.json"
+
+
+def read_journal(rt: Runtime, name: str) -> Journal | None:
+    """The journal of a move of this container under way, or None."""
+    path = _journal_path(rt, name)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return Journal(
+            name=str(raw["name"]),
+            owner=str(raw["owner"]),
+            created=raw.get("created"),
+            source=str(raw["source"]),
+            target=str(raw["target"]),
+            was_running=bool(raw["wasRunning"]),
+        )
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(
+            f"{path} cannot be read ({exc})",
+            hint="it is the journal of a move; remove it once the container is known to be on "
+            "one host only (devbox-ctl status NAME)",
+        ) from exc
+
+
+def _write_journal(rt: Runtime, journal: Journal) -> None:
+    path = _journal_path(rt, journal.name)
+    write.ensure_directory(path.parent, mode=0o700)
+    write.write_file(path, (json.dumps(journal.as_json(), indent=2) + "\n").encode())
+
+
+def _belongs(journal: Journal, container: Container) -> bool:
+    return (journal.owner, journal.created) == (
+        container.owner,
+        clock.timestamp(container.created),
+    )
+
+
+@dataclass
+class Moved:
+    """What a move did."""
+
+    container: Container
+    source: str
+    target: str
+    resumed: bool = False
+    steps: list[str] = field(default_factory=list)
+
+
+def _need(container: Container) -> placement.Need:
+    return placement.Need(float(container.cpu), container.memory_bytes, frozenset(container.labels))
+
+
+def move(rt: Runtime, name: str, to: str, *, progress: Progress = print) -> Moved:
+    """Move a container to the host `to`, or finish a move that was interrupted."""
+    container = rt.container(name)
+    authorize(rt.caller, container.owner, name, "move")
+    link.remote(rt, to)
+    journal, resumed = _begin(rt, container, to)
+    source, owner = journal.source, container.owner
+    done = Moved(container, source, to, resumed=resumed)
+    if resumed:
+        progress(f"Resuming the move of {name} from {source} to {to}.")
+    if container.host == source:
+        container = _relocate(rt, container, journal, done, progress)
+    elif container.host == to:
+        behind = link.undeployed(rt, [source, to])
+        if behind:
+            link.require_deployed(link.deploy_hosts(rt, behind, progress=progress))
+    else:
+        raise UsageError(
+            f"{name} is declared on {container.host}, neither {source} nor {to} of its move",
+            hint=f"remove {_journal_path(rt, name)} after checking where its data is",
+        )
+    if journal.was_running:
+        if container.state != "running":
+            progress(f"Starting {name} on {to}")
+            fleet.start(rt, name, progress=progress)
+            container = rt.container(name)
+        fleet.wait_until_joined(rt, container, 300, progress)
+        done.steps.append("joined")
+    progress(f"Removing the old copy of {name}'s volume on {source}")
+    link.ask(
+        rt, source, ["purge", name, "--owner", owner, "--no-snapshot"], timeout=link.ACT_TIMEOUT
+    )
+    done.steps.append("removed the source copy")
+    write.remove_file(_journal_path(rt, name))
+    rt.event("move", name, owner=owner, source=source, target=to, resumed=resumed)
+    progress(f"Moved {name} from {source} to {to}.")
+    return done
+
+
+def _begin(rt: Runtime, container: Container, to: str) -> tuple[Journal, bool]:
+    """The move's journal: the one under way (resumed), or a new one once the target fits."""
+    name = container.name
+    journal = read_journal(rt, name)
+    if journal is not None and not _belongs(journal, container):
+        raise UsageError(
+            f"a journal of a move of another container named {name} is left in "
+            f"{_journal_path(rt, name)}",
+            hint="remove it (that container is gone), then move again",
+        )
+    if journal is not None:
+        if journal.target != to:
+            raise UsageError(
+                f"a move of {name} to {journal.target} is under way",
+                hint=f"finish it first: devbox-ctl move {name} --to {journal.target}",
+            )
+        return journal, True
+    if container.host == to:
+        raise UsageError(f"{name} is already on {to}")
+    # Refused before anything is done when the target cannot take it.
+    edit.preview(
+        rt.config.paths,
+        lambda records: fleet.choose_host(
+            rt.desired, records, _need(container), name=name, host=to
+        ),
+    )
+    journal = Journal(
+        name,
+        container.owner,
+        clock.timestamp(container.created),
+        str(container.host),
+        to,
+        container.running,
+    )
+    _write_journal(rt, journal)
+    return journal, False
+
+
+def _relocate(
+    rt: Runtime, container: Container, journal: Journal, done: Moved, progress: Progress
+) -> Container:
+    """Stop on the source, copy the volume, declare it on the target, deploy both."""
+    name, owner, source, to = container.name, container.owner, journal.source, journal.target
+    if container.state == "running":
+        progress(f"Stopping {name} on {source}")
+        fleet.stop(rt, name, progress=progress, reason=f"moving to {to}")
+        container = rt.container(name)
+        done.steps.append("stopped")
+    _copy(rt, container, source, to, progress)
+    done.steps.append("copied")
+    link.ask(rt, to, ["set-key", name, "--owner", owner], stdin=operations.NEUTRALISED)
+    stopped = container
+
+    def switch(records: edit.Records) -> str:
+        record = edit.required(records, stopped)
+        record["host"] = to
+        return f"devbox: {rt.caller.name} moved {name} from {source} to {to}"
+
+    progress(f"Declaring {name} on {to}")
+    link.edit_and_deploy(rt, switch, apply=True, progress=progress, also=[source, to])
+    done.steps.append("switched")
+    return rt.container(name)
+
+
+def _copy(rt: Runtime, container: Container, source: str, target: str, progress: Progress) -> None:
+    """The volume, streamed from the source host's podman into a fresh one on the target."""
+    progress(f"Copying the volume {container.volume} from {source} to {target}")
+    owner = container.owner
+    sent, received = ssh.stream(
+        link.remote(rt, source),
+        ["fleet-host", "export", container.name, "--owner", owner],
+        link.remote(rt, target),
+        ["fleet-host", "import", container.name, "--owner", owner],
+        timeout=link.TRANSFER_TIMEOUT,
+    )
+    for side, answer in (("exporting on", sent), ("importing on", received)):
+        if isinstance(answer, ssh.Unreachable):
+            raise ToolError(
+                f"{side} {answer.host}: {answer}",
+                hint=f"the source keeps the data; run devbox-ctl move {container.name} "
+                f"--to {target} again",
+            )
+        if not answer.ok:
+            raise ToolError(
+                f"{side} {answer.host} failed: {answer.message}",
+                hint=f"the source keeps the data; run devbox-ctl move {container.name} "
+                f"--to {target} again",
+            )
+
+
+@dataclass
+class Drain:
+    """A drain: where each container goes, and what happened."""
+
+    host: str
+    moves: list[tuple[str, str]]
+    moved: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def drain_plan(rt: Runtime, host: str) -> list[tuple[str, str]]:
+    """Where each container of the host goes: a move under way keeps its target."""
+    link.remote(rt, host)
+    desired = rt.desired
+    entries = [
+        (c.name, placement.Placed(str(c.host), float(c.cpu), c.memory_bytes), _need(c))
+        for c in desired.containers
+    ]
+    try:
+        planned = dict(placement.drain_plan(fleet.spaces(desired), entries, host))
+    except placement.NoRoom as exc:
+        raise UsageError(exc.message(), hint=f"nothing was moved off {host}") from exc
+    for name in planned:
+        journal = read_journal(rt, name)
+        if journal is not None and journal.source == host:
+            planned[name] = journal.target
+    return sorted(planned.items())
+
+
+def drain(rt: Runtime, host: str, *, dry_run: bool, progress: Progress = print) -> Drain:
+    """Move every container off a host (its maintenance); one failure does not stop the rest."""
+    link.authorize_admin(rt, f"drain {host}")
+    plan = Drain(host, drain_plan(rt, host))
+    if dry_run:
+        return plan
+    for name, target in plan.moves:
+        try:
+            move(rt, name, target, progress=progress)
+            plan.moved.append(name)
+        except DevboxError as exc:
+            plan.failed[name] = exc.message
+            progress(f"Moving {name} to {target} failed: {exc.message}")
+    return plan

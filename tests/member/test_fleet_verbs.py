@@ -1,0 +1,265 @@
+"""The fleet's verbs on the control host, end to end on a simulated fleet (tests/fleet.py).
+
+Real on every host: podman (volumes, secrets, containers), Quadlet, the generator, git and
+Nix on the control host, each host's own devbox-ctl. Stood in: OpenSSH and colmena (they
+record their argv and run the target host's devbox-ctl, or its activation, in that host's
+environment), and on each host what tests/host.py stands in for (the user's systemd manager,
+1Password, Tailscale's control plane).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fleet import Fleet
+from host import KEY
+
+TIMEOUT = ("--timeout", "60")
+TAILSCALE_STATE = ".local/share/tailscale/test-state"
+
+
+@pytest.fixture
+def trio(fleet: Fleet) -> Fleet:
+    """alpha, beta and gamma, each deployed with its (empty) slice; alice's key in 1Password."""
+    fleet.declare([])
+    for name in fleet.hosts:
+        fleet.deploy(name)
+    fleet.control.set_op_item("alice", KEY)
+    fleet.control.set_op_item("bob", KEY)
+    return fleet
+
+
+def records(fleet: Fleet) -> dict[str, dict[str, Any]]:
+    return {r["name"]: r for r in fleet.control.records()}
+
+
+def deployed_containers(fleet: Fleet, host: str) -> dict[str, Any]:
+    manifest = fleet.hosts[host].deployed / "manifest.json"
+    return json.loads(manifest.read_text())["containers"] if manifest.is_file() else {}
+
+
+def running(fleet: Fleet, host: str) -> list[str]:
+    out = fleet.hosts[host].podman("ps", "--format", "{{.Names}}").stdout
+    return sorted(out.split())
+
+
+def deploys(fleet: Fleet) -> list[list[str]]:
+    return [call["argv"] for call in fleet.control.stand_ins.calls("colmena")]
+
+
+def test_create_places_on_the_freest_host_provisions_there_and_joins(trio: Fleet) -> None:
+    before = len(deploys(trio))
+    result = trio.control.cli("create", "web", "--owner", "alice", *TIMEOUT)
+    assert result.code == 0, result.err
+    # Three equal, empty hosts: the tie goes to the first name.
+    assert records(trio)["web"]["host"] == "alpha"
+    assert "web is on the tailnet, on alpha." in result.out
+    assert "ssh dev@web" in result.out
+    assert running(trio, "alpha") == ["web"]
+    assert running(trio, "beta") == running(trio, "gamma") == []
+    # Only the host whose slice changed was deployed.
+    assert deploys(trio)[before:] == [["apply", "--on", "alpha"]]
+    # The key reached alpha's podman secret through ssh's stdin, never argv.
+    assert KEY not in json.dumps(trio.control.stand_ins.calls("ssh"))
+    second = trio.control.cli("create", "api", "--owner", "bob", *TIMEOUT)
+    assert second.code == 0, second.err
+    assert records(trio)["api"]["host"] == "beta"
+
+
+def test_create_with_host_and_label_and_the_refusal_that_names_each_host(trio: Fleet) -> None:
+    refused = trio.control.cli("create", "ml-train", "--owner", "alice", "--label", "gpu", *TIMEOUT)
+    assert refused.code == 2, refused.err
+    for host in ("alpha", "beta", "gamma"):
+        assert f"{host}: lacks label gpu" in refused.err
+    assert records(trio) == {}
+    placed = trio.control.cli("create", "web", "--owner", "alice", "--host", "gamma", *TIMEOUT)
+    assert placed.code == 0, placed.err
+    assert records(trio)["web"]["host"] == "gamma"
+    too_big = trio.control.cli(
+        "create", "big", "--owner", "alice", "--cpu", "16", "--host", "gamma"
+    )
+    assert too_big.code == 2
+    assert "gamma" in too_big.err
+    assert "CPU" in too_big.err
+
+
+def test_list_shows_every_host_and_an_unreachable_one_as_such(trio: Fleet) -> None:
+    assert trio.control.cli("create", "web", "--owner", "alice", *TIMEOUT).code == 0
+    assert trio.control.cli("create", "api", "--owner", "bob", *TIMEOUT).code == 0
+    listed = trio.control.cli("list", "--all", "--json")
+    assert listed.code == 0, listed.err
+    rows = {row["name"]: row for row in json.loads(listed.out)["containers"]}
+    assert (rows["web"]["host"], rows["web"]["actual"]) == ("alpha", "running")
+    assert (rows["api"]["host"], rows["api"]["actual"]) == ("beta", "running")
+    trio.down("beta")
+    silent = trio.control.cli("list", "--all")
+    assert silent.code == 3
+    assert "host beta is unreachable" in silent.err
+    line = next(line for line in silent.out.splitlines() if " api " in f" {line} ")
+    assert line.split()[:5] == ["beta", "api", "bob", "running", "unreachable"]
+    status = trio.control.cli("status", "api")
+    assert status.code == 3
+    assert "beta" in status.err
+    assert "unreachable" in status.err
+
+
+def test_stop_and_start_deploy_the_host_whose_switch_acts(trio: Fleet) -> None:
+    assert trio.control.cli("create", "web", "--owner", "alice", *TIMEOUT).code == 0
+    stopped = trio.control.cli("stop", "web")
+    assert stopped.code == 0, stopped.err
+    assert records(trio)["web"]["state"] == "stopped"
+    assert deployed_containers(trio, "alpha")["web"]["state"] == "stopped"
+    assert running(trio, "alpha") == []
+    started = trio.control.cli("start", "web")
+    assert started.code == 0, started.err
+    assert running(trio, "alpha") == ["web"]
+    status = json.loads(trio.control.cli("status", "web", "--json").out)
+    assert (status["host"], status["actual"]) == ("alpha", "running")
+
+
+def _write_home(fleet: Fleet, host: str, volume: str) -> Path:
+    home = fleet.volume_path(host, volume)
+    (home / "project").mkdir(exist_ok=True)
+    (home / "project" / "notes.md").write_text("work in progress\n")
+    return home
+
+
+def test_move_takes_the_data_and_the_identity_and_frees_the_source(trio: Fleet) -> None:
+    assert trio.control.cli("create", "web", "--owner", "alice", *TIMEOUT).code == 0
+    home = _write_home(trio, "alpha", "web-data")
+    # The Tailscale stand-in's node state (tests/stand_ins/image/entrypoint): without it, and
+    # with the neutralised key the target gets, the container could not join.
+    state = (home / TAILSCALE_STATE).read_bytes()
+    keys_read = len(trio.control.stand_ins.calls("op"))
+    moved = trio.control.cli("move", "web", "--to", "gamma")
+    assert moved.code == 0, moved.err
+    assert records(trio)["web"]["host"] == "gamma"
+    assert running(trio, "gamma") == ["web"]
+    assert running(trio, "alpha") == []
+    new_home = trio.volume_path("gamma", "web-data")
+    assert (new_home / "project/notes.md").read_text() == "work in progress\n"
+    # Tailscale's state came along: the same node, joined without a key from 1Password.
+    assert (new_home / TAILSCALE_STATE).read_bytes() == state
+    assert len(trio.control.stand_ins.calls("op")) == keys_read
+    status = json.loads(trio.control.cli("status", "web", "--json").out)
+    assert (status["host"], status["actual"], status["tailscale"]["state"]) == (
+        "gamma",
+        "running",
+        "Running",
+    )
+    assert trio.hosts["alpha"].podman("volume", "exists", "web-data").returncode == 1
+    assert not (trio.control.state / "moves" / "web.json").exists()
+
+
+def test_an_interrupted_move_keeps_the_data_and_a_rerun_finishes_it(trio: Fleet) -> None:
+    assert trio.control.cli("create", "web", "--owner", "alice", *TIMEOUT).code == 0
+    _write_home(trio, "alpha", "web-data")
+    trio.down("beta")
+    broken = trio.control.cli("move", "web", "--to", "beta")
+    assert broken.code == 3
+    assert "beta" in broken.err
+    # Nothing is lost: still declared on alpha, the data still there.
+    assert records(trio)["web"]["host"] == "alpha"
+    assert (trio.volume_path("alpha", "web-data") / "project/notes.md").is_file()
+    other = trio.control.cli("move", "web", "--to", "gamma")
+    assert other.code == 2
+    assert "a move of web to beta is under way" in other.err
+    trio.down("beta", down=False)
+    trio.fail_deploy("beta")
+    failed = trio.control.cli("move", "web", "--to", "beta")
+    assert failed.code == 3
+    assert "devbox-ctl deploy beta" in failed.err
+    # The record switched, the data is on beta, and alpha's copy is still kept.
+    assert records(trio)["web"]["host"] == "beta"
+    assert trio.hosts["alpha"].podman("volume", "exists", "web-data").returncode == 0
+    trio.fail_deploy("beta", fail=False)
+    finished = trio.control.cli("move", "web", "--to", "beta")
+    assert finished.code == 0, finished.err
+    assert "Resuming the move of web from alpha to beta." in finished.out
+    assert running(trio, "beta") == ["web"]
+    assert (trio.volume_path("beta", "web-data") / "project/notes.md").is_file()
+    assert trio.hosts["alpha"].podman("volume", "exists", "web-data").returncode == 1
+
+
+def test_drain_moves_everything_off_a_host(trio: Fleet) -> None:
+    for name in ("one", "two"):
+        assert (
+            trio.control.cli("create", name, "--owner", "alice", "--host", "alpha", *TIMEOUT).code
+            == 0
+        )
+    plan = trio.control.cli("drain", "alpha", "--dry-run")
+    assert plan.code == 0, plan.err
+    assert "one -> beta" in plan.out
+    assert "two -> gamma" in plan.out
+    assert {r["host"] for r in records(trio).values()} == {"alpha"}
+    drained = trio.control.cli("drain", "alpha")
+    assert drained.code == 0, drained.err
+    assert {name: r["host"] for name, r in records(trio).items()} == {
+        "one": "beta",
+        "two": "gamma",
+    }
+    assert running(trio, "alpha") == []
+    assert running(trio, "beta") == ["one"]
+    assert running(trio, "gamma") == ["two"]
+
+
+def test_deploy_goes_on_past_a_failed_host_and_names_the_retry(trio: Fleet) -> None:
+    users = trio.control.repo / "devbox" / "users.nix"
+    users.write_text(users.read_text().replace("carol = { uid = 1003; };", ""))
+    trio.declare([])  # every slice changes: carol is gone from all of them
+    trio.fail_deploy("beta")
+    result = trio.control.cli("deploy")
+    assert result.code == 3
+    assert "deploying beta failed" in result.err
+    assert "devbox-ctl deploy beta" in result.err
+    assert "Deployed alpha, gamma." in result.out
+    for host in ("alpha", "gamma"):
+        assert (
+            "carol"
+            not in json.loads((trio.hosts[host].deployed / "manifest.json").read_text())["users"]
+        )
+    assert (
+        "carol" in json.loads((trio.hosts["beta"].deployed / "manifest.json").read_text())["users"]
+    )
+    trio.fail_deploy("beta", fail=False)
+    retried = trio.control.cli("deploy")
+    assert retried.code == 0, retried.err
+    assert "Deployed beta." in retried.out
+    assert trio.control.cli("deploy").out.strip().endswith("nothing to deploy.")
+
+
+def test_destroy_snapshots_on_the_host_and_forgets_the_record(trio: Fleet) -> None:
+    assert trio.control.cli("create", "web", "--owner", "alice", *TIMEOUT).code == 0
+    _write_home(trio, "alpha", "web-data")
+    destroyed = trio.control.cli("destroy", "web", "--yes")
+    assert destroyed.code == 0, destroyed.err
+    assert records(trio) == {}
+    assert "web" not in deployed_containers(trio, "alpha")
+    assert trio.hosts["alpha"].podman("volume", "exists", "web-data").returncode == 1
+    snapshots = list((trio.hosts["alpha"].state / "snapshots").rglob("*web*"))
+    assert snapshots, "the volume was saved on its host before it was removed"
+
+
+def test_cleanup_dry_run_asks_every_host(trio: Fleet) -> None:
+    assert trio.control.cli("create", "web", "--owner", "alice", *TIMEOUT).code == 0
+    report = trio.control.cli("cleanup", "--dry-run", "--json")
+    assert report.code == 0, report.err
+    rows = json.loads(report.out)["containers"]
+    assert [(r["host"], r["name"], r["action"]) for r in rows] == [("alpha", "web", "none")]
+    trio.down("gamma")
+    silent = trio.control.cli("cleanup", "--dry-run")
+    assert silent.code == 3
+    assert "host gamma is unreachable" in silent.out
+
+
+def test_a_user_sees_their_own_containers_across_the_fleet(trio: Fleet) -> None:
+    assert trio.control.cli("create", "web", "--owner", "alice", *TIMEOUT).code == 0
+    assert trio.control.cli("create", "api", "--owner", "bob", *TIMEOUT).code == 0
+    mine = trio.control.cli("list", "--json", uid=1002)
+    assert mine.code == 0, mine.err
+    assert [row["name"] for row in json.loads(mine.out)["containers"]] == ["api"]
+    assert trio.control.cli("stop", "web", uid=1002).code == 4
