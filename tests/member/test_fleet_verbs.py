@@ -10,10 +10,12 @@ environment), and on each host what tests/host.py stands in for (the user's syst
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from lifecycle.lifecycle_support import as_rootless
 
 from fleet import Fleet
 from host import KEY
@@ -263,3 +265,73 @@ def test_a_user_sees_their_own_containers_across_the_fleet(trio: Fleet) -> None:
     assert mine.code == 0, mine.err
     assert [row["name"] for row in json.loads(mine.out)["containers"]] == ["api"]
     assert trio.control.cli("stop", "web", uid=1002).code == 4
+
+
+def test_rotate_key_sends_a_fresh_key_to_the_host_and_re_enrolls_there(trio: Fleet) -> None:
+    assert trio.control.cli("create", "web", "--owner", "alice", *TIMEOUT).code == 0
+    keys_read = len(trio.control.stand_ins.calls("op"))
+    rotated = trio.control.cli("rotate-key", "web", *TIMEOUT)
+    assert rotated.code == 0, rotated.err
+    assert "web is on the tailnet again" in rotated.out
+    assert len(trio.control.stand_ins.calls("op")) == keys_read + 1
+    relogins = [c for c in trio.control.stand_ins.calls("ssh") if "relogin" in c["argv"]]
+    assert len(relogins) == 1
+    assert KEY not in json.dumps(trio.control.stand_ins.calls("ssh"))
+
+
+def test_a_pin_reaches_the_containers_host_at_once(trio: Fleet) -> None:
+    assert trio.control.cli("create", "web", "--owner", "alice", *TIMEOUT).code == 0
+    until = (datetime.now(UTC).date() + timedelta(days=30)).isoformat()
+    pinned = trio.control.cli("pin", "web", "--until", until, "--reason", "demo week")
+    assert pinned.code == 0, pinned.err
+    assert deployed_containers(trio, "alpha")["web"]["pin"] == {
+        "until": until,
+        "reason": "demo week",
+    }
+    assert trio.control.cli("unpin", "web").code == 0
+    assert deployed_containers(trio, "alpha")["web"]["pin"] is None
+
+
+def test_the_verbs_on_one_hosts_snapshots_say_where_to_run_them(trio: Fleet) -> None:
+    listed = trio.control.cli("snapshots")
+    assert listed.code == 2
+    assert "run it on the container's host" in listed.err
+    restored = trio.control.cli("restore", "web")
+    assert restored.code == 2
+    assert "restore is not available in a fleet yet" in restored.err
+
+
+def test_the_control_hosts_cleanup_destroys_what_a_host_assessed(trio: Fleet) -> None:
+    """A long-stopped container: its host assesses it, the control host destroys it there."""
+    long_ago = "2020-01-01T00:00:00Z"
+    users = trio.control.repo / "devbox" / "users.nix"
+    users.write_text(
+        users.read_text().replace(
+            "containers = {", "containers = {\n    destroyWarningHours = [ ];"
+        )
+    )
+    record = {"name": "old", "owner": "alice", "host": "beta", "state": "stopped"}
+    trio.declare([{**record, "created": long_ago, "stoppedAt": long_ago}])
+    trio.deploy("beta")
+    beta = trio.hosts["beta"]
+    assert beta.podman("volume", "create", "old-data").returncode == 0
+    home = trio.volume_path("beta", "old-data")
+    state = home / ".local" / "state" / "devbox"
+    state.mkdir(parents=True)
+    monitor = {"startedAt": long_ago, "updatedAt": long_ago, "intervalSeconds": 60}
+    (state / "activity.json").write_text(
+        json.dumps({"version": 1, "container": "old", "monitor": monitor, "signals": {}})
+    )
+    as_rootless(home)
+    dry = json.loads(trio.control.cli("cleanup", "--dry-run", "--json").out)
+    assert [(r["host"], r["name"], r["action"]) for r in dry["containers"]] == [
+        ("beta", "old", "destroy")
+    ]
+    assert records(trio) != {}
+    acted = trio.control.cli("cleanup", "--json")
+    assert acted.code == 0, acted.err
+    (row,) = json.loads(acted.out)["containers"]
+    assert row["done"].startswith("destroyed (snapshot ")
+    assert records(trio) == {}
+    assert beta.podman("volume", "exists", "old-data").returncode == 1
+    assert list((beta.state / "snapshots").rglob("*old*"))

@@ -111,6 +111,17 @@ def volume(ctx: click.Context, name: str, owner: str) -> None:
     echo_json(fleet_host.volume(runtime(ctx), name, owner))
 
 
+@command.command()
+@_target
+@click.option("--timeout", type=float, default=300, help="Seconds to wait for the tailnet.")
+@click.pass_context
+def relogin(ctx: click.Context, name: str, owner: str, timeout: float) -> None:
+    """Log NAME out, restart it with its new key, wait until it joined (rotate-key)."""
+    from devbox.runtime import fleet_host  # noqa: PLC0415 - keep --help fast
+
+    echo_json(fleet_host.relogin(runtime(ctx), name, owner, timeout=timeout))
+
+
 # This host's side of the fleet's views: the verbs themselves, on the deployed slice.
 
 

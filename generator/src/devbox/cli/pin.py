@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import TYPE_CHECKING
 
 import click
 
-from devbox.cli.options import as_json, echo_json, runtime
+from devbox.cli.options import as_json, echo_json, in_fleet, runtime
 from devbox.errors import UsageError
+
+if TYPE_CHECKING:
+    from devbox.declare.resolve import Container
 
 
 def _day(value: str) -> date:
@@ -55,7 +59,13 @@ def command(
         return
     if name is None or until is None or reason is None:
         raise UsageError("pin needs NAME, --until DATE and --reason TEXT (or --list)")
-    container = pins.pin(rt, name, _day(until), reason, clock.now())
+    from devbox.runtime import fleet  # noqa: PLC0415 - keep --help fast
+
+    def pin() -> Container:
+        return pins.pin(rt, name, _day(until), reason, clock.now())
+
+    # In a fleet the pin reaches the container's host (its cleanup reads its slice) now.
+    container = fleet.deploy_after(rt, pin, progress=click.echo) if in_fleet(rt) else pin()
     if as_json:
         echo_json({"name": container.name, "until": until, "reason": reason.strip()})
     else:

@@ -39,9 +39,14 @@ def command(
     owner's limits. Snapshots are taken before every destroy and kept snapshotRetentionDays.
     """
     from devbox.errors import UsageError  # noqa: PLC0415 - keep --help fast
-    from devbox.runtime import reach, restore  # noqa: PLC0415 - keep --help fast
+    from devbox.runtime import (  # noqa: PLC0415 - keep --help fast
+        fleet,
+        reach,
+        restore,
+    )
 
     rt = runtime(ctx, changes=not list_snapshots)
+    fleet.not_here(rt, "restore")
     if list_snapshots:
         shown = restore.restorable(rt, name)
         if as_json:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from devbox.cli.options import runtime
+from devbox.cli.options import in_fleet, runtime
 
 
 @click.command()
@@ -19,9 +19,12 @@ def command(ctx: click.Context, name: str, timeout: float) -> None:
     For an expired or revoked key, or a container that could not join. The key is
     neutralised again once the container is on the tailnet.
     """
-    from devbox.runtime import operations  # noqa: PLC0415 - keep --help fast
+    from devbox.runtime import fleet, operations  # noqa: PLC0415 - keep --help fast
 
-    node = operations.rotate_key(
-        runtime(ctx, changes=True), name, timeout=timeout, progress=click.echo
-    )
+    rt = runtime(ctx, changes=True)
+    if in_fleet(rt):
+        joined = fleet.rotate_key(rt, name, timeout=timeout, progress=click.echo)
+        click.echo(f"{name} is on the tailnet again ({joined.get('dnsName') or name}).")
+        return
+    node = operations.rotate_key(rt, name, timeout=timeout, progress=click.echo)
     click.echo(f"{name} is on the tailnet again ({node.dns_name or name}).")

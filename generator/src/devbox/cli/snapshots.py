@@ -29,9 +29,10 @@ def command(ctx: click.Context, prune: tuple[str, ...], yes: bool, as_json: bool
     (admins: anyone's), which makes room for the next.
     """
     from devbox.lifecycle import snapshots  # noqa: PLC0415 - keep --help fast
-    from devbox.runtime import listing  # noqa: PLC0415 - keep --help fast
+    from devbox.runtime import fleet, listing  # noqa: PLC0415 - keep --help fast
 
     rt = runtime(ctx)
+    fleet.not_here(rt, "snapshots")
     if prune:
         if not yes:
             click.confirm(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from devbox.cli.options import runtime
+from devbox.cli.options import in_fleet, runtime
 
 
 @click.command()
@@ -16,5 +16,10 @@ def command(ctx: click.Context, name: str) -> None:
 
     rt = runtime(ctx, changes=True)
     had = rt.container(name).pin is not None
-    pins.unpin(rt, name)
+    if in_fleet(rt):
+        from devbox.runtime import fleet  # noqa: PLC0415 - keep --help fast
+
+        fleet.deploy_after(rt, lambda: pins.unpin(rt, name), progress=click.echo)
+    else:
+        pins.unpin(rt, name)
     click.echo(f"Unpinned {name}." if had else f"{name} was not pinned.")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from devbox import clock, rules
 from devbox.declare import edit, placement
@@ -25,6 +25,7 @@ from devbox.runtime import operations
 from devbox.tools import onepassword
 
 Progress = Callable[[str], None]
+T = TypeVar("T")
 
 
 def spaces(desired: Desired) -> list[placement.HostSpace]:
@@ -441,3 +442,46 @@ def _purge(rt: Runtime, container: Container, *, keep_volume: bool, snapshot: bo
     purged = link.ask_json(rt, str(container.host), args, timeout=link.ACT_TIMEOUT)
     taken = purged.get("snapshot") if isinstance(purged, dict) else None
     return taken if isinstance(taken, str) else None
+
+
+def rotate_key(
+    rt: Runtime, name: str, *, timeout: float = 300, progress: Progress = print
+) -> dict[str, Any]:
+    """A fresh key from 1Password to the container's host, then its re-enrolment there."""
+    container = rt.container(name)
+    authorize(rt.caller, container.owner, name, "rotate the key of")
+    progress(f"Fetching {container.owner}'s Tailscale auth key from 1Password")
+    _provision_key(rt, container)
+    progress(f"Re-enrolling {name} on {container.host}")
+    args = ["relogin", name, "--owner", container.owner, "--timeout", f"{timeout:g}"]
+    node = link.ask_json(rt, str(container.host), args, timeout=timeout + link.READ_TIMEOUT)
+    rt.event("rotate-key", name, owner=container.owner, host=container.host)
+    return node if isinstance(node, dict) else {}
+
+
+def deploy_after(rt: Runtime, action: Callable[[], T], *, progress: Progress = print) -> T:
+    """Run a declaration change made elsewhere (pin, unpin), then deploy what it changed."""
+    before = link.slice_hashes(rt)
+    done = action()
+    link.require_deployed(
+        link.deploy_hosts(rt, link.changed_by(before, link.slice_hashes(rt)), progress=progress)
+    )
+    return done
+
+
+def not_here(rt: Runtime, verb: str) -> None:
+    """Verbs on one host's own snapshots: in a fleet, not from the control host."""
+    if not link.is_fleet(rt):
+        return
+    if verb == "restore":
+        raise UsageError(
+            "restore is not available in a fleet yet: the snapshot is on the host where the "
+            "container was destroyed",
+            hint="devbox-ctl snapshots on that host lists it; its file is a podman volume "
+            "export (`podman volume import`)",
+        )
+    raise UsageError(
+        f"{verb} reads one host's own snapshots: in a fleet, run it on the container's host "
+        "(the read verbs work on every host of the fleet)",
+        hint="devbox-ctl list --all says which host each container is on",
+    )

@@ -25,6 +25,7 @@ from devbox.errors import ToolError, UsageError
 from devbox.host import deployed, hostconfig
 from devbox.host.context import Runtime
 from devbox.lifecycle import snapshots
+from devbox.runtime import operations
 from devbox.tools import onepassword, systemd
 from devbox.tools.podman import Podman
 
@@ -234,3 +235,24 @@ def volume(rt: Runtime, name: str, owner: str) -> dict[str, Any]:
     """Whether the container's volume exists here."""
     container = target(rt, name, owner)
     return {"exists": rt.podman(owner).volume_exists(container.volume)}
+
+
+def relogin(rt: Runtime, name: str, owner: str, *, timeout: float) -> dict[str, Any]:
+    """Log NAME out of the tailnet and restart it, to join with the key just set (rotate-key).
+
+    The second half of `rotate-key` (runtime/operations.py), which the control host runs here
+    after `set-key` gave the container a fresh key; the key is neutralised once it joined.
+    """
+    container = target(rt, name, owner)
+    here = _declared_here(rt).get(name)
+    if here is None or not here.running:
+        raise UsageError(f"{name} is not declared running on this host: nothing to re-enroll")
+    podman = rt.podman(owner)
+    if podman.status_of(podman.inspect_container(name)) == "running":
+        podman.exec(name, "tailscale", "logout")
+    result = systemd.act(owner, "restart", [container.service])
+    if not result.ok:
+        raise ToolError(f"{container.service} did not restart: {result.stderr.strip()}")
+    node = operations.wait_until_joined(rt, container, timeout, lambda _line: None)
+    operations.neutralise_key(rt, container)
+    return {"joined": True, "dnsName": node.dns_name}
