@@ -63,8 +63,30 @@ def _user_entry(
     }
 
 
-def document(desired: Desired, tree: dict[str, bytes], host: str | None = None) -> dict[str, Any]:
-    """The manifest as a JSON-ready value (of one host's slice, when `host` is given)."""
+class Line(str):
+    """An entry already in its compact JSON form.
+
+    A fleet's user without containers on a slice has the same entry on every such slice, so
+    it is written once and reused.
+    """
+
+    __slots__ = ()
+
+
+Lines = dict[str, Line]
+
+
+def document(
+    desired: Desired,
+    tree: dict[str, bytes],
+    host: str | None = None,
+    idle: Lines | None = None,
+) -> dict[str, Any]:
+    """The manifest as a JSON-ready value (of one host's slice, when `host` is given).
+
+    `idle` (a fleet's render): the entries of users without containers here, shared by the
+    slices; their entry is that `Line`, which `dumps` writes as it is.
+    """
     owners = {
         path: c.name for c in desired.containers for path in (c.container_file, c.volume_file)
     }
@@ -82,11 +104,21 @@ def document(desired: Desired, tree: dict[str, bytes], host: str | None = None) 
         "settings": _settings(desired),
         "users": {
             name: _user_entry(name, desired, units_of[user.uid], containers_of[name])
+            if idle is None or containers_of[name]
+            else _idle(name, desired, idle)
             for name, user in desired.users.items()
         },
         "containers": {c.name: c.manifest_entry() for c in desired.containers},
         "files": files,
     }
+
+
+def _idle(name: str, desired: Desired, idle: Lines) -> Line:
+    """A user's entry on a slice where they have no containers, made once for all slices."""
+    line = idle.get(name)
+    if line is None:
+        line = idle[name] = Line(_compact(_user_entry(name, desired, {}, [])))
+    return line
 
 
 def _settings(desired: Desired) -> dict[str, Any]:
@@ -121,6 +153,8 @@ def fleet_document(slices: dict[str, bytes], desired: Desired) -> dict[str, Any]
 
 
 def _compact(value: Any) -> str:
+    if isinstance(value, Line):
+        return value
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
 
 
@@ -147,6 +181,8 @@ def dumps(value: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(desired: Desired, tree: dict[str, bytes], host: str | None = None) -> bytes:
+def render(
+    desired: Desired, tree: dict[str, bytes], host: str | None = None, idle: Lines | None = None
+) -> bytes:
     """The manifest's bytes: sorted keys, one line per entry, final newline."""
-    return dumps(document(desired, tree, host)).encode("utf-8")
+    return dumps(document(desired, tree, host, idle)).encode("utf-8")

@@ -290,27 +290,41 @@ def compute_fleet(
     index = read_old(out)
     old_hosts = set(index.get("fleet", {}).get("hosts", {}))
     plan = Plan(first=not old_hosts)
-    prefix = manifest.HOSTS_DIR
     for name in sorted(old_hosts | set(desired.hosts)):
-        old = read_old(out / prefix / name) if name in old_hosts else _nothing()
+        prefix = f"{manifest.HOSTS_DIR}/{name}/"
+        part = {p[len(prefix) :]: d for p, d in tree.items() if p.startswith(prefix)}
+        disk = {p[len(prefix) :]: d for p, d in on_disk.items() if p.startswith(prefix)}
+        if name in desired.hosts and name in old_hosts and _same_slice(disk, part):
+            plan.hosts[name] = _unchanged(desired.on(name), disk, part)
+            continue
+        old = read_old(out / manifest.HOSTS_DIR / name) if name in old_hosts else _nothing()
         if name not in desired.hosts:
             plan.hosts[name] = _removed_host(old)
             continue
-        part = {
-            p[len(f"{prefix}/{name}/") :]: d
-            for p, d in tree.items()
-            if p.startswith(f"{prefix}/{name}/")
-        }
         host_plan = compute(old, desired.on(name), part)
-        disk = {
-            p[len(f"{prefix}/{name}/") :]: d
-            for p, d in on_disk.items()
-            if p.startswith(f"{prefix}/{name}/")
-        }
         host_plan.drifted = drift(old, disk)
         plan.hosts[name] = host_plan
     _mark_moves(plan)
     return plan
+
+
+def _same_slice(disk: dict[str, bytes], part: dict[str, bytes]) -> bool:
+    """Whether the committed slice's manifest is the one the inputs make now."""
+    return disk.get(manifest.FILENAME) == part[manifest.FILENAME]
+
+
+def _unchanged(desired: Desired, disk: dict[str, bytes], part: dict[str, bytes]) -> Plan:
+    """A slice whose manifest is unchanged: nothing to deploy; drift is a file that differs.
+
+    The manifest records every file's hash, so with the same manifest a file on disk has
+    drifted exactly when it differs from the one the inputs make (no manifest parsed).
+    """
+    drifted = sorted(
+        path
+        for path in (disk.keys() | part.keys()) - {manifest.FILENAME}
+        if disk.get(path) != part.get(path)
+    )
+    return Plan(unchanged=len(desired.containers), drifted=drifted)
 
 
 def _mark_moves(plan: Plan) -> None:

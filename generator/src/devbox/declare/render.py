@@ -60,14 +60,16 @@ def container_units(container: Container) -> Contents:
     }
 
 
-def _slice(desired: Desired, host: str | None = None) -> Contents:
+def _slice(
+    desired: Desired, host: str | None = None, idle: manifest.Lines | None = None
+) -> Contents:
     """One host's tree: its containers' units, the cleanup timer, its manifest."""
     tree: Contents = {}
     for container in desired.containers:
         tree.update(container_units(container))
     for unit in CLEANUP_UNITS:
         tree[f"{SYSTEM_DIR}/{unit}"] = _render(f"{unit}.j2", policy=desired.policy)
-    tree[manifest.FILENAME] = manifest.render(desired, tree, host)
+    tree[manifest.FILENAME] = manifest.render(desired, tree, host, idle)
     return tree
 
 
@@ -81,8 +83,12 @@ def render(desired: Desired) -> Contents:
         return dict(sorted(_slice(desired).items()))
     tree: Contents = {}
     manifests: dict[str, bytes] = {}
+    idle: manifest.Lines = {}
+    on: dict[str, list[Container]] = {host: [] for host in desired.hosts}
+    for container in desired.containers:
+        on[str(container.host)].append(container)
     for host in desired.hosts:
-        part = _slice(desired.on(host), host)
+        part = _slice(desired.on(host, tuple(on[host])), host, idle)
         manifests[host] = part[manifest.FILENAME]
         tree.update({f"{manifest.HOSTS_DIR}/{host}/{path}": data for path, data in part.items()})
     tree[manifest.FILENAME] = manifest.dumps(manifest.fleet_document(manifests, desired)).encode()

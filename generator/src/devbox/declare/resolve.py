@@ -136,9 +136,10 @@ class Desired:
         """The containers keyed by name."""
         return {c.name: c for c in self.containers}
 
-    def on(self, host: str) -> Desired:
-        """One host's slice: its containers, every user, the policy."""
-        mine = tuple(c for c in self.containers if c.host == host)
+    def on(self, host: str, mine: tuple[Container, ...] | None = None) -> Desired:
+        """One host's slice: its containers (`mine`, when already sorted out), every user."""
+        if mine is None:
+            mine = tuple(c for c in self.containers if c.host == host)
         return Desired(users=self.users, policy=self.policy, containers=mine, hosts=self.hosts)
 
 
