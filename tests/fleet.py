@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lifecycle.lifecycle_support import as_rootless
 
 from devbox.host import hostconfig
 from devbox.tools import deploy, process, ssh
@@ -122,6 +123,21 @@ class Fleet:
         )
         assert result.ok, "\n".join(lines)
         return result
+
+    def idle_volume(self, name: str, container: str, owner_uid: int, since: str) -> Path:
+        """Create a container's volume on a host, idle since `since` by its activity record.
+
+        The record is the monitor's format (docs/container-interface.md); the files are given
+        to the owner's mapped dev, as rootless podman would have them.
+        """
+        assert self.hosts[name].podman("volume", "create", f"{container}-data").returncode == 0
+        home = self.volume_path(name, f"{container}-data")
+        state = home / ".local" / "state" / "devbox"
+        state.mkdir(parents=True)
+        monitor = {"startedAt": since, "updatedAt": since, "intervalSeconds": 60}
+        record = {"version": 1, "container": container, "monitor": monitor, "signals": {}}
+        (state / "activity.json").write_text(json.dumps(record))
+        return as_rootless(home, owner_uid)
 
     def volume_path(self, name: str, volume: str) -> Path:
         """Where a member's podman keeps a volume's files."""

@@ -156,6 +156,16 @@ def write_inputs(directory: Path, users_nix: str, containers: Any) -> Path:
     return directory
 
 
+def edit_record(config: Path, name: str, **fields: object) -> None:
+    """Change fields of one record of config/containers.json, as a person editing it would."""
+    path = config / "containers.json"
+    data = json.loads(path.read_text())
+    for record in data["containers"]:
+        if record["name"] == name:
+            record.update(fields)
+    path.write_text(json.dumps(data, indent=2))
+
+
 def container(name: str, owner: str = "alice", **fields: Any) -> dict[str, Any]:
     """A containers.json record."""
     return {"name": name, "owner": owner, **fields}

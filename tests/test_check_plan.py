@@ -6,16 +6,7 @@ import json
 from pathlib import Path
 
 from devbox.declare import plan as planning
-from support import run_cli
-
-
-def _edit_record(config: Path, name: str, **fields: object) -> None:
-    path = config / "containers.json"
-    data = json.loads(path.read_text())
-    for record in data["containers"]:
-        if record["name"] == name:
-            record.update(fields)
-    path.write_text(json.dumps(data, indent=2))
+from support import edit_record, run_cli
 
 
 def test_check_passes_on_a_fresh_tree(config: Path) -> None:
@@ -39,7 +30,7 @@ def test_check_detects_stale_missing_and_extra_files(config: Path) -> None:
     run_cli("generate", cwd=config)
     (config / "generated/users/1002/devbox-api-data.volume").unlink()
     (config / "generated/users/1002/stray.container").write_text("[Container]\n")
-    _edit_record(config, "web", cpu=3)
+    edit_record(config, "web", cpu=3)
     result = run_cli("check", "--json", cwd=config)
     assert result.code == 1
     assert result.json()["files"] == {
@@ -56,7 +47,7 @@ def test_check_without_a_generated_tree_is_drift(config: Path) -> None:
 
 def test_plan_reports_one_memory_change_as_exactly_that(config: Path) -> None:
     run_cli("generate", cwd=config)
-    _edit_record(config, "api", memory="3G")
+    edit_record(config, "api", memory="3G")
     result = run_cli("plan", "--json", cwd=config)
     assert result.code == 1
     plan = result.json()
@@ -154,7 +145,7 @@ def test_plan_reports_a_hand_edited_unit_as_drift(config: Path) -> None:
 def test_plan_reports_a_deleted_unit_beside_a_semantic_change(config: Path) -> None:
     run_cli("generate", cwd=config)
     (config / "generated/users/1002/devbox-api-data.volume").unlink()
-    _edit_record(config, "web", cpu=3)
+    edit_record(config, "web", cpu=3)
     result = run_cli("plan", cwd=config)
     assert result.code == 1
     assert "~ web (alice): restarts\n" in result.out

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from devbox.declare import edit, generated_tree
-from support import REPO, run_cli
+from support import REPO, edit_record, run_cli
 
 EXAMPLE = REPO / "examples" / "fleet"
 
@@ -25,15 +25,6 @@ def fleet(tmp_path: Path, nix: str) -> Path:  # users.nix is read with Nix
     shutil.copytree(EXAMPLE, config, ignore=shutil.ignore_patterns("generated"))
     assert run_cli("generate", cwd=config).code == 0
     return config
-
-
-def _edit(config: Path, name: str, **fields: object) -> None:
-    path = config / "containers.json"
-    data = json.loads(path.read_text())
-    for record in data["containers"]:
-        if record["name"] == name:
-            record.update(fields)
-    path.write_text(json.dumps(data, indent=2))
 
 
 def test_each_host_gets_a_slice_with_only_its_containers(fleet: Path) -> None:
@@ -69,7 +60,7 @@ def test_the_example_fleet_is_what_the_generator_writes(fleet: Path) -> None:
 
 
 def test_plan_is_per_host_and_names_only_the_changed_host(fleet: Path) -> None:
-    _edit(fleet, "web", memory="8G")
+    edit_record(fleet, "web", memory="8G")
     result = run_cli("plan", "--json", cwd=fleet)
     assert result.code == 1
     plan = json.loads(result.out)
@@ -85,7 +76,7 @@ def test_plan_is_per_host_and_names_only_the_changed_host(fleet: Path) -> None:
 
 def test_a_hand_edited_host_is_shown_as_a_move_without_data(fleet: Path) -> None:
     """A plan over a placement change moves nothing by itself, and says the data stays."""
-    _edit(fleet, "web", host="gamma")
+    edit_record(fleet, "web", host="gamma")
     text = run_cli("plan", cwd=fleet).out
     assert "- web (alice): stops; now declared on gamma: its volume stays here" in text
     assert "devbox-ctl move web --to gamma moves the data" in text

@@ -1,7 +1,7 @@
 """Limits hold across a fleet: every create that the fleet's create lets through validates.
 
 `create` in a fleet checks the per-user and global limits and places the container
-(runtime/fleet.py `_check_limits`, `choose_host`), all inside the locked edit; validation
+(runtime/operations.py `check_limits`, runtime/fleet.py `choose_host`), inside the locked edit; validation
 (declare/validate.py) is the backstop that refuses any declaration over a limit or a host's
 capacity. For any fleet and any sequence of creates: what create accepts, validation accepts
 too; what it refuses, it refuses for a reason that an independent count confirms.
@@ -20,7 +20,7 @@ from devbox import rules
 from devbox.declare import edit, pipeline, placement, validate
 from devbox.declare.resolve import Desired
 from devbox.errors import UsageError
-from devbox.runtime import fleet
+from devbox.runtime import fleet, operations
 
 FILES = validate.Files()
 CREATED = datetime(2026, 11, 28, tzinfo=UTC)
@@ -29,7 +29,7 @@ MEMORY = ["1G", "2G", "4G", "8G"]
 
 @dataclass
 class Declared:
-    """What `_check_limits` reads of a runtime: the declaration."""
+    """What `check_limits` reads of a runtime: the declaration."""
 
     desired: Desired
 
@@ -103,7 +103,7 @@ def test_what_a_fleet_create_accepts_validates_and_what_it_refuses_is_full(
         owner = f"user{owner_index}"
         owned = sum(1 for r in records if r["owner"] == owner)
         try:
-            fleet._check_limits(Declared(desired), records, owner)  # type: ignore[arg-type]
+            operations.check_limits(Declared(desired), records, owner)  # type: ignore[arg-type]
             need = placement.Need(float(cpu), rules.memory_bytes(memory) or 0, frozenset(labels))
             host = fleet.choose_host(desired, records, need, name=f"box-{index}")
         except UsageError:

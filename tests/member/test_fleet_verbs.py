@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lifecycle.lifecycle_support import as_rootless
 
 from fleet import Fleet
 from host import KEY
@@ -314,15 +313,7 @@ def test_the_control_hosts_cleanup_destroys_what_a_host_assessed(trio: Fleet) ->
     trio.declare([{**record, "created": long_ago, "stoppedAt": long_ago}])
     trio.deploy("beta")
     beta = trio.hosts["beta"]
-    assert beta.podman("volume", "create", "old-data").returncode == 0
-    home = trio.volume_path("beta", "old-data")
-    state = home / ".local" / "state" / "devbox"
-    state.mkdir(parents=True)
-    monitor = {"startedAt": long_ago, "updatedAt": long_ago, "intervalSeconds": 60}
-    (state / "activity.json").write_text(
-        json.dumps({"version": 1, "container": "old", "monitor": monitor, "signals": {}})
-    )
-    as_rootless(home)
+    trio.idle_volume("beta", "old", 1001, since=long_ago)
     dry = json.loads(trio.control.cli("cleanup", "--dry-run", "--json").out)
     assert [(r["host"], r["name"], r["action"]) for r in dry["containers"]] == [
         ("beta", "old", "destroy")

@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 
 import pytest
-from lifecycle.lifecycle_support import as_rootless
 
 from devbox import privileged
 from devbox.container import activity
@@ -94,16 +93,7 @@ def test_cleanup_on_a_member_assesses_but_leaves_stops_and_destroys_to_the_contr
     fleet.declare([{"name": "web", "owner": "alice", **old}])
     fleet.deploy("alpha")
     alpha = fleet.hosts["alpha"]
-    assert alpha.podman("volume", "create", "web-data").returncode == 0
-    home = fleet.volume_path("alpha", "web-data")
-    state = home / ".local" / "state" / "devbox"
-    state.mkdir(parents=True)
-    long_ago = "2020-01-01T00:00:00Z"
-    monitor = {"startedAt": long_ago, "updatedAt": long_ago, "intervalSeconds": 60}
-    (state / "activity.json").write_text(
-        json.dumps({"version": 1, "container": "web", "monitor": monitor, "signals": {}})
-    )
-    as_rootless(home)
+    home = fleet.idle_volume("alpha", "web", 1001, since="2020-01-01T00:00:00Z")
     warned = reply(fleet.ssh("alpha", "cleanup", "--json"))
     assert warned.ok, warned.stderr
     (row,) = json.loads(warned.stdout)["containers"]

@@ -97,40 +97,6 @@ class Created:
     resumed: bool = False
 
 
-def _owner_for(rt: Runtime, owner: str | None) -> str:
-    if owner is None:
-        if rt.caller.is_system:
-            raise UsageError("root creates a container for someone: pass --owner USER")
-        return rt.caller.name
-    if owner not in rt.desired.users:
-        raise UsageError(
-            f"{owner!r} is not a user in users.nix",
-            hint=f"users: {', '.join(sorted(rt.desired.users))}",
-        )
-    return owner
-
-
-def _check_limits(rt: Runtime, records: edit.Records, owner: str) -> None:
-    """The per-user and global limits, across the fleet (validation is the backstop)."""
-    policy = rt.desired.policy
-    user = rt.desired.users[owner]
-    limit = policy.max_per_user if user.max_containers is None else user.max_containers
-    owned = sorted(str(r.get("name", "?")) for r in records if r.get("owner") == owner)
-    if len(owned) >= limit:
-        raise UsageError(
-            f"{owner} already has {rules.count(len(owned), 'container')} in the fleet "
-            f"({', '.join(owned)}), the limit of {limit}",
-            hint="destroy one first (devbox-ctl destroy NAME), or ask an admin to raise the "
-            "limit in users.nix",
-        )
-    if len(records) >= policy.max_global:
-        raise UsageError(
-            f"the fleet already has {len(records)} containers, the limit of "
-            f"{policy.max_global} (containers.maxGlobal)",
-            hint="destroy one first, or ask an admin to raise maxGlobal in users.nix",
-        )
-
-
 def _check_request(rt: Runtime, name: str, host: str | None, labels: Sequence[str]) -> None:
     """The name, the labels and the host asked for, before anything is read or written."""
     issue = rules.container_name(name)
@@ -160,7 +126,7 @@ def create(
 ) -> Created:
     """Place a container on a host, declare it, provision its key there, deploy, wait."""
     _check_request(rt, name, host, labels)
-    owner = _owner_for(rt, owner)
+    owner = operations.owner_for(rt, owner)
     authorize(rt.caller, owner, name, "create a container for")
     resumed = False
 
@@ -172,7 +138,7 @@ def create(
                 raise UsageError(f"{name} already exists (owner {existing.get('owner')})")
             resumed = True
             return f"devbox: {owner} resumed the creation of {name}"
-        _check_limits(rt, records, owner)
+        operations.check_limits(rt, records, owner)
         policy = rt.desired.policy
         need = placement.Need(
             float(policy.default_cpu if cpu is None else cpu),

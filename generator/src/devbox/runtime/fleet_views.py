@@ -15,7 +15,7 @@ from typing import Any
 
 from devbox import clock
 from devbox.declare.resolve import Container
-from devbox.errors import DevboxError, ToolError
+from devbox.errors import DevboxError, ExitCode, ToolError
 from devbox.host import fleet as link
 from devbox.host.context import Runtime
 from devbox.host.identity import authorize
@@ -79,14 +79,19 @@ def _views(
     if isinstance(answer, ssh.Unreachable):
         listing.unreachable[host] = answer.reason
         return []
-    try:
-        views = json.loads(answer.stdout) if answer.ok else None
-    except ValueError:
-        views = None
+    views = _parsed(answer) if answer.ok else None
     if not isinstance(views, list):
         listing.failed[host] = answer.message if not answer.ok else "answered no JSON list"
         return []
     return [view for view in views if isinstance(view, dict)]
+
+
+def _parsed(answer: ssh.Reply) -> Any:
+    """The JSON document a host answered, or None."""
+    try:
+        return json.loads(answer.stdout)
+    except ValueError:
+        return None
 
 
 def _host_row(rt: Runtime, host: str, view: dict[str, Any], seen: set[str]) -> dict[str, Any]:
@@ -197,14 +202,12 @@ def _assessed(
         report.unreachable[host] = answer.reason
         report.errors.append(str(answer))
         return []
-    try:
-        outcome = json.loads(answer.stdout)
-        rows = [row for row in outcome["containers"] if isinstance(row, dict)]
-        report.errors += [f"on {host}: {error}" for error in outcome.get("errors") or []]
-    except (ValueError, KeyError, TypeError, AttributeError):
+    outcome = _parsed(answer) if answer.ok or answer.returncode == ExitCode.FAILED else None
+    if not isinstance(outcome, dict) or not isinstance(outcome.get("containers"), list):
         report.errors.append(f"on {host}: {answer.message}")
         return []
-    return rows
+    report.errors += [f"on {host}: {error}" for error in outcome.get("errors") or []]
+    return [row for row in outcome["containers"] if isinstance(row, dict)]
 
 
 def _act(rt: Runtime, row: dict[str, Any], report: Cleanup, progress: Progress) -> None:

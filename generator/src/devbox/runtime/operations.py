@@ -56,7 +56,8 @@ class Destroyed:
     applied: bool = False
 
 
-def _owner_for(rt: Runtime, owner: str | None) -> str:
+def owner_for(rt: Runtime, owner: str | None) -> str:
+    """Whom a new container is for: --owner (a user of users.nix), or the caller."""
     if owner is None:
         if rt.caller.is_system:
             raise UsageError("root creates a container for someone: pass --owner USER")
@@ -69,12 +70,16 @@ def _owner_for(rt: Runtime, owner: str | None) -> str:
     return owner
 
 
-def _check_limits(rt: Runtime, records: edit.Records, owner: str) -> None:
-    """The limits, said for a person creating a container (validation is the backstop)."""
+def check_limits(rt: Runtime, records: edit.Records, owner: str) -> None:
+    """The limits, said for a person creating a container (validation is the backstop).
+
+    In a fleet the records are the whole fleet's, so the limits count across it.
+    """
     policy = rt.desired.policy
     user = rt.desired.users[owner]
+    where = "the fleet" if rt.desired.fleet else "the host"
     limit = policy.max_per_user if user.max_containers is None else user.max_containers
-    owned = sorted(r.get("name", "?") for r in records if r.get("owner") == owner)
+    owned = sorted(str(r.get("name", "?")) for r in records if r.get("owner") == owner)
     if len(owned) >= limit:
         raise UsageError(
             f"{owner} already has {rules.count(len(owned), 'container')} ({', '.join(owned)}), "
@@ -84,7 +89,7 @@ def _check_limits(rt: Runtime, records: edit.Records, owner: str) -> None:
         )
     if len(records) >= policy.max_global:
         raise UsageError(
-            f"the host already has {len(records)} containers, the limit of {policy.max_global} "
+            f"{where} already has {len(records)} containers, the limit of {policy.max_global} "
             "(containers.maxGlobal)",
             hint="destroy one first, or ask an admin to raise maxGlobal in users.nix",
         )
@@ -148,7 +153,7 @@ def create(
     issue = rules.container_name(name)
     if issue:
         raise UsageError(f"{issue[0]}; {issue[1]}")
-    owner = _owner_for(rt, owner)
+    owner = owner_for(rt, owner)
     authorize(rt.caller, owner, name, "create a container for")
     resumed = False
 
@@ -160,7 +165,7 @@ def create(
                 raise UsageError(f"{name} already exists (owner {existing.get('owner')})")
             resumed = True
             return f"devbox: {owner} resumed the creation of {name}"
-        _check_limits(rt, records, owner)
+        check_limits(rt, records, owner)
         record = edit.new_record(
             name,
             owner,
