@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from fleet import Fleet
-from host import KEY
+from host import KEY, Host
 
 TIMEOUT = ("--timeout", "60")
 TAILSCALE_STATE = ".local/share/tailscale/test-state"
@@ -326,3 +326,20 @@ def test_the_control_hosts_cleanup_destroys_what_a_host_assessed(trio: Fleet) ->
     assert records(trio) == {}
     assert beta.podman("volume", "exists", "old-data").returncode == 1
     assert list((beta.state / "snapshots").rglob("*old*"))
+
+
+def test_a_fleet_declaration_on_a_host_set_up_as_single_says_what_to_set(host: Host) -> None:
+    users = host.repo / "devbox" / "users.nix"
+    users.write_text(
+        users.read_text().replace(
+            "  containers = {",
+            '  hosts = { alpha = { reach = "root@alpha"; capacity = { cpus = 4; memory = "8G"; '
+            "containers = 2; }; }; };\n  containers = {",
+        )
+    )
+    result = host.cli("list", "--all")
+    assert result.code == 2
+    assert "users.nix declares hosts (a fleet), but this host is set up as a single host" in (
+        result.err
+    )
+    assert "services.devbox.fleet.control = true" in result.err

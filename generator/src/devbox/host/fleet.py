@@ -39,7 +39,15 @@ FANOUT = 16
 
 def is_fleet(rt: Runtime) -> bool:
     """Whether this host runs the fleet's verbs (the control host of a declared fleet)."""
-    return rt.config.role == "control" and not rt.local and rt.desired.fleet
+    if rt.local or not rt.desired.fleet:
+        return False
+    if rt.config.role == "single":
+        raise UsageError(
+            "users.nix declares hosts (a fleet), but this host is set up as a single host",
+            hint="on the control host set services.devbox.fleet.control = true, and give every "
+            "host its slice (docs/fleet.md)",
+        )
+    return rt.config.role == "control"
 
 
 def require_fleet(rt: Runtime) -> None:
