@@ -4,7 +4,7 @@ Pure: the declared hosts and what is already placed on them come in, a host name
 reasons none fits) goes out; nothing is read or run. `create` calls `place` inside its locked
 edit of containers.json, `drain` calls `drain_plan` (docs/fleet.md).
 
-The rule (FLEET-SPEC, "Placement"): a host fits when it carries every label the container
+The rule (docs/fleet.md, `create`): a host fits when it carries every label the container
 needs and its declared CPUs, memory and container slots still hold the container next to
 everything already placed there. Among the hosts that fit, the one with the most free capacity
 after placing wins; a host's score is the smallest of its free fractions of CPUs, memory and
