@@ -132,10 +132,7 @@ def create(
 
     def change(records: edit.Records) -> str:
         nonlocal resumed
-        existing = edit.record_named(records, name)
-        if existing is not None:
-            if existing.get("owner") != owner:
-                raise UsageError(f"{name} already exists (owner {existing.get('owner')})")
+        if operations.resumes(records, name, owner):
             resumed = True
             return f"devbox: {owner} resumed the creation of {name}"
         operations.check_limits(rt, records, owner)

@@ -70,6 +70,14 @@ def owner_for(rt: Runtime, owner: str | None) -> str:
     return owner
 
 
+def resumes(records: edit.Records, name: str, owner: str) -> bool:
+    """Whether a create finds its own earlier record (it resumes); another owner's: exit 2."""
+    existing = edit.record_named(records, name)
+    if existing is not None and existing.get("owner") != owner:
+        raise UsageError(f"{name} already exists (owner {existing.get('owner')})")
+    return existing is not None
+
+
 def check_limits(rt: Runtime, records: edit.Records, owner: str) -> None:
     """The limits, said for a person creating a container (validation is the backstop).
 
@@ -159,10 +167,7 @@ def create(
 
     def change(records: edit.Records) -> str:
         nonlocal resumed
-        existing = edit.record_named(records, name)
-        if existing is not None:
-            if existing.get("owner") != owner:
-                raise UsageError(f"{name} already exists (owner {existing.get('owner')})")
+        if resumes(records, name, owner):
             resumed = True
             return f"devbox: {owner} resumed the creation of {name}"
         check_limits(rt, records, owner)
