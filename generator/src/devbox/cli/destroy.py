@@ -28,26 +28,15 @@ def command(
 
     rt = runtime(ctx, changes=True)
     container = rt.container(name)
+    where = f" on {container.host}" if container.host else ""
+    again = f" --host {container.host}" if container.host else ""
     if not yes:
         what = "keeping its volume" if keep_volume else f"and its volume {container.volume}"
-        where = f" on {container.host}" if container.host else ""
         click.confirm(
             f"Destroy {name} (owner {container.owner}){where}, {what}?", abort=True, err=True
         )
-    if in_fleet(rt):
-        removed = fleet.destroy(
-            rt,
-            name,
-            keep_volume=keep_volume,
-            snapshot=not no_snapshot,
-            apply=not no_apply,
-            progress=click.echo,
-        )
-        if removed.device_note:
-            click.echo(removed.device_note)
-        click.echo(f"Destroyed {name} on {removed.host}.")
-        return
-    done = operations.destroy(
+    verb = fleet.destroy if in_fleet(rt) else operations.destroy
+    done = verb(
         rt,
         name,
         keep_volume=keep_volume,
@@ -57,13 +46,13 @@ def command(
     )
     if done.kept_volume:
         click.echo(
-            f"Kept the volume {done.kept_volume} in {container.owner}'s podman storage "
+            f"Kept the volume {done.kept_volume} in {container.owner}'s podman storage{where} "
             f"(podman volume inspect {done.kept_volume}). To use it again: devbox-ctl create "
-            f"{name} (the same name mounts it). To delete it: sudo -u {container.owner} podman "
-            f"volume rm {done.kept_volume}"
+            f"{name}{again} (the same name mounts it). To delete it: sudo -u {container.owner} "
+            f"podman volume rm {done.kept_volume}"
         )
     for device in done.devices_removed:
         click.echo(f"Removed the Tailscale device {device}.")
     if done.device_note:
         click.echo(done.device_note)
-    click.echo(f"Destroyed {name}.")
+    click.echo(f"Destroyed {name}{where}.")

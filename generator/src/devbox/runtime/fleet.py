@@ -9,7 +9,6 @@ the container, as `devbox-ctl apply` does on a single host.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -17,12 +16,11 @@ from typing import Any, TypeVar
 from devbox import clock, rules
 from devbox.declare import edit, placement
 from devbox.declare.resolve import Container, Desired
-from devbox.errors import DevboxError, ToolError, UsageError
+from devbox.errors import DevboxError, UsageError
 from devbox.host import fleet as link
 from devbox.host.context import Runtime
 from devbox.host.identity import authorize
 from devbox.runtime import operations
-from devbox.tools import onepassword
 
 Progress = Callable[[str], None]
 T = TypeVar("T")
@@ -171,8 +169,7 @@ def create(
         rt.event(
             "create", name, owner=owner, host=target, cpu=container.cpu, memory=container.memory
         )
-    node = _node(rt, container) if resumed else None
-    if node is None or node.get("state") != "Running":
+    if not (resumed and _joined(_node(rt, container))):
         progress(f"Fetching {owner}'s Tailscale auth key from 1Password")
         _provision_key(rt, container)
     hosts = set(link.changed_by(before, link.slice_hashes(rt))) | ({target} if resumed else set())
@@ -187,58 +184,51 @@ def create(
 
 def _provision_key(rt: Runtime, container: Container) -> None:
     """The owner's key from 1Password into the podman secret on the container's host (stdin)."""
-    policy = rt.desired.policy
-    vault = rt.config.op_vault or policy.op_vault
-    key = onepassword.read_auth_key(
-        vault, container.owner, policy.op_field, rt.config.op_token_file
-    )
     link.ask(
         rt,
         str(container.host),
         ["set-key", container.name, "--owner", container.owner],
-        stdin=key,
+        stdin=operations.auth_key(rt, container),
         timeout=link.ACT_TIMEOUT,
     )
+
+
+def _look(rt: Runtime, container: Container) -> tuple[str, dict[str, Any] | None]:
+    """The container as its host's status says it, in words, and its Tailscale node."""
+    status = link.ask_json(
+        rt, str(container.host), ["status", container.name, "--json"], codes=(0, 1)
+    )
+    if not isinstance(status, dict):
+        return f"container unknown on {container.host}", None
+    node = status.get("tailscale")
+    node = node if isinstance(node, dict) else None
+    now = f"container {status.get('actual', 'unknown')} on {container.host}"
+    state = node.get("state") if node else None
+    return now + (f", Tailscale {state}" if state else ""), node
+
+
+def _joined(node: dict[str, Any] | None) -> bool:
+    return node is not None and node.get("state") == "Running"
 
 
 def _node(rt: Runtime, container: Container) -> dict[str, Any] | None:
     """The container's Tailscale node as its host's status says, or None."""
     try:
-        status = link.ask_json(
-            rt, str(container.host), ["status", container.name, "--json"], codes=(0, 1)
-        )
+        return _look(rt, container)[1]
     except DevboxError:
         return None
-    node = status.get("tailscale") if isinstance(status, dict) else None
-    return node if isinstance(node, dict) else None
 
 
 def wait_until_joined(
     rt: Runtime, container: Container, timeout: float, progress: Progress
 ) -> dict[str, Any]:
     """Ask the container's host until it has joined the tailnet; a timeout is an error."""
-    deadline = time.monotonic() + timeout
-    last = ""
-    while True:
-        status = link.ask_json(
-            rt, str(container.host), ["status", container.name, "--json"], codes=(0, 1)
-        )
-        node = status.get("tailscale") if isinstance(status, dict) else None
-        actual = status.get("actual", "unknown") if isinstance(status, dict) else "unknown"
-        backend = node.get("state") if isinstance(node, dict) else None
-        if backend == "Running" and isinstance(node, dict):
-            return node
-        now = f"container {actual}" + (f", Tailscale {backend}" if backend else "")
-        if now != last:
-            progress(f"Waiting for {container.name} on {container.host} to join the tailnet: {now}")
-            last = now
-        if time.monotonic() >= deadline:
-            raise ToolError(
-                f"{container.name} did not join the tailnet within {timeout:g} s ({now})",
-                hint=f"devbox-ctl status {container.name} and devbox-ctl logs {container.name} "
-                "show why",
-            )
-        time.sleep(2)
+
+    def look() -> tuple[str, dict[str, Any] | None]:
+        now, node = _look(rt, container)
+        return now, node if _joined(node) else None
+
+    return operations.poll_until_joined(container.name, look, timeout, progress)
 
 
 class ChangedSinceAssessedError(UsageError):
@@ -272,12 +262,7 @@ def _set_state(
     def change(records: edit.Records) -> str:
         record = edit.required(records, container)
         _as_assessed(record, assessed)
-        record["state"] = state
-        if state == "stopped":
-            record["stoppedAt"] = clock.timestamp(clock.now())
-        else:
-            record.pop("stoppedAt", None)
-        verb = "stopped" if state == "stopped" else "started"
+        verb = operations.declare_state(record, state)
         return f"devbox: {rt.caller.name} {verb} {container.name} on {container.host}"
 
     return link.edit_and_deploy(
@@ -323,17 +308,6 @@ def stop(
     return container
 
 
-@dataclass
-class Destroyed:
-    """What a fleet destroy did."""
-
-    container: Container
-    host: str
-    snapshot: str | None = None
-    kept_volume: str | None = None
-    device_note: str = ""
-
-
 def destroy(
     rt: Runtime,
     name: str,
@@ -343,7 +317,7 @@ def destroy(
     apply: bool = True,
     progress: Progress = print,
     assessed: Assessed = None,
-) -> Destroyed:
+) -> operations.Destroyed:
     """Stop the container on its host, snapshot and remove its data there, then forget it.
 
     Each step can be rerun: a kill leaves a stopped container whose data is either still
@@ -371,13 +345,11 @@ def destroy(
     if container.state != "stopped":
         _set_state(rt, container, "stopped", apply=True, progress=progress)
         container = rt.container(name)
-    done = Destroyed(container, host, kept_volume=container.volume if keep_volume else None)
+    done = operations.Destroyed(container, kept_volume=container.volume if keep_volume else None)
     done.snapshot = _purge(rt, container, keep_volume=keep_volume, snapshot=snapshot)
     if done.snapshot:
         progress(f"Saved the volume {container.volume} on {host} to {done.snapshot}")
-    removed = operations.Destroyed(container)
-    operations.remove_device(rt, container, removed)
-    done.device_note = removed.device_note
+    operations.remove_device(rt, container, done)
 
     def forget(records: edit.Records) -> str:
         records[:] = [r for r in records if not edit.same(r, container)]
@@ -385,6 +357,7 @@ def destroy(
         return f"devbox: {actor} destroyed {name} on {host}"
 
     link.edit_and_deploy(rt, forget, apply=True, progress=progress)
+    done.applied = True
     rt.event(
         "destroy",
         name,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from devbox import clock, rules
 from devbox.declare import edit, resolve
@@ -27,6 +28,7 @@ from devbox.lifecycle import snapshots
 from devbox.tools import onepassword, systemd, tailscale
 
 Progress = Callable[[str], None]
+Joined = TypeVar("Joined")
 # What a key secret holds once the container has joined: nothing usable. The secret stays
 # (a container whose secret is missing cannot start), and the image reads a blank key file as
 # "no key", which is fine while its Tailscale state is on the volume.
@@ -103,14 +105,18 @@ def check_limits(rt: Runtime, records: edit.Records, owner: str) -> None:
         )
 
 
-def provision_key(rt: Runtime, container: Container) -> None:
-    """Fetch the owner's auth key from 1Password into the owner's podman secret (stdin only)."""
+def auth_key(rt: Runtime, container: Container) -> str:
+    """The owner's Tailscale auth key, from 1Password (never an argument, never a file)."""
     policy = rt.desired.policy
     vault = rt.config.op_vault or policy.op_vault
-    key = onepassword.read_auth_key(
+    return onepassword.read_auth_key(
         vault, container.owner, policy.op_field, rt.config.op_token_file
     )
-    rt.podman(container.owner).set_secret(container.secret, key)
+
+
+def provision_key(rt: Runtime, container: Container) -> None:
+    """Fetch the owner's auth key from 1Password into the owner's podman secret (stdin only)."""
+    rt.podman(container.owner).set_secret(container.secret, auth_key(rt, container))
 
 
 def neutralise_key(rt: Runtime, container: Container) -> None:
@@ -123,24 +129,42 @@ def wait_until_joined(
 ) -> tailscale.NodeState:
     """Poll the container's tailscaled until it has joined; a timeout is an error."""
     podman = rt.podman(container.owner)
+
+    def look() -> tuple[str, tailscale.NodeState | None]:
+        status = podman.status_of(podman.inspect_container(container.name))
+        node = tailscale.node_state(podman, container.name) if status == "running" else None
+        now = f"container {status}" + (f", Tailscale {node.backend}" if node else "")
+        return now, node if node is not None and node.joined else None
+
+    return poll_until_joined(container.name, look, timeout, progress)
+
+
+def poll_until_joined(
+    name: str,
+    look: Callable[[], tuple[str, Joined | None]],
+    timeout: float,
+    progress: Progress,
+) -> Joined:
+    """Ask `look` every 2 s until it returns the joined node; say each new state; time out.
+
+    `look` says the state in words and returns the node once it has joined (here through the
+    owner's podman; in a fleet through the host's devbox-ctl).
+    """
     deadline = time.monotonic() + timeout
     last = ""
     while True:
-        inspected = podman.inspect_container(container.name)
-        status = podman.status_of(inspected)
-        node = tailscale.node_state(podman, container.name) if status == "running" else None
-        if node is not None and node.joined:
-            return node
-        now = f"container {status}" + (f", Tailscale {node.backend}" if node else "")
+        now, joined = look()
+        if joined is not None:
+            return joined
         if now != last:
-            progress(f"Waiting for {container.name} to join the tailnet: {now}")
+            progress(f"Waiting for {name} to join the tailnet: {now}")
             last = now
         if time.monotonic() >= deadline:
             raise ToolError(
-                f"{container.name} did not join the tailnet within {timeout:g} s ({now})",
-                hint=f"devbox-ctl status {container.name} and devbox-ctl logs {container.name} "
+                f"{name} did not join the tailnet within {timeout:g} s ({now})",
+                hint=f"devbox-ctl status {name} and devbox-ctl logs {name} "
                 "show why; an expired or untagged auth key is the usual cause: fix it in "
-                f"1Password, then devbox-ctl rotate-key {container.name}",
+                f"1Password, then devbox-ctl rotate-key {name}",
             )
         time.sleep(2)
 
@@ -212,17 +236,21 @@ def _joined(rt: Runtime, container: Container) -> bool:
     return tailscale.node_state(podman, container.name).joined
 
 
+def declare_state(record: dict[str, Any], state: str) -> str:
+    """Set a record's state (a stop also its stop time, now); the verb for the commit."""
+    record["state"] = state
+    if state == "stopped":
+        record["stoppedAt"] = clock.timestamp(clock.now())
+        return "stopped"
+    record.pop("stoppedAt", None)
+    return "started"
+
+
 def _set_state(
     rt: Runtime, container: Container, state: str, apply: bool, progress: Progress
 ) -> bool:
     def change(records: edit.Records) -> str:
-        record = edit.required(records, container)
-        record["state"] = state
-        if state == "stopped":
-            record["stoppedAt"] = clock.timestamp(clock.now())
-        else:
-            record.pop("stoppedAt", None)
-        verb = "stopped" if state == "stopped" else "started"
+        verb = declare_state(edit.required(records, container), state)
         return f"devbox: {rt.caller.name} {verb} {container.name}"
 
     rt.change(change)

@@ -40,18 +40,10 @@ class Remote:
 
 
 @dataclass(frozen=True)
-class Reply:
-    """What the remote devbox-ctl answered: its exit code and output."""
+class Reply(process.Result):
+    """What the remote devbox-ctl answered: its exit code and output, and the host's name."""
 
     host: str
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def ok(self) -> bool:
-        """Whether it exited 0."""
-        return self.returncode == 0
 
     @property
     def message(self) -> str:
@@ -77,7 +69,7 @@ def _answer(remote: Remote, result: process.Result) -> Reply | Unreachable:
     if result.returncode == EXIT_SSH:
         said = [line for line in result.stderr.splitlines() if line.strip()]
         return Unreachable(remote.host, remote.reach, said[-1] if said else "ssh exited 255")
-    return Reply(remote.host, result.returncode, result.stdout, result.stderr)
+    return Reply(result.argv, result.returncode, result.stdout, result.stderr, remote.host)
 
 
 def run(
