@@ -36,6 +36,17 @@ def sha256(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
+def slices(tree: dict[str, bytes]) -> dict[str, dict[str, bytes]]:
+    """A fleet's tree as each host's slice, paths relative to it, in one pass over the tree."""
+    found: dict[str, dict[str, bytes]] = {}
+    for path, data in tree.items():
+        top, _, rest = path.partition("/")
+        host, _, inner = rest.partition("/")
+        if top == HOSTS_DIR and host and inner:
+            found.setdefault(host, {})[inner] = data
+    return found
+
+
 def _file_entry(path: str, content: bytes, owners: dict[str, str]) -> dict[str, Any]:
     parts = path.split("/")
     kind = next(k for suffix, k in _KINDS.items() if path.endswith(suffix))

@@ -290,18 +290,17 @@ def compute_fleet(
     index = read_old(out)
     old_hosts = set(index.get("fleet", {}).get("hosts", {}))
     plan = Plan(first=not old_hosts)
+    new_slices, old_slices, on = manifest.slices(tree), manifest.slices(on_disk), desired.by_host()
     for name in sorted(old_hosts | set(desired.hosts)):
-        prefix = f"{manifest.HOSTS_DIR}/{name}/"
-        part = {p[len(prefix) :]: d for p, d in tree.items() if p.startswith(prefix)}
-        disk = {p[len(prefix) :]: d for p, d in on_disk.items() if p.startswith(prefix)}
+        part, disk = new_slices.get(name, {}), old_slices.get(name, {})
         if name in desired.hosts and name in old_hosts and _same_slice(disk, part):
-            plan.hosts[name] = _unchanged(desired.on(name), disk, part)
+            plan.hosts[name] = _unchanged(desired.on(name, on[name]), disk, part)
             continue
         old = read_old(out / manifest.HOSTS_DIR / name) if name in old_hosts else _nothing()
         if name not in desired.hosts:
             plan.hosts[name] = _removed_host(old)
             continue
-        host_plan = compute(old, desired.on(name), part)
+        host_plan = compute(old, desired.on(name, on[name]), part)
         host_plan.drifted = drift(old, disk)
         plan.hosts[name] = host_plan
     _mark_moves(plan)

@@ -84,18 +84,10 @@ def render(desired: Desired) -> Contents:
     tree: Contents = {}
     manifests: dict[str, bytes] = {}
     idle: manifest.Lines = {}
-    on: dict[str, list[Container]] = {host: [] for host in desired.hosts}
-    for container in desired.containers:
-        on[str(container.host)].append(container)
+    on = desired.by_host()
     for host in desired.hosts:
-        part = _slice(desired.on(host, tuple(on[host])), host, idle)
+        part = _slice(desired.on(host, on[host]), host, idle)
         manifests[host] = part[manifest.FILENAME]
         tree.update({f"{manifest.HOSTS_DIR}/{host}/{path}": data for path, data in part.items()})
     tree[manifest.FILENAME] = manifest.dumps(manifest.fleet_document(manifests, desired)).encode()
     return dict(sorted(tree.items()))
-
-
-def slice_of(tree: Contents, host: str) -> Contents:
-    """One host's slice of a fleet's tree, with paths relative to the slice."""
-    prefix = f"{manifest.HOSTS_DIR}/{host}/"
-    return {path[len(prefix) :]: data for path, data in tree.items() if path.startswith(prefix)}

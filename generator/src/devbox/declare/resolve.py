@@ -136,6 +136,13 @@ class Desired:
         """The containers keyed by name."""
         return {c.name: c for c in self.containers}
 
+    def by_host(self) -> dict[str, tuple[Container, ...]]:
+        """Each declared host's containers, sorted out in one pass (a fleet's)."""
+        on: dict[str, list[Container]] = {host: [] for host in self.hosts}
+        for container in self.containers:
+            on.setdefault(str(container.host), []).append(container)
+        return {host: tuple(containers) for host, containers in on.items()}
+
     def on(self, host: str, mine: tuple[Container, ...] | None = None) -> Desired:
         """One host's slice: its containers (`mine`, when already sorted out), every user."""
         if mine is None:

@@ -174,7 +174,6 @@ class Deployment:
 
     applied: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
-    printed: bool = False  # --no-apply: the commands were printed, nothing ran
 
     def retry(self) -> str:
         """The command that deploys what failed."""
@@ -198,7 +197,7 @@ def deploy_hosts(
 
     One at a time: the deploy tools build on this host, and two builds at once only compete.
     """
-    done = Deployment(printed=not apply)
+    done = Deployment()
     for host in sorted(set(hosts)):
         argv = deploy_command(rt, host)
         if not apply:
@@ -206,13 +205,7 @@ def deploy_hosts(
             continue
         progress(f"Deploying {host}: {' '.join(argv)}")
         with write.locked(write.ensure_directory(rt.config.state_dir)):
-            result = deploy_tool.deploy(
-                rt.config.deploy_command,
-                host=host,
-                reach=rt.desired.hosts[host].reach,
-                flake=rt.config.repository,
-                on_line=lambda line: progress(f"  {line}"),
-            )
+            result = deploy_tool.run(argv, rt.config.repository, lambda line: progress(f"  {line}"))
         if result.ok:
             done.applied.append(host)
         else:

@@ -60,11 +60,12 @@ def fleet_list(rt: Runtime, *, all_users: bool) -> Listing:
     listing = Listing()
     answers = link.ask_all(rt, rt.desired.hosts, ["list"])
     seen: set[str] = set()
+    declared = rt.desired.by_name()
     for host, answer in answers.items():
         views = _views(host, answer, listing)
         for view in views:
             if _visible(rt, view.get("owner"), all_users):
-                listing.rows.append(_host_row(rt, host, view, seen))
+                listing.rows.append(_host_row(declared, host, view, seen))
     for container in rt.desired.containers:
         if container.name not in seen and _visible(rt, container.owner, all_users):
             listing.rows.append(_silent_row(container, listing))
@@ -94,10 +95,12 @@ def _parsed(answer: ssh.Reply) -> Any:
         return None
 
 
-def _host_row(rt: Runtime, host: str, view: dict[str, Any], seen: set[str]) -> dict[str, Any]:
+def _host_row(
+    declared: dict[str, Container], host: str, view: dict[str, Any], seen: set[str]
+) -> dict[str, Any]:
     """A container a host runs, with a word where the declaration puts it elsewhere."""
     name = view.get("name")
-    mine = rt.desired.by_name().get(name) if isinstance(name, str) else None
+    mine = declared.get(name) if isinstance(name, str) else None
     row = {**view, "host": host}
     if mine is not None and mine.host == host:
         seen.add(mine.name)

@@ -114,7 +114,6 @@ class Moved:
     source: str
     target: str
     resumed: bool = False
-    steps: list[str] = field(default_factory=list)
 
 
 def _need(container: Container) -> placement.Need:
@@ -128,11 +127,10 @@ def move(rt: Runtime, name: str, to: str, *, progress: Progress = print) -> Move
     link.remote(rt, to)
     journal, resumed = _begin(rt, container, to)
     source, owner = journal.source, container.owner
-    done = Moved(container, source, to, resumed=resumed)
     if resumed:
         progress(f"Resuming the move of {name} from {source} to {to}.")
     if container.host == source:
-        container = _relocate(rt, container, journal, done, progress)
+        container = _relocate(rt, container, journal, progress)
     elif container.host == to:
         behind = link.undeployed(rt, [source, to])
         if behind:
@@ -148,16 +146,14 @@ def move(rt: Runtime, name: str, to: str, *, progress: Progress = print) -> Move
             fleet.start(rt, name, progress=progress)
             container = rt.container(name)
         fleet.wait_until_joined(rt, container, 300, progress)
-        done.steps.append("joined")
     progress(f"Removing the old copy of {name}'s volume on {source}")
     link.ask(
         rt, source, ["purge", name, "--owner", owner, "--no-snapshot"], timeout=link.ACT_TIMEOUT
     )
-    done.steps.append("removed the source copy")
     write.remove_file(_journal_path(rt, name))
     rt.event("move", name, owner=owner, source=source, target=to, resumed=resumed)
     progress(f"Moved {name} from {source} to {to}.")
-    return done
+    return Moved(container, source, to, resumed=resumed)
 
 
 def _begin(rt: Runtime, container: Container, to: str) -> tuple[Journal, bool]:
@@ -198,18 +194,14 @@ def _begin(rt: Runtime, container: Container, to: str) -> tuple[Journal, bool]:
     return journal, False
 
 
-def _relocate(
-    rt: Runtime, container: Container, journal: Journal, done: Moved, progress: Progress
-) -> Container:
+def _relocate(rt: Runtime, container: Container, journal: Journal, progress: Progress) -> Container:
     """Stop on the source, copy the volume, declare it on the target, deploy both."""
     name, owner, source, to = container.name, container.owner, journal.source, journal.target
     if container.state == "running":
         progress(f"Stopping {name} on {source}")
         fleet.stop(rt, name, progress=progress, reason=f"moving to {to}")
         container = rt.container(name)
-        done.steps.append("stopped")
     _copy(rt, container, source, to, progress)
-    done.steps.append("copied")
     link.ask(rt, to, ["set-key", name, "--owner", owner], stdin=operations.NEUTRALISED)
     stopped = container
 
@@ -220,7 +212,6 @@ def _relocate(
 
     progress(f"Declaring {name} on {to}")
     link.edit_and_deploy(rt, switch, apply=True, progress=progress, also=[source, to])
-    done.steps.append("switched")
     return rt.container(name)
 
 

@@ -28,6 +28,9 @@ def deploy(
     on_line: Callable[[str], None],
 ) -> process.Result:
     """Run the deploy tool for one host from the config repository; its exit code decides."""
-    return process.run_lines(
-        command(template, host=host, reach=reach, flake=flake), on_line, cwd=flake
-    )
+    return run(command(template, host=host, reach=reach, flake=flake), flake, on_line)
+
+
+def run(argv: Sequence[str], flake: Path, on_line: Callable[[str], None]) -> process.Result:
+    """Run a filled-in deploy command from the config repository, line by line."""
+    return process.run_lines(argv, on_line, cwd=flake)
