@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,49 @@ def require_tool(name: str, path: str | None) -> str:
         pytest.fail(message + "; DEVBOX_REQUIRE_TOOLS=1 makes this a failure")
     pytest.skip(message)
     return ""  # unreachable: skip raises
+
+
+def console_script(name: str = "devbox-ctl") -> str:
+    """An installed console script of devbox: beside this interpreter in a virtual
+    environment, on PATH in the flake's check (the package's $out/bin); skip without it."""
+    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    return require_tool(f"{name} (devbox's console script)", found)
+
+
+def require_root(why: str) -> None:
+    """Skip (fail under DEVBOX_REQUIRE_TOOLS=1) unless the test runs as root.
+
+    Nix's build sandbox runs the flake's check as an unprivileged builder, without
+    CAP_CHOWN or CAP_DAC_OVERRIDE: a test that gives files to another uid cannot run there.
+    CI runs the suite as root, so there it runs.
+    """
+    if os.geteuid() == 0:
+        return
+    message = f"needs root: {why}"
+    if os.environ.get("DEVBOX_REQUIRE_TOOLS") == "1":
+        pytest.fail(message + "; DEVBOX_REQUIRE_TOOLS=1 makes this a failure")
+    pytest.skip(message)
+
+
+def writable_copy(source: Path, target: Path, *ignored: str) -> Path:
+    """A copy of a folder of the repository that the test may change; TARGET.
+
+    In the flake's check the repository comes from the Nix store, read-only (files 0444 or
+    0555, folders 0555), and stdenv makes only sourceRoot (generator/) writable: a plain
+    copy keeps the store's modes. The copy is made writable as `chmod -R u+w` would.
+    """
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(*ignored) if ignored else None)
+    for path in (target, *target.rglob("*")):
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | 0o200)
+    return target
+
+
+def writable_file_copy(source: Path, target: Path) -> Path:
+    """A copy of one file of the repository that the test may change (see writable_copy)."""
+    shutil.copyfile(source, target)
+    target.chmod(target.stat().st_mode | 0o200)
+    return target
 
 
 def find_quadlet() -> str | None:

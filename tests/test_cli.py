@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +10,7 @@ from pathlib import Path
 import pytest
 
 from devbox.declare import pipeline
-from support import REPO, run_cli
-
-CONSOLE = Path(sys.executable).parent / "devbox-ctl"
+from support import REPO, console_script, run_cli, writable_copy
 
 
 def test_help_lists_the_commands() -> None:
@@ -78,10 +75,9 @@ def test_completion_help_lists_one_shell_a_line() -> None:
 
 
 def test_completion_completes_commands() -> None:
-    if not CONSOLE.exists():
-        pytest.skip("devbox-ctl is not installed as a console script in this environment")
+    console = console_script()
     result = subprocess.run(
-        [str(CONSOLE)],
+        [console],
         env={
             **os.environ,
             "_DEVBOX_CTL_COMPLETE": "bash_complete",
@@ -96,35 +92,33 @@ def test_completion_completes_commands() -> None:
 
 
 def test_the_console_script_runs_the_example(tmp_path: Path, nix: str) -> None:
-    if not CONSOLE.exists():
-        pytest.skip("devbox-ctl is not installed as a console script in this environment")
+    console = console_script()
     example = tmp_path / "basic"
-    shutil.copytree(REPO / "examples/basic", example, ignore=shutil.ignore_patterns("generated"))
+    writable_copy(REPO / "examples/basic", example, "generated")
     plan = subprocess.run(
-        [str(CONSOLE), "plan"], cwd=example, capture_output=True, text=True, check=False
+        [console, "plan"], cwd=example, capture_output=True, text=True, check=False
     )
     assert plan.returncode == 1, plan.stderr
     assert plan.stdout.startswith("No generated tree yet: everything is new.\nPlan: 3 to add")
     generate = subprocess.run(
-        [str(CONSOLE), "generate"], cwd=example, capture_output=True, text=True, check=False
+        [console, "generate"], cwd=example, capture_output=True, text=True, check=False
     )
     assert generate.returncode == 0, generate.stderr
     assert generate.stdout.endswith(
         "Wrote generated: 9 created, 0 updated, 0 unchanged, 0 removed.\n"
     )
     check = subprocess.run(
-        [str(CONSOLE), "check"], cwd=example, capture_output=True, text=True, check=False
+        [console, "check"], cwd=example, capture_output=True, text=True, check=False
     )
     assert check.returncode == 0
 
 
 def test_bad_input_from_the_console_script_has_no_traceback(tmp_path: Path, nix: str) -> None:
-    if not CONSOLE.exists():
-        pytest.skip("devbox-ctl is not installed as a console script in this environment")
+    console = console_script()
     (tmp_path / "users.nix").write_text("{ users.alice.uid = 1001; }")
     (tmp_path / "containers.json").write_text('{"version": 1, "containers": [{"name": "Bad"}]}')
     result = subprocess.run(
-        [str(CONSOLE), "generate"], cwd=tmp_path, capture_output=True, text=True, check=False
+        [console, "generate"], cwd=tmp_path, capture_output=True, text=True, check=False
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr

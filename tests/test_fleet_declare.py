@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 from devbox.declare import edit, generated_tree
-from support import REPO, edit_record, run_cli
+from support import REPO, edit_record, run_cli, writable_copy
 
 EXAMPLE = REPO / "examples" / "fleet"
 
@@ -22,7 +21,7 @@ EXAMPLE = REPO / "examples" / "fleet"
 @pytest.fixture
 def fleet(tmp_path: Path, nix: str) -> Path:  # users.nix is read with Nix
     config = tmp_path / "config"
-    shutil.copytree(EXAMPLE, config, ignore=shutil.ignore_patterns("generated"))
+    writable_copy(EXAMPLE, config, "generated")
     assert run_cli("generate", cwd=config).code == 0
     return config
 

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from devbox import clock
+from support import require_root
 
 CAROL, BOB = 1003, 1002
 DAY0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -65,6 +66,7 @@ def volume_path(host: Any, name: str) -> Path:
 
 def give(path: Path, uid: int) -> None:
     """Give a directory and everything in it to uid (links themselves, never their targets)."""
+    require_root("gives the volume's files to another uid (chown)")
     os.chown(path, uid, uid, follow_symlinks=False)
     for directory, subdirectories, files in os.walk(path):
         for name in subdirectories + files:
@@ -112,6 +114,7 @@ def write_state(root: Path, file: str, content: bytes, uid: int) -> Path:
     """Write a file of the monitor's state directory, as the container's dev."""
     path = root / STATE / file
     path.write_bytes(content)
+    require_root("gives the file to the container's dev (chown)")
     os.chown(path, dev_uid(uid), dev_uid(uid))
     return path
 

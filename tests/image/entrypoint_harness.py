@@ -318,6 +318,10 @@ class EntrypointRunner:
         drop_env: tuple[str, ...] = (),
     ) -> Run:
         if key_in_file is not None:
+            # Writable again first: a restart writes the key anew, and a builder without
+            # CAP_DAC_OVERRIDE (the Nix sandbox) cannot write a 0400 file, even its own.
+            if self.secret_file.exists():
+                self.secret_file.chmod(0o600)
             self.secret_file.write_text(key_in_file)
             self.secret_file.chmod(0o400)
         log = self.tmp / f"log{len(self.runs)}"

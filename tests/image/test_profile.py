@@ -6,9 +6,12 @@ build on any @name@ it does not know; the test fills them the same way.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -37,21 +40,30 @@ def etc(tmp_path: Path) -> Path:
     return tmp_path
 
 
+# The environment a shell ends with, printed by this interpreter (named by its path): the
+# profile sets PATH to the image's /bin, which holds no `env` here (nor anything but sh in a
+# Nix build).
+PRINT_ENVIRONMENT = (
+    f"exec {sys.executable} -c 'import json, os; print(json.dumps(dict(os.environ)))'"
+)
+
+
 def shell_env(argv: list[str]) -> dict[str, str]:
     result = subprocess.run(
         argv,
-        env={"HOME": "/home/dev", "PATH": "/usr/bin:/bin", "TERM": "dumb"},
+        env={"HOME": "/home/dev", "PATH": os.environ.get("PATH", os.defpath), "TERM": "dumb"},
         capture_output=True,
         text=True,
         check=True,
         stdin=subprocess.DEVNULL,
     )
-    return dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+    environment: dict[str, str] = json.loads(result.stdout.splitlines()[-1])
+    return environment
 
 
 def test_a_login_shell_gets_the_whole_environment(etc: Path) -> None:
     sh = shutil.which("sh") or "/bin/sh"
-    env = shell_env([sh, "-c", f". {etc / 'profile'}; env"])
+    env = shell_env([sh, "-c", f". {etc / 'profile'}; {PRINT_ENVIRONMENT}"])
     assert env["PATH"] == "/home/dev/.local/bin:/bin"
     assert env["SSL_CERT_FILE"] == "/etc/ssl/certs/ca-bundle.crt"
     assert env["NIX_SSL_CERT_FILE"] == "/etc/ssl/certs/ca-bundle.crt"
@@ -65,6 +77,8 @@ def test_an_interactive_shell_reads_the_profile_once(etc: Path) -> None:
     bash = shutil.which("bash") or "/bin/bash"
     counter = etc / "count"
     (etc / "profile").write_text((etc / "profile").read_text() + f"\necho x >> {counter}\n")
-    env = shell_env([bash, "--noprofile", "--rcfile", str(etc / "bashrc"), "-i", "-c", "env"])
+    env = shell_env(
+        [bash, "--noprofile", "--rcfile", str(etc / "bashrc"), "-i", "-c", PRINT_ENVIRONMENT]
+    )
     assert env["LOCALE_ARCHIVE"] == PLACEHOLDERS["localeArchive"]
     assert counter.read_text() == "x\n"

@@ -12,6 +12,7 @@ from devbox import volume
 from devbox.declare import models, resolve
 from devbox.host import hostconfig, identity
 from devbox.host.context import Runtime
+from support import require_root
 
 
 def policy(**fields: Any) -> models.Policy:
@@ -85,6 +86,7 @@ def as_rootless(root: Path, owner_uid: int = 1001) -> Path:
     The monitor's state directory is made first: the tests write the monitor's files as root,
     and a directory they made would be root's, where the owner could not write a notice.
     """
+    require_root("gives the volume's files to the owner's mapped dev (chown)")
     uid = dev_uid(owner_uid)
     (root / ".local/state/devbox").mkdir(parents=True, exist_ok=True)
     os.chown(root, uid, uid)

@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,6 +20,7 @@ import pytest
 from lifecycle_support import SSH_ARGV, fake_proc, open_as_volume
 
 from devbox.container import activity, monitor
+from support import console_script
 
 ZED_PROXY = ["/home/dev/.zed_server/zed-remote-server-stable-0.170.4", "proxy", "--identifier", "x"]
 ZED_RUN = ["/home/dev/.zed_server/zed-remote-server-stable-0.170.4", "run", "--log-file", "l"]
@@ -273,7 +273,9 @@ def test_no_volume_is_unknown(now) -> None:
 
 def test_devbox_ctl_monitor_writes_until_sigterm_then_exits_0(tmp_path: Path) -> None:
     env = {**os.environ, "HOME": str(tmp_path), "CONTAINER_NAME": "web"}
-    ctl = Path(sys.executable).with_name("devbox-ctl")
+    # The console script: beside this interpreter in a virtual environment, on PATH in the
+    # flake's check (the package's $out/bin), never assumed to be either.
+    ctl = console_script()
     child = subprocess.Popen([str(ctl), "monitor", "--interval", "1"], env=env)
     record = tmp_path / activity.RECORD
     deadline = time.monotonic() + 20

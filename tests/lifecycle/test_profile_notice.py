@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,11 +16,16 @@ PROFILE = Path(__file__).resolve().parents[2] / "containers" / "devcontainer" / 
 
 def login(tmp_path: Path, *flags: str) -> str:
     text = re.sub(r"@[A-Za-z]+@", "", PROFILE.read_text()).replace("/etc/bashrc", "/nonexistent")
+    # The image links every program into /bin; here the environment's PATH stands for it (a
+    # Nix build has only sh in /bin, and no /usr/bin).
+    image_bin = 'export PATH="$HOME/.local/bin:/bin"'
+    assert image_bin in text
+    text = text.replace(image_bin, f"export PATH={shlex.quote(os.environ.get('PATH', os.defpath))}")
     (tmp_path / "profile").write_text(text)
     sh = shutil.which("sh") or "/bin/sh"
     return subprocess.run(
         [sh, *flags, "-c", f". {tmp_path / 'profile'}"],
-        env={"HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"},
+        env={"HOME": str(tmp_path / "home"), "PATH": os.environ.get("PATH", os.defpath)},
         capture_output=True,
         text=True,
         check=True,

@@ -29,7 +29,7 @@ import pytest
 import nix_eval
 from devbox.host import hostconfig
 from nix_eval import nixpkgs_lib
-from support import REPO, run_cli
+from support import REPO, run_cli, writable_copy
 
 EXAMPLE = REPO / "examples" / "basic" / "generated"
 EVAL = REPO / "tests" / "nix" / "eval-orchestrator.nix"
@@ -351,7 +351,7 @@ def test_assertion_names_the_option_and_the_fix(nix: str, extra: str, expected: 
 
 def test_a_manifest_of_another_version_is_refused_by_name(nix: str, tmp_path: Path) -> None:
     generated = tmp_path / "generated"
-    shutil.copytree(EXAMPLE, generated)
+    writable_copy(EXAMPLE, generated)
     data = manifest(generated) | {"version": 2, "users": "not read"}
     (generated / "manifest.json").write_text(json.dumps(data))
     result = evaluate(nix, generated)
