@@ -4,9 +4,10 @@
 #   - Debian packages: Nix (nix-instantiate reads users.nix), podman and runc (volumes,
 #     secrets, containers in the tests), shellcheck, busybox-static (a tiny test image), git,
 #     jq (the image's entrypoint uses it; its tests run it), the programs of Nix's stdenv
-#     (gawk, make, patch, file, ...) for the replay of the flake's check (tests/nix), and
-#     qemu-system-x86, qemu-utils, debootstrap and e2fsprogs for the host test in a virtual
-#     machine (tests/system/)
+#     (gawk, make, patch, file, ...), patchelf, bash-static and nix-setup-systemd (the nixbld
+#     build users) for the flake's check in Nix's own sandbox (tests/nix/test_check_sandbox.py),
+#     and qemu-system-x86, qemu-utils, debootstrap and e2fsprogs for the host test in a
+#     virtual machine (tests/system/)
 #   - Quadlet, podman's unit generator: Debian 13's podman has it; on Debian 12 (podman 4.3,
 #     no Quadlet) the binary is taken from Debian 13's podman package into .tools/quadlet
 #   - the Python environment in .venv, from generator/ with the pinned versions of
@@ -22,8 +23,8 @@ as_root() {
 
 say() { printf '==> %s\n' "$*"; }
 
-packages=(nix-bin podman runc shellcheck busybox-static git jq ca-certificates
-  gawk make patch file bzip2 xz-utils diffutils iproute2 util-linux
+packages=(nix-bin nix-setup-systemd podman runc shellcheck busybox-static git jq ca-certificates
+  gawk make patch file bzip2 xz-utils diffutils iproute2 util-linux patchelf bash-static
   qemu-system-x86 qemu-utils debootstrap e2fsprogs)
 python3 -c 'import venv, ensurepip' 2>/dev/null || packages+=(python3-venv python3-pip)
 missing=()
@@ -89,7 +90,7 @@ if nix_has_fileset nix-instantiate; then
   fileset_nix=$(command -v nix-instantiate)
 else
   fileset_nix="$repo/.tools/nix/bin/nix-instantiate"
-  if ! nix_has_fileset "$fileset_nix"; then
+  if ! nix_has_fileset "$fileset_nix" || [ ! -x "$repo/.tools/nix/bin/nix" ]; then
     say "fetching Nix 2.26 from Debian 13's nix-bin, with its libraries, into .tools/nix"
     trixie_download nix-bin
     # Every library package nix-bin depends on, directly or not (not its perl helpers).
@@ -103,16 +104,18 @@ else
     for deb in "$trixie_work"/debs/nix-bin_*.deb "$trixie_work"/debs/lib*.deb; do
       dpkg -x "$deb" "$repo/.tools/nix/root"
     done
-    cat >"$fileset_nix" <<'WRAPPER'
+    for program in nix-instantiate nix; do
+      cat >"$repo/.tools/nix/bin/$program" <<WRAPPER
 #!/usr/bin/env bash
-# Debian 13's nix-instantiate (Nix 2.26), run by Debian 13's glibc loader with the libraries
+# Debian 13's $program (Nix 2.26), run by Debian 13's glibc loader with the libraries
 # unpacked beside it (scripts/setup.sh).
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../root" && pwd)
-libs=$root/usr/lib/x86_64-linux-gnu:$root/lib/x86_64-linux-gnu
-exec "$root/usr/lib64/ld-linux-x86-64.so.2" --library-path "$libs" --argv0 nix-instantiate \
-  "$root/usr/bin/nix" "$@"
+root=\$(cd "\$(dirname "\${BASH_SOURCE[0]}")/../root" && pwd)
+libs=\$root/usr/lib/x86_64-linux-gnu:\$root/lib/x86_64-linux-gnu
+exec "\$root/usr/lib64/ld-linux-x86-64.so.2" --library-path "\$libs" --argv0 $program \\
+  "\$root/usr/bin/nix" "\$@"
 WRAPPER
-    chmod 0755 "$fileset_nix"
+      chmod 0755 "$repo/.tools/nix/bin/$program"
+    done
     nix_has_fileset "$fileset_nix"
   fi
 fi
@@ -133,7 +136,9 @@ if ! .venv/bin/python -c 'import devbox, pytest, hypothesis, ruff' 2>/dev/null \
   || [ generator/pyproject.toml -nt .venv/.devbox-installed ] \
   || [ scripts/constraints.txt -nt .venv/.devbox-installed ]; then
   say "installing devbox and the test tools into .venv"
+  # setuptools too: the build system the flake declares (build-system), which the check in
+  # Nix's sandbox builds the wheel with (tests/nix/sandbox/stdenv-phases.sh).
   .venv/bin/pip install -q --disable-pip-version-check -c scripts/constraints.txt \
-    -e './generator[test,lint]'
+    setuptools -e './generator[test,lint]'
   touch .venv/.devbox-installed
 fi

@@ -72,3 +72,26 @@ def evaluate_expression(expression: str) -> Any:
     result = subprocess.run(argv, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
+
+
+def nix_with_fileset() -> str:
+    """A nix-instantiate with lib.fileset (Nix >= 2.14): setup.sh's, or one on PATH."""
+    repo = Path(__file__).resolve().parent.parent
+    candidates = [
+        os.environ.get("DEVBOX_FILESET_NIX"),
+        str(repo / ".tools/nix/bin/nix-instantiate"),
+        shutil.which("nix-instantiate"),
+    ]
+    for candidate in candidates:
+        if candidate and os.access(candidate, os.X_OK) and nix_version(candidate) >= (2, 14):
+            return candidate
+    return require_tool("Nix >= 2.14 (lib.fileset; scripts/setup.sh installs it)", None)
+
+
+def nix_version(nix: str) -> tuple[int, ...]:
+    """The version a Nix program prints, as numbers; (0,) when it prints none."""
+    result = subprocess.run([nix, "--version"], capture_output=True, text=True, check=False)
+    words = result.stdout.split()
+    if result.returncode != 0 or not words:
+        return (0,)
+    return tuple(int(part) for part in words[-1].split(".")[:2] if part.isdigit())
