@@ -2,8 +2,8 @@
 # read from the generated tree (the host's own slice of it in a fleet), and the pieces of the
 # module that are plain functions of it: the subordinate id ranges, the sudo rule, the per-user
 # assertions, the check that other users' ranges stay clear of devbox's, and the fleet fields of
-# config.json. Imported by both modules and by the flake's fleet hive (fleet.nix); no options,
-# no config.
+# config.json. Imported by both modules and by the flake (its lib.fleetHive and
+# lib.fleetModules, defined below); no options, no config.
 { lib }:
 let
   inherit (lib)
@@ -211,6 +211,11 @@ rec {
   # The fields a fleet adds to /etc/devbox/config.json (docs/host-config.md); none on a single
   # host, whose config.json stays as it was. A member holds no config repository: its
   # declaration is its deployed slice manifest.
+  # The programs a fleet's control host runs besides devbox's own: deployCommand's and
+  # sshCommand's (services.devbox.fleet.packages). Both units that run devbox-ctl's fleet
+  # verbs get them: devbox-privileged and the daily devbox-cleanup.service.
+  controlPackages = cfg: lib.optionals (cfg.source.fleet && cfg.fleet.control) cfg.fleet.packages;
+
   fleetConfig =
     {
       fleet,

@@ -21,7 +21,8 @@ let
   cfg = config.services.devbox;
   inherit (cfg) manifest;
 
-  inherit ((import ./lib.nix { inherit lib; }).fromManifest manifest)
+  devbox = import ./lib.nix { inherit lib; };
+  inherit (devbox.fromManifest manifest)
     supported
     systemUnitFiles
     users
@@ -99,7 +100,10 @@ in
         pkgs.util-linux
         # setuid newuidmap/newgidmap for rootless podman
         "/run/wrappers"
-      ];
+      ]
+      # A fleet's control host asks every host over SSH and deploys them (colmena): the
+      # same programs as devbox-privileged has.
+      ++ devbox.controlPackages cfg;
       # The flake evaluation of a rebuild writes its cache here instead of /root/.cache.
       environment.XDG_CACHE_HOME = "/var/cache/devbox";
       serviceConfig = {

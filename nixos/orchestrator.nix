@@ -66,7 +66,7 @@ let
     pkgs.git
   ]
   # The fleet's control host also deploys the other hosts and reaches them over SSH.
-  ++ optionals (source.fleet && cfg.fleet.control) cfg.fleet.packages;
+  ++ devbox.controlPackages cfg;
   # devbox-privileged gives every program it runs this PATH (config.json's
   # privilegedEnvironment), never the caller's; the sudo rule's secure_path is the same.
   privilegedPath = lib.concatStringsSep ":" [
@@ -358,7 +358,8 @@ in
           The programs {option}`services.devbox.fleet.deployCommand` and
           {option}`services.devbox.fleet.sshCommand` run, on the PATH devbox-privileged gives
           its programs on the control host (the fixed PATH of config.json's
-          `privilegedEnvironment`). Unused on members and on a single host.
+          `privilegedEnvironment`) and on the PATH of the daily `devbox-cleanup.service`,
+          which reaches and deploys every host. Unused on members and on a single host.
         '';
       };
 

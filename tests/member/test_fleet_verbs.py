@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from unit_programs import cleanup_programs
 
+from devbox.tools import process
 from fleet import Fleet
 from host import KEY, Host
 
@@ -300,8 +302,22 @@ def test_the_verbs_on_one_hosts_snapshots_say_where_to_run_them(trio: Fleet) -> 
     assert "restore is not available in a fleet yet" in restored.err
 
 
-def test_the_control_hosts_cleanup_destroys_what_a_host_assessed(trio: Fleet) -> None:
-    """A long-stopped container: its host assesses it, the control host destroys it there."""
+def test_the_control_hosts_cleanup_destroys_what_a_host_assessed(
+    trio: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long-stopped container: its host assesses it, the control host destroys it there.
+
+    It runs no program by name that unit_programs.py does not list for the daily unit, whose
+    PATH tests/nix/test_unit_paths.py checks against that list.
+    """
+    found: set[str] = set()
+    real_find = process.find
+
+    def recording_find(program: str) -> str:
+        found.add(program)
+        return real_find(program)
+
+    monkeypatch.setattr(process, "find", recording_find)
     long_ago = "2020-01-01T00:00:00Z"
     users = trio.control.repo / "devbox" / "users.nix"
     users.write_text(
@@ -325,6 +341,9 @@ def test_the_control_hosts_cleanup_destroys_what_a_host_assessed(trio: Fleet) ->
     assert row["done"].startswith("destroyed (snapshot ")
     assert records(trio) == {}
     assert beta.podman("volume", "exists", "old-data").returncode == 1
+    config = trio.config()
+    assert {config.ssh_command[0], config.deploy_command[0]} <= found
+    assert found <= cleanup_programs(config), sorted(found - cleanup_programs(config))
     assert list((beta.state / "snapshots").rglob("*old*"))
 
 
