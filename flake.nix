@@ -60,14 +60,31 @@
         fileset = ./examples;
       };
 
+      # The project's own Nix, Python and shell files. A `path:` flake reference (or a dirty
+      # tree's untracked files) brings what git ignores too: the Python environment, the tools
+      # the quick start fetches and what builds leave are not the project's to format.
+      notProjectFiles = fileset.unions (
+        map fileset.maybeMissing [
+          ./.venv
+          ./.tools
+          ./build
+          ./result
+          ./generator/build
+          ./generator/dist
+          ./.mypy_cache
+          ./.ruff_cache
+          ./.pytest_cache
+          ./.hypothesis
+        ]
+      );
       formattedSource = fileset.toSource {
         root = ./.;
-        fileset = fileset.unions [
+        fileset = fileset.difference (fileset.unions [
           (fileset.fileFilter (file: file.hasExt "nix" || file.hasExt "py" || file.hasExt "sh") ./.)
           ./ruff.toml
           (fileset.maybeMissing ./scripts)
           (fileset.maybeMissing ./.ci)
-        ];
+        ]) notProjectFiles;
       };
 
       # podman's Quadlet generator: `make install.bin` installs it under libexec/podman.
@@ -198,7 +215,10 @@
       };
 
       # The module itself is nixos/orchestrator.nix; this wrapper gives it this flake's
-      # devbox-ctl and image for the host's system, which a host can still override.
+      # devbox-ctl and image for the host's system, which a host can still override. Its key
+      # makes the module system import it once however often a configuration names it
+      # (nixosModules.default, lib.fleetHive and lib.fleetModules import it too); without one,
+      # a second import defines services.devbox.package twice.
       nixosModules = {
         orchestrator =
           { lib, pkgs, ... }:
@@ -206,6 +226,8 @@
             system = pkgs.stdenv.hostPlatform.system;
           in
           {
+            key = "devbox#nixosModules.orchestrator";
+            _file = "${toString ./flake.nix}#nixosModules.orchestrator";
             imports = [ ./nixos/orchestrator.nix ];
             services.devbox = {
               package = lib.mkDefault self.packages.${system}.devbox-ctl;
@@ -243,7 +265,8 @@
           # The Python test suite, run by the package's check phase.
           pytest-nix = devbox-ctl;
 
-          # The committed generated example is what devbox-ctl makes of its inputs.
+          # The committed generated examples (a single host's and a fleet's) are what
+          # devbox-ctl makes of their inputs.
           generated-up-to-date =
             pkgs.runCommand "devbox-generated-up-to-date"
               {
@@ -259,9 +282,12 @@
               '';
 
           # podman's own generator accepts every generated unit, per user as the module
-          # installs them.
+          # installs them: the single host's and every slice of the fleet's.
           quadlet = pkgs.runCommand "devbox-quadlet" { } ''
-            bash ${./scripts/check-quadlet.sh} ${exampleSource}/examples/basic/generated/users ${quadletOf pkgs}
+            bash ${./scripts/check-quadlet.sh} \
+              ${exampleSource}/examples/basic/generated/users \
+              ${exampleSource}/examples/fleet/generated/hosts/*/users \
+              ${quadletOf pkgs}
             touch $out
           '';
 

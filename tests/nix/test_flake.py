@@ -11,10 +11,14 @@ inputs without Nix.
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
-from nix_eval import evaluate
+from nix_eval import evaluate, nix_with_fileset, nixpkgs_lib
 
 REPO = Path(__file__).resolve().parents[2]
 EVAL = REPO / "tests" / "nix" / "eval-flake.nix"
@@ -100,3 +104,63 @@ def test_the_wrapper_gives_every_linux_host_its_own_image() -> None:
 def test_the_fleet_functions() -> None:
     # What a fleet's flake calls (docs/fleet.md); test_fleet_module.py evaluates them.
     assert flake_shape()["lib"] == {"fleetHive": "lambda", "fleetModules": "lambda"}
+
+
+def test_the_orchestrator_module_may_be_imported_twice() -> None:
+    """A configuration that names the wrapper twice (itself and nixosModules.default, or
+    itself beside lib.fleetModules) gets it once: services.devbox.package is defined once."""
+    counts = evaluate(REPO / "tests" / "nix" / "eval-double-import.nix")
+    assert counts == {"once": 1, "twice": 1, "withDefault": 1}
+
+
+def test_the_formatting_check_formats_only_the_projects_files(tmp_path: Path) -> None:
+    """A `path:` flake reference brings untracked files: the Python environment, the tools
+    the quick start fetches and what a build leaves are not given to the formatters."""
+    tree = tmp_path / "tree"
+    listed = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "-z"], capture_output=True, check=True
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        if (REPO / name).is_file():
+            (tree / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(REPO / name, tree / name)
+    ignored = [
+        ".venv/lib/python3.11/site-packages/x.py",
+        ".tools/nix/bin/y.sh",
+        "generator/build/lib/devbox/z.py",
+        ".mypy_cache/w.py",
+    ]
+    for name in ignored:
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        (tree / name).write_text("not the project's\n")
+    store = tmp_path / "store"
+    result = subprocess.run(
+        [
+            nix_with_fileset(),
+            "--store",
+            str(store),
+            "--read-write-mode",
+            "--eval",
+            "--strict",
+            "--json",
+            str(REPO / "tests/nix/eval-formatted-source.nix"),
+            "--arg",
+            "lib",
+            f"import {nixpkgs_lib()}",
+            "--arg",
+            "flakeDir",
+            str(tree),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    (source,) = re.findall(r"cd (/nix/store/[a-z0-9]{32}-source)", json.loads(result.stdout))
+    copied = store / source.lstrip("/")
+    files = {str(p.relative_to(copied)) for p in copied.rglob("*") if p.is_file()}
+    assert "flake.nix" in files
+    assert "scripts/check-formatting.sh" in files
+    assert "generator/src/devbox/cli/__init__.py" in files
+    assert not files & set(ignored)
