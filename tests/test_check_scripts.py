@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from support import REPO, require_tool
+from support import REPO, console_script, require_tool, writable_copy
 
 SCRIPTS = REPO / "scripts"
 EXAMPLE_USERS = REPO / "examples" / "basic" / "generated" / "users"
+FLEET_SLICES = REPO / "examples" / "fleet" / "generated" / "hosts"
 
 
 def run(script: str, *args: str, cwd: Path, path: str) -> subprocess.CompletedProcess[str]:
@@ -41,8 +42,35 @@ def test_quadlet_accepts_the_example_and_refuses_a_broken_unit(
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.count("quadlet: ") == len(list(EXAMPLE_USERS.iterdir()))
 
+    # The flake's check passes the fleet's slices too: every uid folder of each is checked.
+    slices = sorted(str(users) for users in FLEET_SLICES.glob("*/users"))
+    assert len(slices) == 3
+    every = run(
+        "check-quadlet.sh",
+        str(EXAMPLE_USERS),
+        *slices,
+        quadlet,
+        cwd=tmp_path,
+        path=os.environ["PATH"],
+    )
+    assert every.returncode == 0, every.stderr
+    uid_folders = [d for users in [EXAMPLE_USERS, *map(Path, slices)] for d in users.iterdir()]
+    assert every.stdout.count("quadlet: ") == len(uid_folders)
+    broken_slice = writable_copy(FLEET_SLICES / "beta" / "users", tmp_path / "beta-users")
+    unit = next(broken_slice.glob("*/*.container"))
+    unit.write_text(unit.read_text().replace("[Container]", "[Container]\nNoSuchKey=1"))
+    refused = run(
+        "check-quadlet.sh",
+        str(EXAMPLE_USERS),
+        str(broken_slice),
+        quadlet,
+        cwd=tmp_path,
+        path=os.environ["PATH"],
+    )
+    assert refused.returncode != 0
+
     broken = tmp_path / "users"
-    shutil.copytree(EXAMPLE_USERS, broken)
+    writable_copy(EXAMPLE_USERS, broken)
     unit = next(broken.glob("*/*.container"))
     unit.write_text(unit.read_text().replace("[Container]", "[Container]\nNoSuchKey=1"))
     refused = run("check-quadlet.sh", str(broken), quadlet, cwd=tmp_path, path=os.environ["PATH"])
@@ -58,23 +86,38 @@ def test_quadlet_accepts_the_example_and_refuses_a_broken_unit(
 def test_the_generated_example_is_up_to_date_and_a_change_is_found(
     tmp_path: Path, nix: str
 ) -> None:
-    devbox_ctl = require_tool(
-        "devbox-ctl",
-        shutil.which("devbox-ctl", path=str(Path(sys.executable).parent))
-        or shutil.which("devbox-ctl"),
-    )
-    path = f"{Path(devbox_ctl).parent}:{Path(nix).parent}:/usr/bin:/bin"
+    devbox_ctl = console_script()
+    path = f"{Path(devbox_ctl).parent}:{Path(nix).parent}:{environment_path()}"
     source = tmp_path / "example-source"
-    shutil.copytree(REPO / "examples", source / "examples")
+    writable_copy(REPO / "examples", source / "examples")
     (tmp_path / "ok").mkdir()
     ok = run("check-generated.sh", str(source), cwd=tmp_path / "ok", path=path)
     assert ok.returncode == 0, ok.stdout + ok.stderr
+
+    assert ok.stdout.count("devbox-ctl check: ") == 2, ok.stdout
+    assert "examples/fleet/" in ok.stdout
 
     unit = next((source / "examples/basic/generated/users").glob("*/*.container"))
     unit.write_text(unit.read_text() + "# edited by hand\n")
     (tmp_path / "changed").mkdir()
     changed = run("check-generated.sh", str(source), cwd=tmp_path / "changed", path=path)
     assert changed.returncode == 1, changed.stdout + changed.stderr
+    unit.write_text(unit.read_text().replace("# edited by hand\n", ""))
+
+    # A hand edit in one of the fleet's slices is found too.
+    fleet_unit = next((source / "examples/fleet/generated/hosts/beta/users").glob("*/*.container"))
+    fleet_unit.write_text(fleet_unit.read_text() + "# edited by hand\n")
+    (tmp_path / "fleet-changed").mkdir()
+    fleet_changed = run(
+        "check-generated.sh", str(source), cwd=tmp_path / "fleet-changed", path=path
+    )
+    assert fleet_changed.returncode == 1, fleet_changed.stdout + fleet_changed.stderr
+
+
+def environment_path() -> str:
+    """The programs the test's environment has: in the flake's check, exactly its declared
+    inputs (a Nix build has no /usr/bin, and only sh in /bin); never a fixed /usr/bin."""
+    return os.environ.get("PATH", os.defpath)
 
 
 @pytest.fixture
@@ -106,7 +149,7 @@ def formatting_path(tmp_path: Path) -> tuple[str, Path]:
     (stand_in / "nixfmt").chmod(0o755)
     for tool in (shellcheck, ruff):
         (stand_in / Path(tool).name).symlink_to(tool)
-    return f"{stand_in}:/usr/bin:/bin", record
+    return f"{stand_in}:{environment_path()}", record
 
 
 def test_formatting_checks_the_right_files(tmp_path: Path, formatting_tree: Path) -> None:
