@@ -41,6 +41,8 @@ import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from packaging.requirements import Requirement
+
 from declared_programs import ALSO, STDENV, executables
 from nix_eval import nix_version
 from support import REPO, find_quadlet, require_tool
@@ -212,15 +214,6 @@ def system_c_library() -> CLibrary:
     return CLibrary("debian", str(Path("/lib64") / LOADER))
 
 
-def c_library_of(elf: Path, known: list[CLibrary]) -> CLibrary:
-    """The C library whose loader the ELF file names, or Nix's unpacked one (.tools/nix)."""
-    named = interpreter(elf)
-    for candidate in known:
-        if named and Path(named).resolve() == Path(candidate.loader).resolve():
-            return candidate
-    return known[0]
-
-
 # --- packages --------------------------------------------------------------------------------
 
 
@@ -340,43 +333,21 @@ def python_package(c_library: CLibrary) -> Package:
     return package
 
 
-def python_check_packages(c_library: CLibrary) -> Package:
-    """The check's Python packages: this environment's, which installs exactly
-    pyproject.toml's lists (the lists the flake reads), without devbox itself."""
-    site = Path(sysconfig.get_paths()["purelib"])
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    package = Package("python3-check-packages", c_library)
-    editable = ("__editable__", "devbox-", "__pycache__")
-    for entry in sorted(site.iterdir()):
-        if entry.name.startswith(editable) or entry.name == "__pycache__":
-            continue
-        target = f"lib/{version}/site-packages/{entry.name}"
-        if entry.is_dir():
-            package.add_tree(entry, target, ("__pycache__",))
-        else:
-            package.files[target] = entry
-    bin_dir = Path(sys.executable).parent
-    for script in sorted(bin_dir.iterdir()):
-        if script.name.startswith(("python", "activate", "Activate", "devbox-", "pip")):
-            continue
-        if script.is_file() and os.access(script, os.X_OK):
-            package.files[f"bin/{script.name}"] = script
-    return package
-
-
-def runtime_distributions() -> set[str]:
-    """devbox's run-time Python dependencies and theirs (no extras): what nixpkgs' wrapper of
-    a buildPythonApplication's programs puts on their path."""
-    wanted, seen = ["devbox"], set()
+def distribution_closure(roots: dict[str, tuple[str, ...]]) -> set[str]:
+    """The distributions these need at run time (each root with its extras), and theirs."""
+    wanted = [(normalised(name), extras) for name, extras in roots.items()]
+    seen: set[str] = set()
     while wanted:
-        name = wanted.pop()
-        for requirement in importlib.metadata.requires(name) or []:
-            if ";" in requirement and "extra ==" in requirement:
+        name, extras = wanted.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for text in importlib.metadata.requires(name) or []:
+            requirement = Requirement(text)
+            markers = [{"extra": extra} for extra in ("", *extras)]
+            if requirement.marker and not any(requirement.marker.evaluate(m) for m in markers):
                 continue
-            dependency = normalised(re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0])
-            if dependency not in seen:
-                seen.add(dependency)
-                wanted.append(dependency)
+            wanted.append((normalised(requirement.name), tuple(requirement.extras)))
     return seen
 
 
@@ -384,21 +355,41 @@ def normalised(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def python_runtime_packages(c_library: CLibrary) -> Package:
-    """Only devbox's run-time dependencies (python3-runtime-packages): the programs of the
-    package see these and nothing of the check's (pytest, mypy, ...)."""
+def python_packages(name: str, distributions: set[str], c_library: CLibrary) -> Package:
+    """One store path holding exactly these distributions of this environment: their files in
+    lib/pythonX.Y/site-packages, their programs in bin/ (as a nixpkgs Python package set)."""
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    package = Package("python3-runtime-packages", c_library)
-    wanted = runtime_distributions()
+    package = Package(name, c_library)
+    found = set()
     for distribution in importlib.metadata.distributions():
-        if normalised(distribution.metadata["Name"]) not in wanted:
+        if normalised(distribution.metadata["Name"]) not in distributions:
             continue
+        found.add(normalised(distribution.metadata["Name"]))
         for file in distribution.files or []:
             source = Path(str(distribution.locate_file(file)))
-            if "__pycache__" in file.parts or file.parts[0] == ".." or not source.is_file():
+            if "__pycache__" in file.parts or not source.is_file():
+                continue
+            if file.parts[0] == "..":
+                if source.parent.name == "bin":
+                    package.files[f"bin/{source.name}"] = source
                 continue
             package.files[f"lib/{version}/site-packages/{file}"] = source
+    missing = distributions - found
+    assert not missing, f"not installed in this environment: {sorted(missing)}"
     return package
+
+
+def check_distributions() -> set[str]:
+    """What the flake's check has on PYTHONPATH: devbox's dependencies and its test extra
+    (pyproject.toml's lists, which the flake reads), and the build system, setuptools."""
+    closure = distribution_closure({"devbox": ("test",), "setuptools": ()})
+    return closure - {"devbox"}
+
+
+def runtime_distributions() -> set[str]:
+    """What nixpkgs' wrapper of the package's programs puts on their path: devbox's run-time
+    dependencies and theirs, nothing of the check's."""
+    return distribution_closure({"devbox": ()}) - {"devbox"}
 
 
 # --- staging ---------------------------------------------------------------------------------
@@ -497,8 +488,13 @@ def store_tools(sandbox: Sandbox, staging: Path) -> dict[str, str]:
     packages = [p for p in packages if p.name != "file"] + [file_package(system)]
     packages += [debian_program_package(a, system) for a in DEBIAN_CHECK_INPUTS]
     packages += [git_package(system), quadlet_package(system), nix_package(known)]
-    packages += [python_package(system), python_check_packages(system)]
-    packages += [python_runtime_packages(system)]
+    packages += [
+        python_package(system),
+        python_packages("python3-check-packages", check_distributions(), system),
+        python_packages("python3-runtime-packages", runtime_distributions(), system),
+        # What nixpkgs' pypa build and install hooks bring (stdenv-phases.sh builds with pip).
+        python_packages("python3-build-tools", {"pip"}, system),
+    ]
 
     for package in packages:
         for elf in package.elves():
@@ -540,7 +536,7 @@ def python_distributions() -> list[str]:
     names = {
         normalised(distribution.metadata["Name"])
         for distribution in importlib.metadata.distributions()
-        if distribution.metadata["Name"] != "devbox"
+        if normalised(distribution.metadata["Name"]) in check_distributions()
     }
     return sorted(names)
 

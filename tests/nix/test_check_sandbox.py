@@ -1,8 +1,8 @@
 """The flake's check (pytest-nix, the devbox-ctl package's check phase) in Nix's own sandbox.
 
 Nix 2.26 builds tests/nix/sandbox/check.nix here with `sandbox = true` (tests/nix_sandbox.py
-says how, and what stands for nixpkgs' packages). The build is the whole check phase: ruff,
-mypy --strict and the whole fast suite, as the builder runs them, without root, in a copy of
+says how, and what stands for nixpkgs' packages). The build is the whole check phase: the
+whole fast suite, as the builder runs it, without root, in a copy of
 the source with the store's modes, with no /usr/bin and only loopback. The probe builds show
 that this sandbox refuses what a NixOS builder is refused.
 
@@ -153,5 +153,3 @@ def test_the_flake_check_passes_in_nixs_sandbox(
     passed, _skipped = summary[-1]
     # The suite is not a sample: most of it runs in the build (the rest needs root or podman).
     assert int(passed) >= 500, text[-4000:]
-    assert "==> ruff" in text
-    assert "==> mypy --strict" in text

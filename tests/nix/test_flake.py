@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from nix_eval import evaluate, nix_with_fileset, nixpkgs_lib
+from support import require_tool
 
 REPO = Path(__file__).resolve().parents[2]
 EVAL = REPO / "tests" / "nix" / "eval-flake.nix"
@@ -113,14 +114,23 @@ def test_the_orchestrator_module_may_be_imported_twice() -> None:
     assert counts == {"once": 1, "twice": 1, "withDefault": 1}
 
 
+def project_files() -> list[str]:
+    """The files a flake of this tree holds: git's in a checkout; in the flake's own build
+    (no .git), its source is already the flake's selection, so all of it."""
+    if not (REPO / ".git").exists():
+        return [str(p.relative_to(REPO)) for p in REPO.rglob("*") if p.is_file()]
+    git = require_tool("git", shutil.which("git"))
+    listed = subprocess.run(
+        [git, "-C", str(REPO), "ls-files", "-z"], capture_output=True, check=True
+    ).stdout.decode()
+    return list(filter(None, listed.split("\0")))
+
+
 def test_the_formatting_check_formats_only_the_projects_files(tmp_path: Path) -> None:
     """A `path:` flake reference brings untracked files: the Python environment, the tools
     the quick start fetches and what a build leaves are not given to the formatters."""
     tree = tmp_path / "tree"
-    listed = subprocess.run(
-        ["git", "-C", str(REPO), "ls-files", "-z"], capture_output=True, check=True
-    ).stdout.decode()
-    for name in filter(None, listed.split("\0")):
+    for name in project_files():
         if (REPO / name).is_file():
             (tree / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(REPO / name, tree / name)
@@ -157,8 +167,10 @@ def test_the_formatting_check_formats_only_the_projects_files(tmp_path: Path) ->
         env={**os.environ, "HOME": str(tmp_path)},
     )
     assert result.returncode == 0, result.stderr
-    (source,) = re.findall(r"cd (/nix/store/[a-z0-9]{32}-source)", json.loads(result.stdout))
-    copied = store / source.lstrip("/")
+    # The store directory is /nix/store, or NIX_STORE_DIR's (the flake's own build sets it);
+    # the --store directory holds the files under nix/store either way.
+    (source,) = re.findall(r"cd /\S+/([a-z0-9]{32}-source)\b", json.loads(result.stdout))
+    copied = store / "nix" / "store" / source
     files = {str(p.relative_to(copied)) for p in copied.rglob("*") if p.is_file()}
     assert "flake.nix" in files
     assert "scripts/check-formatting.sh" in files

@@ -61,6 +61,8 @@ derivation (
     # What nixpkgs' wrapper of the package's programs adds to their path: the run-time
     # dependencies only (wrapPythonPrograms).
     runtimeSitePackages = "${tools.python3-runtime-packages}/${given.sitePackages}";
+    # pip, for the build and install phases only (nixpkgs' pypa hooks bring their own).
+    buildToolsSitePackages = "${tools.python3-build-tools}/${given.sitePackages}";
     # What nixpkgs' Python setup hook puts there: the dependencies' site-packages.
     PYTHONPATH = "${tools.python3-check-packages}/${given.sitePackages}";
     copiedStorePaths = builtins.attrValues tools;

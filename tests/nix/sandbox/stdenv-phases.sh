@@ -24,11 +24,11 @@ chmod -R u+w -- "$sourceRoot"
 cd "$sourceRoot"
 
 echo "building a wheel of $PWD"
-python3 -m pip wheel --no-deps --no-build-isolation --no-index --no-cache-dir \
+PYTHONPATH="$buildToolsSitePackages:$PYTHONPATH" python3 -m pip wheel --no-deps --no-build-isolation --no-index --no-cache-dir \
   --disable-pip-version-check --wheel-dir dist . >/dev/null
 
 echo "installing into $out"
-python3 -m pip install --no-deps --no-index --no-cache-dir --disable-pip-version-check \
+PYTHONPATH="$buildToolsSitePackages:$PYTHONPATH" python3 -m pip install --no-deps --no-index --no-cache-dir --disable-pip-version-check \
   --prefix "$out" dist/*.whl >/dev/null
 
 # fixupPhase: wrapPythonPrograms makes each program find the package and its run-time
