@@ -452,3 +452,21 @@ def test_slice_units_pass_quadlet_in_the_installed_layout(
         shared = Path(name)
         shared.chmod(0o755)
         check_quadlet_layout(fleet / "hosts" / host, quadlet, shared)
+
+
+def test_each_colmena_version_finds_the_hive_where_the_docs_put_it(nix: str, fleet: Path) -> None:
+    """docs/fleet.md's layouts, read as colmena 0.4.0 (the default) and 0.5 read a flake
+    (colmena-flake.nix, from their source): the `colmena` output alone serves 0.4.0, a
+    colmenaHive under legacyPackages adds 0.5 without breaking 0.4.0, and a top-level
+    colmenaHive from 0.5 breaks 0.4.0."""
+    read = nix_eval.evaluate(REPO / "tests/nix/eval-colmena-versions.nix", generatedDir=str(fleet))
+    every_host = {"hosts": HOSTS}
+    assert read["colmena"]["0.4.0"] == every_host
+    assert "does not provide attribute" in read["colmena"]["0.5"]["error"]
+    assert read["withLegacyPackages"] == {"0.4.0": every_host, "0.5": every_host}
+    assert read["topLevelColmenaHive"]["0.4.0"] == {
+        "error": "The colmenaHive output (schema v0.5) isn't compatible with this version of Colmena."
+    }
+    docs = (REPO / "docs" / "fleet.md").read_text()
+    assert "legacyPackages = nixpkgs.lib.genAttrs" in docs
+    assert "colmenaHive = colmena.lib.makeHive self.outputs.colmena;" in docs
