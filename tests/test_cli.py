@@ -140,3 +140,21 @@ def test_help_imports_no_heavy_library() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0", "-5", "86401"])
+@pytest.mark.parametrize(
+    "verb",
+    [
+        ["create", "web"],
+        ["rotate-key", "web"],
+        ["restore", "web"],
+        ["fleet-host", "relogin", "web", "alice"],
+    ],
+    ids=["create", "rotate-key", "restore", "fleet-host-relogin"],
+)
+def test_a_wait_that_is_not_a_number_of_seconds_is_refused(verb: list[str], value: str) -> None:
+    """NaN and infinity are floats to click: a wait of either never ends, or ends at once."""
+    result = run_cli(*verb, f"--timeout={value}")
+    assert result.code == 2, result.err
+    assert "is not a number of seconds" in result.err

@@ -88,3 +88,28 @@ def test_a_user_acts_only_on_their_own_containers_and_no_host_is_asked(declared:
     assert declared.control.cli("deploy", uid=1002).code == 2
     assert len(_calls(declared, "ssh")) == ssh_before
     assert [r["host"] for r in declared.control.records()] == ["alpha"]
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        (["--cpu", "nan"], "--cpu: nan is not a positive number of CPUs"),
+        (["--cpu", "inf"], "--cpu: inf is not a positive number of CPUs"),
+        (["--cpu", "-inf"], "--cpu: -inf is not a positive number of CPUs"),
+        (["--cpu", "0"], "--cpu: 0 is not a positive number of CPUs"),
+        (["--memory", "8GB"], '--memory: "8GB" is not a memory size'),
+    ],
+    ids=["nan", "inf", "minus-inf", "zero", "memory-unit"],
+)
+def test_a_number_that_is_not_one_is_refused_by_its_option(
+    declared: Fleet, option: list[str], expected: str
+) -> None:
+    """A NaN or an infinity reached placement's arithmetic, an internal error (exit 70)."""
+    before = declared.control.records()
+    ssh_before = len(_calls(declared, "ssh"))
+    result = declared.control.cli("create", "box", *option, uid=1001)
+    assert result.code == 2, result.err
+    assert result.err.startswith(f"error: {expected}"), result.err
+    assert "Traceback" not in result.err
+    assert declared.control.records() == before
+    assert len(_calls(declared, "ssh")) == ssh_before

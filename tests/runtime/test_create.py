@@ -100,3 +100,17 @@ def test_a_switch_runs_the_apply_of_exactly_the_users_whose_units_changed(host: 
     }
     assert managers == {"--machine=bob@"}
     assert host.running() == ["api", "web"]
+
+
+def test_a_size_that_is_not_one_is_blamed_on_the_option_typed(host: Host) -> None:
+    """Not on a containers.json record that does not exist yet."""
+    for option, expected in (
+        (["--memory", "8GB"], 'error: --memory: "8GB" is not a memory size'),
+        (["--cpu", "0"], "error: --cpu: 0 is not a positive number of CPUs"),
+        (["--cpu", "nan"], "error: --cpu: nan is not a positive number of CPUs"),
+    ):
+        result = host.cli("create", "web", "--owner", "alice", *option)
+        assert result.code == 2, result.err
+        assert result.err.startswith(expected), result.err
+        assert "containers.json" not in result.err
+        assert host.records() == []

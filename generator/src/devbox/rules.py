@@ -165,12 +165,13 @@ def disk_size(value: str) -> Issue:
     return None
 
 
-def cpu(value: float) -> Issue:
-    """A CPU count: positive, finite, at most two decimals."""
+def cpu(value: float, shown: str | None = None) -> Issue:
+    """A CPU count: positive, finite, at most two decimals. `shown`: the value as typed."""
+    text = shown if shown is not None else show(value)
     if isinstance(value, bool) or not math.isfinite(value) or value <= 0:
-        return (f"{show(value)} is not a positive number of CPUs", "use e.g. 2 or 0.5")
+        return (f"{text} is not a positive number of CPUs", "use e.g. 2 or 0.5")
     if round(value, 2) != value:
-        return (f"{show(value)} has more than two decimals", "round it, e.g. 1.5")
+        return (f"{text} has more than two decimals", "round it, e.g. 1.5")
     return None
 
 

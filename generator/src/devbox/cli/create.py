@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from devbox.cli.options import in_fleet, runtime
+from devbox.cli.options import in_fleet, runtime, seconds
 from devbox.errors import UsageError
 
 
@@ -20,7 +20,12 @@ from devbox.errors import UsageError
 )
 @click.option("--no-apply", is_flag=True, help="Record and commit, but print the rebuild command.")
 @click.option(
-    "--timeout", type=float, default=300, show_default=True, help="Seconds to wait for the tailnet."
+    "--timeout",
+    type=float,
+    callback=seconds,
+    default=300,
+    show_default=True,
+    help="Seconds to wait for the tailnet.",
 )
 @click.pass_context
 def command(

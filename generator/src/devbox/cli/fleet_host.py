@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from devbox.cli.options import LOCAL, echo_json, runtime
+from devbox.cli.options import LOCAL, echo_json, runtime, seconds
 
 
 def _root_only(ctx: click.Context) -> None:
@@ -113,7 +113,9 @@ def volume(ctx: click.Context, name: str, owner: str) -> None:
 
 @command.command()
 @_target
-@click.option("--timeout", type=float, default=300, help="Seconds to wait for the tailnet.")
+@click.option(
+    "--timeout", type=float, callback=seconds, default=300, help="Seconds to wait for the tailnet."
+)
 @click.pass_context
 def relogin(ctx: click.Context, name: str, owner: str, timeout: float) -> None:
     """Log NAME out, restart it with its new key, wait until it joined (rotate-key)."""

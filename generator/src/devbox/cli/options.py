@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +17,16 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 PATH = click.Path(path_type=Path, dir_okay=False)
+
+# A wait in seconds (--timeout): a positive, finite number, a day at most.
+MOST_SECONDS = 24 * 3600
+
+
+def seconds(_ctx: click.Context, _param: click.Parameter, value: float) -> float:
+    """The callback of a --timeout option: click's float type lets NaN and infinity through."""
+    if not (math.isfinite(value) and 0 < value <= MOST_SECONDS):
+        raise click.BadParameter(f"{value:g} is not a number of seconds from 0 to {MOST_SECONDS}")
+    return value
 
 
 def inputs(command: F) -> F:

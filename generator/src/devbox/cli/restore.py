@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from devbox.cli.options import as_json, echo_json, runtime
+from devbox.cli.options import as_json, echo_json, runtime, seconds
 
 
 @click.command()
@@ -18,7 +18,12 @@ from devbox.cli.options import as_json, echo_json, runtime
 @click.option("--list", "list_snapshots", is_flag=True, help="Show the snapshots you may restore.")
 @click.option("--no-apply", is_flag=True, help="Record and commit, but print the rebuild command.")
 @click.option(
-    "--timeout", type=float, default=300, show_default=True, help="Seconds to wait for the tailnet."
+    "--timeout",
+    type=float,
+    callback=seconds,
+    default=300,
+    show_default=True,
+    help="Seconds to wait for the tailnet.",
 )
 @as_json
 @click.pass_context

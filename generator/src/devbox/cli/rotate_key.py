@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import click
 
-from devbox.cli.options import in_fleet, runtime
+from devbox.cli.options import in_fleet, runtime, seconds
 
 
 @click.command()
 @click.argument("name")
 @click.option(
-    "--timeout", type=float, default=300, show_default=True, help="Seconds to wait for the tailnet."
+    "--timeout",
+    type=float,
+    callback=seconds,
+    default=300,
+    show_default=True,
+    help="Seconds to wait for the tailnet.",
 )
 @click.pass_context
 def command(ctx: click.Context, name: str, timeout: float) -> None:

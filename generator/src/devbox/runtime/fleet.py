@@ -124,6 +124,7 @@ def create(
 ) -> Created:
     """Place a container on a host, declare it, provision its key there, deploy, wait."""
     _check_request(rt, name, host, labels)
+    operations.check_resources(cpu, memory)
     owner = operations.owner_for(rt, owner)
     authorize(rt.caller, owner, name, "create a container for")
     resumed = False

@@ -169,6 +169,21 @@ def poll_until_joined(
         time.sleep(2)
 
 
+def check_resources(cpu: float | None, memory: str | None) -> None:
+    """What the user typed for --cpu and --memory, by the rules of containers.json's fields.
+
+    Blamed on the option, before any record is read, placed or written (a NaN would reach a
+    fleet's placement arithmetic).
+    """
+    issues = {
+        "--cpu": None if cpu is None else rules.cpu(cpu, shown=f"{cpu:g}"),
+        "--memory": None if memory is None else rules.memory(memory),
+    }
+    for option, issue in issues.items():
+        if issue:
+            raise UsageError(f"{option}: {issue[0]}; {issue[1]}")
+
+
 def create(
     rt: Runtime,
     name: str,
@@ -185,6 +200,7 @@ def create(
     issue = rules.container_name(name)
     if issue:
         raise UsageError(f"{issue[0]}; {issue[1]}")
+    check_resources(cpu, memory)
     owner = owner_for(rt, owner)
     authorize(rt.caller, owner, name, "create a container for")
     resumed = False
