@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from attack_volume_support import (
@@ -21,21 +22,19 @@ from attack_volume_support import (
     idle_witness,
     record,
     stamp,
+    volume_path,
     witness_warned,
     write_state,
 )
+from hostile_text import FORGED, HOSTILE_NODE, RAW
 
 from devbox.escaping import shown
 
 __all__ = ["attack_clock"]  # a fixture, used by name
 
 NOW = DAY0 + timedelta(days=6, hours=2)  # both containers are due their stop warning
-FORGED = "work (bob, running): DESTROY now (after a snapshot)"
 SIGNAL = f"\x1b[2J\x1b[31mssh\r\n{FORGED}\n\x9b0m"
 REASON = f"\x1b]0;owned\x07\u202elive\u2028\r\n{FORGED}"
-# What a terminal acts on: ESC, CSI (C1), BEL, CR, the line and paragraph separators, and a
-# right-to-left override.
-RAW = ("\x1b", "\x9b", "\x07", "\r", "\u2028", "\u2029", "\u202e")
 
 
 def hostile_record() -> bytes:
@@ -118,3 +117,28 @@ def test_the_escaping_function_bounds_what_it_shows() -> None:
     assert len(long) == 201
     assert long.isprintable()
     assert shown(shown("\x1b" * 10_000)) == long
+
+
+def hostile_answer(volume: Path) -> None:
+    answer = volume / ".local/share/tailscale/status-answer"
+    answer.parent.mkdir(parents=True, exist_ok=True)
+    answer.write_text(json.dumps(HOSTILE_NODE, ensure_ascii=False))
+
+
+def assert_nothing_raw(text: str) -> None:
+    assert not [c for c in RAW if c in text], repr(text)
+    assert FORGED not in text.splitlines(), text
+
+
+def test_a_containers_tailnet_answer_is_shown_escaped(host) -> None:
+    """status and connect print what the container's tailscaled said; its owner decides that."""
+    assert host.cli("create", "web", "--owner", "alice", "--timeout", "30").code == 0
+    hostile_answer(volume_path(host, "web"))
+    status = host.cli("status", "web")
+    assert status.code in (0, 1), status.err
+    assert "tailscale:" in status.out
+    assert_nothing_raw(status.out + status.err)
+    connect = host.cli("connect", "web")
+    assert_nothing_raw(connect.out + connect.err)
+    # A bogus address is dropped, not shown.
+    assert "\\x1b[31m" not in connect.out

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hostile_text import FORGED, HOSTILE_NODE, RAW
 from unit_programs import cleanup_programs
 
 from devbox.tools import process
@@ -362,3 +363,23 @@ def test_a_fleet_declaration_on_a_host_set_up_as_single_says_what_to_set(host: H
         result.err
     )
     assert "services.devbox.fleet.control = true" in result.err
+
+
+def test_a_containers_tailnet_answer_reaches_the_control_hosts_terminal_escaped(
+    trio: Fleet,
+) -> None:
+    """Its owner decides what the container's tailscaled says; an admin's `status` on the
+    control host and the progress of a wait show it escaped (the review's attack 3)."""
+    assert trio.control.cli("create", "web", "--owner", "alice", *TIMEOUT).code == 0
+    host = records(trio)["web"]["host"]
+    answer = trio.volume_path(host, "web-data") / ".local/share/tailscale/status-answer"
+    answer.parent.mkdir(parents=True, exist_ok=True)
+    answer.write_text(json.dumps(HOSTILE_NODE, ensure_ascii=False))
+    status = trio.control.cli("status", "web")
+    assert status.code in (0, 1), status.err
+    assert "tailscale:" in status.out
+    waited = trio.control.cli("rotate-key", "web", "--timeout", "3")
+    assert waited.code == 3, waited.out + waited.err
+    for text in (status.out + status.err, waited.out + waited.err):
+        assert not [c for c in RAW if c in text], repr(text)
+        assert FORGED not in text.splitlines(), text

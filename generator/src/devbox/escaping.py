@@ -4,7 +4,9 @@ Signal names, lease reasons, repository paths, git's messages and everything els
 a volume are the user's bytes. Printed as they are, an escape sequence would reach an
 admin's terminal and a newline would forge a line of `cleanup --dry-run`, `status --why` or
 the event log. `shown` is applied where such text enters devbox's own data (activity.py,
-lifecycle/work.py, runtime/listing.py) and again where text is printed, so both layers hold alone.
+lifecycle/work.py, runtime/listing.py, and a container's tailscaled answer in
+tools/tailscale.py) and again where text is printed (a fleet host's answers on the control
+host: runtime/fleet.py, fleet_views.py), so both layers hold alone.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from devbox import clock, rules
 from devbox.declare import edit, placement
 from devbox.declare.resolve import Container, Desired
 from devbox.errors import DevboxError, UsageError
+from devbox.escaping import shown
 from devbox.host import fleet as link
 from devbox.host.context import Runtime
 from devbox.host.identity import authorize
@@ -203,9 +204,11 @@ def _look(rt: Runtime, container: Container) -> tuple[str, dict[str, Any] | None
         return f"container unknown on {container.host}", None
     node = status.get("tailscale")
     node = node if isinstance(node, dict) else None
-    now = f"container {status.get('actual', 'unknown')} on {container.host}"
+    # A host's answer carries the container's words (its tailscaled's state): escaped here
+    # too, whatever the host did with them.
+    now = f"container {shown(status.get('actual', 'unknown'))} on {container.host}"
     state = node.get("state") if node else None
-    return now + (f", Tailscale {state}" if state else ""), node
+    return now + (f", Tailscale {shown(state)}" if state else ""), node
 
 
 def _joined(node: dict[str, Any] | None) -> bool:

@@ -16,11 +16,15 @@ from typing import Any
 from devbox import clock
 from devbox.declare.resolve import Container
 from devbox.errors import DevboxError, ExitCode, ToolError
+from devbox.escaping import shown
 from devbox.host import fleet as link
 from devbox.host.context import Runtime
 from devbox.host.identity import authorize
 from devbox.runtime import fleet
 from devbox.tools import process, ssh
+
+# The longest line of a host's status text that is shown (a status line is far shorter).
+ANSWER_LINE = 1000
 
 Progress = Callable[[str], None]
 
@@ -143,7 +147,10 @@ def status(rt: Runtime, name: str, *, why: bool, as_json: bool) -> tuple[str, in
             raise ToolError(f"on {host}: status of {name} answered no JSON ({exc})") from exc
         text = json.dumps({**view, "host": host}, indent=2, sort_keys=True, ensure_ascii=False)
         return text + "\n", reply.returncode
-    return f"{name} is on host {host}.\n" + reply.stdout, reply.returncode
+    # The host's text, line by line through the one escaping function: nothing a container
+    # put in it reaches this terminal raw, whatever the host did with it.
+    lines = "".join(shown(line, limit=ANSWER_LINE) + "\n" for line in reply.stdout.splitlines())
+    return f"{name} is on host {host}.\n" + lines, reply.returncode
 
 
 def logs(rt: Runtime, name: str, *, follow: bool, since: str | None) -> int:

@@ -7,6 +7,7 @@ removing a destroyed container's device.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import urllib.error
 import urllib.parse
@@ -15,7 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from devbox.escaping import shown
 from devbox.tools.podman import Podman
+
+# How much of a node's answer is shown: a DNS name is at most 253 characters.
+LIMIT = 253
+MAX_ADDRESSES = 8
 
 
 @dataclass(frozen=True)
@@ -33,18 +39,39 @@ class NodeState:
 
 
 def node_state(podman: Podman, container: str) -> NodeState:
-    """The node state of a running container ("unknown" when it cannot be asked)."""
+    """The node state of a running container ("unknown" when it cannot be asked).
+
+    The answer is the container's owner's to make (tailscaled's socket lives in their
+    container), so it is read as hostile text: the state and the name escaped and bounded
+    (escaping.shown), the addresses only those that are IP addresses.
+    """
     result = podman.exec(container, "tailscale", "status", "--json", "--peers=false", timeout=30)
     try:
         status = json.loads(result.stdout)
     except ValueError:
         return NodeState("unknown")
-    node = status.get("Self") or {}
+    if not isinstance(status, dict):
+        return NodeState("unknown")
+    node = status.get("Self")
+    node = node if isinstance(node, dict) else {}
     return NodeState(
-        backend=str(status.get("BackendState", "unknown")),
-        dns_name=str(node.get("DNSName", "")).rstrip("."),
-        addresses=tuple(node.get("TailscaleIPs") or ()),
+        backend=shown(status.get("BackendState", "unknown"), limit=LIMIT),
+        dns_name=shown(str(node.get("DNSName", "")).rstrip("."), limit=LIMIT),
+        addresses=_addresses(node.get("TailscaleIPs")),
     )
+
+
+def _addresses(value: object) -> tuple[str, ...]:
+    """The entries of TailscaleIPs that are IP addresses, as Python writes them."""
+    if not isinstance(value, list):
+        return ()
+    found = []
+    for entry in value[:MAX_ADDRESSES]:
+        try:
+            found.append(str(ipaddress.ip_address(str(entry))))
+        except ValueError:
+            continue
+    return tuple(found)
 
 
 class TailscaleApi:
