@@ -24,12 +24,39 @@ set -euo pipefail
 
 options=$1
 generated=$2
-manifest=$generated/manifest.json
 opt() { jq -r "$1" "$options"; }
 say() { printf '%s activate: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 units_dir=/etc/systemd/system
 state=/var/lib/devbox-activation
 mkdir -p "$state"
+
+# The tree this host installs (nixos/lib.nix, source): the generated tree of a single host, or
+# in a fleet (manifest.json declares `fleet`) the slice hosts/<hostName>/, whose manifest must
+# have the SHA-256 the fleet index gives it. The slice is shaped like a single host's tree.
+fleet=false
+if jq -e '.fleet' "$generated/manifest.json" >/dev/null; then
+	fleet=true
+	host_name=$(opt '.hostName // empty')
+	slice=$(jq -r --arg h "$host_name" '.fleet.hosts[$h].slice // empty' "$generated/manifest.json")
+	[[ -n $slice ]] || {
+		echo "services.devbox.hostName is \"$host_name\", which is not a host of this fleet" >&2
+		exit 1
+	}
+	expected=$(jq -r --arg h "$host_name" '.fleet.hosts[$h].manifestSha256' "$generated/manifest.json")
+	actual=$(sha256sum "$generated/$slice/manifest.json" | cut -d' ' -f1)
+	[[ $actual == "$expected" ]] || {
+		echo "services.devbox.generatedDir: $slice/manifest.json has SHA-256 $actual, but the fleet index gives $expected" >&2
+		exit 1
+	}
+	generated=$generated/$slice
+fi
+manifest=$generated/manifest.json
+# A fleet's control host runs the deploy tool and ssh (lib.nix, controlPackages): on
+# devbox-privileged's PATH (the options' privilegedPath has them) and on the cleanup's.
+control_path=
+if [[ $fleet == true && $(opt '.fleetControl // false') == true ]]; then
+	control_path=$(opt '[.fleetPackages[] + "/bin"] | join(":")'):
+fi
 
 # mirrors: assertions (orchestrator.nix, config.assertions: manifest version 1, absolute
 # stateDir/configRepo, a sudo, ranges that do not overlap)
@@ -104,12 +131,18 @@ if [[ -f $previous_etc ]]; then
 fi
 mv "$new_etc" "$previous_etc"
 install -D -m 0644 "$manifest" /etc/devbox/manifest.json
+# In a fleet, also the host's role, name and the argv templates (lib.nix, fleetConfig).
 jq -n --slurpfile o "$options" --arg privileged "$privileged_command" \
-	--arg podman "$podman/bin/podman" '$o[0] | {
+	--arg podman "$podman/bin/podman" --argjson fleet "$fleet" '$o[0] | {
 	version: 1, configRepo, usersFile, containersFile, rebuildCommand, opTokenFile, opVault,
 	tailscaleApiKeyFile, tailnet, stateDir, generatedDir: .generatedDirInRepo,
 	privilegedCommand: $privileged, podman: $podman,
-	privilegedEnvironment: { PATH: .privilegedPath } }' >/etc/devbox/config.json.new
+	privilegedEnvironment: { PATH: .privilegedPath } }
+	+ if $fleet then {
+		role: (if .fleetControl then "control" else "member" end), hostName,
+		deployCommand, sshCommand, remoteCommand }
+		+ (if .fleetControl then {} else { configRepo: null } end)
+	else {} end' >/etc/devbox/config.json.new
 mv /etc/devbox/config.json.new /etc/devbox/config.json
 
 # mirrors: systemd.tmpfiles.rules (orchestrator.nix: d stateDir 0700 root root)
@@ -235,7 +268,7 @@ for user in "${users[@]}"; do
 done
 cat >"$units_dir/devbox-cleanup.service.d/overrides.conf" <<DROPIN
 [Service]
-Environment=PATH=$package/bin:$podman/bin:$(opt .nix)/bin:$(opt .nixosRebuild)/bin:$(opt .git)/bin:/usr/bin:/run/wrappers/bin
+Environment=PATH=$package/bin:$podman/bin:$(opt .nix)/bin:$(opt .nixosRebuild)/bin:$(opt .git)/bin:/usr/bin:/run/wrappers/bin${control_path:+:${control_path%:}}
 Environment=XDG_CACHE_HOME=/var/cache/devbox
 CacheDirectory=devbox
 ProtectSystem=strict

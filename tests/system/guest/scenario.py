@@ -259,6 +259,17 @@ class Recorder:
 # --- The NixOS build's stand-in: store paths, the profile, the host options ----------------
 
 
+def links(name: str, programs: list[str]) -> Path:
+    """A store path whose bin/ links to the guest's programs (a package NixOS would have)."""
+    out = STORE / f"{hashlib.sha256(name.encode()).hexdigest()[:32]}-{name}"
+    for program in programs:
+        link = out / "bin" / program
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.is_symlink():
+            link.symlink_to(shutil.which(program) or f"/usr/bin/{program}")
+    return out
+
+
 def install() -> dict[str, str]:
     """Put devbox and what the module wraps it with where a NixOS build would."""
     src = TEST / "src" / "devbox"
@@ -277,15 +288,6 @@ def install() -> dict[str, str]:
                 f"#!/usr/bin/python3 -I\nimport sys\nsys.path.insert(0, {str(devbox / 'lib')!r})\n"
                 f"from {module} import {function}\nsys.exit({function}())\n",
             )
-
-    def links(name: str, programs: list[str]) -> Path:
-        out = STORE / f"{hashlib.sha256(name.encode()).hexdigest()[:32]}-{name}"
-        for program in programs:
-            link = out / "bin" / program
-            link.parent.mkdir(parents=True, exist_ok=True)
-            if not link.is_symlink():
-                link.symlink_to(shutil.which(program) or f"/usr/bin/{program}")
-        return out
 
     nix = links("nix-2.26.3", ["nix-instantiate", "nix", "nix-store"])
     systemd = links("systemd-257", ["systemctl", "systemd-run", "loginctl", "journalctl"])
@@ -913,6 +915,11 @@ def boot2(rec: Recorder, bench: bool) -> None:
         "6 cleanup (the real service, clock moved): warnings, idle stop, snapshot, destroy, restore"
     ) as d:
         cleanup_scenario(rec, d)
+    with rec.step(
+        "8 a fleet of one: the control host's real cleanup unit reaches its host over OpenSSH,"
+        " destroys there and deploys it once"
+    ) as d:
+        fleet_cleanup_scenario(rec, d)
     if bench:
         with rec.step("bench: bare podman run/stop of the same image, list", fatal=False):
             bare_baseline(rec)
@@ -1038,6 +1045,158 @@ def cleanup_scenario(rec: Recorder, d: dict[str, Any]) -> None:
     check(restored.returncode == 0, f"restore exited {restored.returncode}: {d['restore']}")
     kept = volume_file("bob", "bobbox-data", "kept.txt")
     check(kept.exists() and kept.read_text() == "kept\n", "restore did not bring kept.txt back")
+
+
+SSH_PORT = 2222
+SOLO = "solo"
+SSHD_DIR = Path("/etc/devbox-test/sshd")
+
+
+def start_sshd() -> None:
+    """Debian's OpenSSH sshd on 127.0.0.1:2222 with a host key of its own; root's key
+    authorised and the host key known to root's ssh (BatchMode never asks)."""
+    SSHD_DIR.mkdir(parents=True, exist_ok=True)
+    host_key = SSHD_DIR / "ssh_host_ed25519_key"
+    if not host_key.exists():
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)])
+    ssh_dir = Path("/root/.ssh")
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    key = ssh_dir / "id_ed25519"
+    if not key.exists():
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)])
+    authorized = SSHD_DIR / "authorized_keys"
+    authorized.write_text(key.with_suffix(".pub").read_text())
+    authorized.chmod(0o600)
+    kind, public = host_key.with_suffix(".pub").read_text().split()[:2]
+    (ssh_dir / "known_hosts").write_text(f"[127.0.0.1]:{SSH_PORT} {kind} {public}\n")
+    config = SSHD_DIR / "sshd_config"
+    config.write_text(
+        f"ListenAddress 127.0.0.1:{SSH_PORT}\nHostKey {host_key}\n"
+        f"AuthorizedKeysFile {authorized}\nPermitRootLogin prohibit-password\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
+    )
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    run(["/usr/sbin/sshd", "-t", "-f", str(config)])
+    run(
+        [
+            "systemd-run",
+            "--unit=devbox-test-sshd",
+            "--collect",
+            "/usr/sbin/sshd",
+            "-D",
+            "-e",
+            "-f",
+            str(config),
+        ]
+    )
+    probe = ["ssh", "-p", str(SSH_PORT), "-o", "BatchMode=yes", "root@127.0.0.1", "true"]
+    wait_for("sshd on 127.0.0.1:2222", lambda: run(probe, check_ok=False).returncode == 0, 120)
+
+
+def colmena_stand_in(rebuild: Path) -> Path:
+    """Stands in for colmena 0.4.0 (no package here): `apply --on NODE`, the one form devbox's
+    default deployCommand gives, deploys the node, here this guest (the nixos-rebuild
+    stand-in's switch); any other argument fails. Each call goes to the journal (logger -t
+    devbox-test-colmena): the cleanup unit's sandbox lets it write nowhere else."""
+    out = STORE / "00000000000000000000000000000005-colmena-stand-in"
+    write(
+        out / "bin" / "colmena",
+        f"""#!/bin/bash
+# Stands in for colmena 0.4.0: apply --on {SOLO} switches this guest to the config repository's
+# generated tree (the nixos-rebuild stand-in); a deployment of any other node fails.
+set -euo pipefail
+/usr/bin/logger -t devbox-test-colmena -- "$*"
+if [[ $# -ne 3 || $1 != apply || $2 != --on || $3 != {SOLO} ]]; then
+  echo "colmena stand-in: only 'apply --on {SOLO}'" >&2
+  exit 1
+fi
+exec {rebuild}/bin/nixos-rebuild switch
+""",
+    )
+    return out
+
+
+def fleet_cleanup_scenario(rec: Recorder, d: dict[str, Any]) -> None:
+    """The guest becomes a fleet of one host, solo, which is its own control host and is
+    reached over real OpenSSH on loopback. web (stopped since 2020, so its host's assessment
+    with the real clock says destroy) is destroyed by the real devbox-cleanup.service, with the
+    unit's own ExecStart, PATH and sandbox: it asks the host over ssh, the host snapshots and
+    purges, and the control host commits and deploys the host with colmena once."""
+    start_sshd()
+    openssh = links("openssh-10.0p1", ["ssh"])
+    rebuild = STORE / "00000000000000000000000000000004-nixos-rebuild-stand-in"
+    colmena = colmena_stand_in(rebuild)
+    users = REPO / "devbox" / "users.nix"
+    users.write_text(
+        users.read_text().replace(
+            "  containers = {",
+            f'  hosts.{SOLO} = {{\n    reach = "root@127.0.0.1";\n'
+            '    capacity = { cpus = 8; memory = "16G"; containers = 24; };\n  };\n'
+            "  containers = {\n    destroyWarningHours = [ ];",
+            1,
+        )
+    )
+    records = list(declared().values())
+    for record in records:
+        record["host"] = SOLO
+    web = next(r for r in records if r["name"] == "web")
+    check(web.get("state") == "stopped", "web is not stopped before the fleet's cleanup")
+    web["created"] = web["stoppedAt"] = "2020-01-01T00:00:00Z"
+    declare(records, "devbox: the host becomes a fleet of one, solo")
+    options = json.loads(HOST_OPTIONS.read_text())
+    options.update(
+        hostName=SOLO,
+        fleetControl=True,
+        fleetPackages=[str(openssh), str(colmena)],
+        deployCommand=["colmena", "apply", "--on", "{host}"],
+        sshCommand=[
+            *("ssh", "-p", str(SSH_PORT), "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"),
+            *("--", "{reach}"),
+        ],
+        remoteCommand=[str(PROFILE / "devbox-ctl")],
+        # The module's privilegedPath: its inputs, the control host's packages, then root's.
+        privilegedPath=options["privilegedPath"].replace(
+            ":/run/wrappers/bin", f":{openssh}/bin:{colmena}/bin:/run/wrappers/bin", 1
+        ),
+    )
+    HOST_OPTIONS.write_text(json.dumps(options, indent=2))
+    d["switch_seconds"] = switch()
+    config = json.loads(Path("/etc/devbox/config.json").read_text())
+    check(config.get("role") == "control", f"config.json after the switch: {config}")
+    unit_path = run(
+        ["systemctl", "show", "devbox-cleanup.service", "--property=Environment"]
+    ).stdout
+    d["cleanup unit environment"] = unit_path.strip()
+    check(f"{openssh}/bin" in unit_path, "the cleanup unit has no ssh on its PATH")
+    check(f"{colmena}/bin" in unit_path, "the cleanup unit has no colmena on its PATH")
+    # The unit as the module makes it: without the clock of step 6.
+    Path("/run/systemd/system/devbox-cleanup.service.d/clock.conf").unlink(missing_ok=True)
+    run(["systemctl", "daemon-reload"])
+    cursor = run(["journalctl", "--show-cursor", "-n", "0", "-q"]).stdout.strip().split()[-1]
+    start = time.monotonic()
+    result = run(["systemctl", "start", "devbox-cleanup.service"], check_ok=False)
+    rec.timing("cleanup.fleet_control", time.monotonic() - start)
+    log = run(
+        ["journalctl", "-u", "devbox-cleanup.service", f"--after-cursor={cursor}", "-o", "cat"]
+    ).stdout
+    d["log"] = log[-3000:]
+    check(result.returncode == 0, f"the control host's cleanup failed:\n{log[-3000:]}")
+    check("web" not in declared(), "web is still declared after the fleet's cleanup")
+    gone = user_podman("alice", "volume", "exists", "web-data", check_ok=False)
+    check(gone.returncode != 0, "web's volume is still there after the fleet's cleanup")
+    check(bool(sorted((STATE_DIR / "snapshots").rglob("*web*"))), "no snapshot of web was kept")
+    calls = run(
+        ["journalctl", "-t", "devbox-test-colmena", f"--after-cursor={cursor}", "-o", "cat"]
+    ).stdout.splitlines()
+    d["colmena calls"] = calls
+    check(
+        calls == [f"apply --on {SOLO}"],
+        f"the deploys were {calls}, not one of solo:\n{log[-3000:]}",
+    )
+    sshd = run(["journalctl", "-u", "devbox-test-sshd", "-o", "cat"]).stdout
+    logins = sshd.count("Accepted publickey for root from 127.0.0.1")
+    d["ssh logins"] = logins
+    check(logins > 0, f"the cleanup never logged in over ssh:\n{sshd[-2000:]}")
 
 
 def bare_baseline(rec: Recorder) -> None:

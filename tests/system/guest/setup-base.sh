@@ -61,6 +61,9 @@ PROFILE
 # sudo: NixOS sets no secure_path, so sudo keeps the caller's PATH.
 sed -i 's/^Defaults[[:space:]]*secure_path/# NixOS sets none: &/' /etc/sudoers
 
+# Debian's own sshd on port 22 is not used: the scenario starts one of its own on loopback.
+systemctl mask ssh.service ssh.socket >/dev/null 2>&1 || true
+
 # Console and boot: a getty on ttyS0 hangs up other writers; timers that only cost time.
 systemctl mask serial-getty@ttyS0.service getty@tty1.service >/dev/null
 for unit in apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer fstrim.timer \
