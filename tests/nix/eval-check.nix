@@ -6,20 +6,7 @@
 # the store's modes (Nix >= 2.14). Used by tests/nix/sandbox/check.nix.
 { lib }:
 let
-  flake = import ../../flake.nix;
-  fakeStore = "/nix/store/00000000000000000000000000000000";
-  nixpkgs = {
-    inherit lib;
-    outPath = "${fakeStore}-nixpkgs";
-    legacyPackages = lib.genAttrs lib.systems.flakeExposed (
-      system: import ./stub-pkgs.nix { inherit lib system; }
-    );
-  };
-  outputs = flake.outputs {
-    self = outputs;
-    inherit nixpkgs;
-    home-manager.outPath = "${fakeStore}-home-manager";
-  };
+  inherit (import ./flake-with-stub-pkgs.nix { inherit lib; }) outputs nixpkgs;
   pkgs = nixpkgs.legacyPackages.x86_64-linux;
   package = outputs.packages.x86_64-linux.devbox-ctl;
 in

@@ -7,20 +7,9 @@
 #     --arg lib 'import <nixpkgs.lib checkout>/lib'
 { lib }:
 let
-  fakeStore = "/nix/store/00000000000000000000000000000000";
   # The flake with stub-pkgs.nix as nixpkgs: the wrapper's package and image evaluate.
-  pkgs = import ./stub-pkgs.nix { inherit lib; };
-  outputs = (import ../../flake.nix).outputs {
-    self = outputs;
-    nixpkgs = {
-      inherit lib;
-      outPath = "${fakeStore}-nixpkgs";
-      legacyPackages = lib.genAttrs lib.systems.flakeExposed (
-        system: import ./stub-pkgs.nix { inherit lib system; }
-      );
-    };
-    home-manager.outPath = "${fakeStore}-home-manager";
-  };
+  inherit (import ./flake-with-stub-pkgs.nix { inherit lib; }) outputs nixpkgs;
+  pkgs = nixpkgs.legacyPackages.x86_64-linux;
   definitions =
     modules:
     let

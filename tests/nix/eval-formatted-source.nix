@@ -8,21 +8,14 @@
 #     --arg lib 'import <nixpkgs.lib checkout>/lib' --arg flakeDir /abs/copy
 { lib, flakeDir }:
 let
-  fakeStore = "/nix/store/00000000000000000000000000000000";
-  withRunCommand =
-    system:
-    import ./stub-pkgs.nix { inherit lib system; }
-    // {
-      runCommand = name: _env: script: { inherit name script; };
-    };
-  outputs = (import (flakeDir + "/flake.nix")).outputs {
-    self = outputs;
-    nixpkgs = {
-      inherit lib;
-      outPath = "${fakeStore}-nixpkgs";
-      legacyPackages = lib.genAttrs lib.systems.flakeExposed withRunCommand;
-    };
-    home-manager.outPath = "${fakeStore}-home-manager";
-  };
+  inherit
+    (import ./flake-with-stub-pkgs.nix {
+      inherit lib flakeDir;
+      extraPkgs = _system: {
+        runCommand = name: _env: script: { inherit name script; };
+      };
+    })
+    outputs
+    ;
 in
 outputs.checks.x86_64-linux.formatting.script

@@ -15,19 +15,7 @@
   extraNodeModule ? { },
 }:
 let
-  flake = import ../../flake.nix;
-  nixpkgs = {
-    inherit lib;
-    outPath = "/nix/store/00000000000000000000000000000000-nixpkgs";
-    legacyPackages = lib.genAttrs lib.systems.flakeExposed (
-      system: import ./stub-pkgs.nix { inherit lib system; }
-    );
-  };
-  home-manager.outPath = "/nix/store/00000000000000000000000000000000-home-manager";
-  outputs = flake.outputs {
-    self = outputs;
-    inherit nixpkgs home-manager;
-  };
+  inherit (import ./flake-with-stub-pkgs.nix { inherit lib; }) outputs nixpkgs;
 
   # runNixOSTest: stub-pkgs.nix returns the test's arguments.
   test = outputs.checks.x86_64-linux.orchestrator-vm;

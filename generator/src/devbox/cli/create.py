@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from devbox.cli.options import in_fleet, runtime, seconds
+from devbox.cli.options import in_fleet, runtime, wait_for_tailnet
 from devbox.errors import UsageError
 
 
@@ -19,14 +19,7 @@ from devbox.errors import UsageError
     "--label", "labels", multiple=True, help="In a fleet: a host label it needs, e.g. gpu."
 )
 @click.option("--no-apply", is_flag=True, help="Record and commit, but print the rebuild command.")
-@click.option(
-    "--timeout",
-    type=float,
-    callback=seconds,
-    default=300,
-    show_default=True,
-    help="Seconds to wait for the tailnet.",
-)
+@wait_for_tailnet
 @click.pass_context
 def command(
     ctx: click.Context,

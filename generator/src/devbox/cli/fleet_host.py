@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from devbox.cli.options import LOCAL, echo_json, runtime, seconds
+from devbox.cli.options import LOCAL, echo_json, runtime, wait_for_tailnet
 
 
 def _root_only(ctx: click.Context) -> None:
@@ -113,9 +113,7 @@ def volume(ctx: click.Context, name: str, owner: str) -> None:
 
 @command.command()
 @_target
-@click.option(
-    "--timeout", type=float, callback=seconds, default=300, help="Seconds to wait for the tailnet."
-)
+@wait_for_tailnet
 @click.pass_context
 def relogin(ctx: click.Context, name: str, owner: str, timeout: float) -> None:
     """Log NAME out, restart it with its new key, wait until it joined (rotate-key)."""

@@ -29,6 +29,17 @@ def seconds(_ctx: click.Context, _param: click.Parameter, value: float) -> float
     return value
 
 
+# --timeout of the verbs that wait for a container to join the tailnet.
+wait_for_tailnet = click.option(
+    "--timeout",
+    type=float,
+    callback=seconds,
+    default=300,
+    show_default=True,
+    help="Seconds to wait for the tailnet.",
+)
+
+
 def inputs(command: F) -> F:
     """--users, --containers and --out, with the defaults of the design."""
     command = click.option(

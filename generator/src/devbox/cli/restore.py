@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from devbox.cli.options import as_json, echo_json, runtime, seconds
+from devbox.cli.options import as_json, echo_json, runtime, wait_for_tailnet
 
 
 @click.command()
@@ -17,14 +17,7 @@ from devbox.cli.options import as_json, echo_json, runtime, seconds
 )
 @click.option("--list", "list_snapshots", is_flag=True, help="Show the snapshots you may restore.")
 @click.option("--no-apply", is_flag=True, help="Record and commit, but print the rebuild command.")
-@click.option(
-    "--timeout",
-    type=float,
-    callback=seconds,
-    default=300,
-    show_default=True,
-    help="Seconds to wait for the tailnet.",
-)
+@wait_for_tailnet
 @as_json
 @click.pass_context
 def command(

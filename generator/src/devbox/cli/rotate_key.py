@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import click
 
-from devbox.cli.options import in_fleet, runtime, seconds
+from devbox.cli.options import in_fleet, runtime, wait_for_tailnet
 
 
 @click.command()
 @click.argument("name")
-@click.option(
-    "--timeout",
-    type=float,
-    callback=seconds,
-    default=300,
-    show_default=True,
-    help="Seconds to wait for the tailnet.",
-)
+@wait_for_tailnet
 @click.pass_context
 def command(ctx: click.Context, name: str, timeout: float) -> None:
     """Fetch a fresh auth key from 1Password and re-enroll NAME, keeping its volume.
