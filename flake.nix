@@ -33,8 +33,8 @@
       pkgsLinux = nixpkgs.legacyPackages.${linux};
 
       # What the Python test suite reads: the package, its tests, the example, and the files
-      # the tests check (every .nix and shell file, the entrypoint, the NixOS module, the list
-      # of the external programs' flags that tests/test_tools_checked.py holds the code to).
+      # the tests check (every .nix and shell file, the entrypoint, the NixOS module, and the
+      # docs the tests hold the code to: docs/tools-checked.md's flags, docs/fleet.md's layouts).
       testedSource = fileset.toSource {
         root = ./.;
         fileset = fileset.unions [
@@ -49,7 +49,7 @@
           ./flake.lock
           ./pytest.ini
           ./ruff.toml
-          ./docs/tools-checked.md
+          ./docs
           (fileset.maybeMissing ./scripts)
           (fileset.maybeMissing ./.ci)
         ];

@@ -153,8 +153,14 @@ def test_help_imports_no_heavy_library() -> None:
     ],
     ids=["create", "rotate-key", "restore", "fleet-host-relogin"],
 )
-def test_a_wait_that_is_not_a_number_of_seconds_is_refused(verb: list[str], value: str) -> None:
-    """NaN and infinity are floats to click: a wait of either never ends, or ends at once."""
+def test_a_wait_that_is_not_a_number_of_seconds_is_refused(
+    verb: list[str], value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NaN and infinity are floats to click: a wait of either never ends, or ends at once.
+
+    As root runs the verb (a user's own devbox-ctl hands the line to sudo unparsed).
+    """
+    monkeypatch.setattr("os.geteuid", lambda: 0)
     result = run_cli(*verb, f"--timeout={value}")
     assert result.code == 2, result.err
     assert "is not a number of seconds" in result.err
