@@ -1141,8 +1141,22 @@ def fleet_cleanup_scenario(rec: Recorder, d: dict[str, Any]) -> None:
         record["host"] = SOLO
     web = next(r for r in records if r["name"] == "web")
     check(web.get("state") == "stopped", "web is not stopped before the fleet's cleanup")
-    web["created"] = web["stoppedAt"] = "2020-01-01T00:00:00Z"
+    long_ago = "2020-01-01T00:00:00Z"
+    web["created"] = web["stoppedAt"] = long_ago
     declare(records, "devbox: the host becomes a fleet of one, solo")
+    # Its activity record says the same (step 6 left one from the moved clock's future, which
+    # the host rightly reads as unknown): written as the stopped container's monitor would
+    # have left it, owned as the record it replaces.
+    activity = volume_file("alice", "web-data", ".local/state/devbox/activity.json")
+    owner = activity.stat()
+    monitor = {"startedAt": long_ago, "updatedAt": long_ago, "intervalSeconds": 60}
+    fresh = activity.with_name("activity.json.new")
+    fresh.write_text(
+        json.dumps({"version": 1, "container": "web", "monitor": monitor, "signals": {}})
+    )
+    os.chown(fresh, owner.st_uid, owner.st_gid)
+    fresh.chmod(0o644)
+    fresh.replace(activity)
     options = json.loads(HOST_OPTIONS.read_text())
     options.update(
         hostName=SOLO,
