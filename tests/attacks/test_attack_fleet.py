@@ -11,6 +11,7 @@ user acts only on their own containers, checked before any host is asked.
 
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 
 from fleet import Fleet
 
+TIMEOUT = ("--timeout", "60")
 WEB = {"name": "web", "owner": "alice", "host": "alpha", "state": "stopped"}
 
 
@@ -113,3 +115,59 @@ def test_a_number_that_is_not_one_is_refused_by_its_option(
     assert "Traceback" not in result.err
     assert declared.control.records() == before
     assert len(_calls(declared, "ssh")) == ssh_before
+
+
+def test_a_destroyed_containers_move_journal_never_steers_a_namesake(declared: Fleet) -> None:
+    """An interrupted move, then a destroy: the journal went with the container. A namesake of
+    another user then moves freely, and a drain plans it by room, not by the old journal."""
+    fleet = declared
+    assert (
+        fleet.control.cli("create", "box", "--owner", "alice", "--host", "alpha", *TIMEOUT).code
+        == 0
+    )
+    fleet.down("beta")
+    assert fleet.control.cli("move", "box", "--to", "beta").code == 3
+    fleet.down("beta", down=False)
+    journal = fleet.control.state / "moves" / "box.json"
+    assert journal.is_file()
+    destroyed = fleet.control.cli("destroy", "box", "--yes")
+    assert destroyed.code == 0, destroyed.err
+    assert not journal.exists()
+    assert (
+        fleet.control.cli("create", "box", "--owner", "bob", "--host", "alpha", *TIMEOUT).code == 0
+    )
+    plan = fleet.control.cli("drain", "alpha", "--dry-run")
+    assert plan.code == 0, plan.err
+    moved = fleet.control.cli("move", "box", "--to", "gamma")
+    assert moved.code == 0, moved.err
+    assert {r["name"]: r["host"] for r in fleet.control.records()}["box"] == "gamma"
+
+
+def test_a_journal_left_by_another_container_is_set_aside_not_obeyed(declared: Fleet) -> None:
+    """A journal from before destroys removed them (or put back by hand) names another
+    container of that name: it is kept aside, and neither a move nor a drain follows it."""
+    fleet = declared
+    assert (
+        fleet.control.cli("create", "box", "--owner", "bob", "--host", "alpha", *TIMEOUT).code == 0
+    )
+    moves = fleet.control.state / "moves"
+    moves.mkdir(mode=0o700, exist_ok=True)
+    stale = {
+        "name": "box",
+        "owner": "alice",
+        "created": "2020-01-01T00:00:00Z",
+        "source": "alpha",
+        "target": "beta",
+        "wasRunning": True,
+    }
+    by_room = fleet.control.cli("drain", "alpha", "--dry-run")
+    assert by_room.code == 0, by_room.err
+    (moves / "box.json").write_text(json.dumps(stale))
+    plan = fleet.control.cli("drain", "alpha", "--dry-run")
+    assert plan.code == 0, plan.err
+    assert plan.out == by_room.out
+    moved = fleet.control.cli("move", "box", "--to", "gamma")
+    assert moved.code == 0, moved.err
+    assert "set aside" in moved.out
+    (kept,) = moves.glob("box.*.json")
+    assert json.loads(kept.read_text()) == stale

@@ -21,7 +21,7 @@ from devbox.escaping import shown
 from devbox.host import fleet as link
 from devbox.host.context import Runtime
 from devbox.host.identity import authorize
-from devbox.runtime import operations
+from devbox.runtime import move_journal, operations
 
 Progress = Callable[[str], None]
 T = TypeVar("T")
@@ -362,6 +362,8 @@ def destroy(
 
     link.edit_and_deploy(rt, forget, apply=True, progress=progress)
     done.applied = True
+    # A move of it that was interrupted left its journal: it goes with the container.
+    move_journal.forget(rt, container)
     rt.event(
         "destroy",
         name,

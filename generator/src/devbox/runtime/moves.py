@@ -16,17 +16,14 @@ finished by running the same command again, and nothing is lost on the way:
 
 Until the record switches the source's volume is the container's data and the copy is
 repeated; after it, the target's is, and the source's copy is kept until the target runs.
-The journal (<stateDir>/moves/<name>.json) remembers the source, the target and whether the
+The journal (runtime/move_journal.py) remembers the source, the target and whether the
 container was running, the facts a rerun cannot read from the declaration any more.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 from devbox import clock, write
 from devbox.declare import edit, placement
@@ -35,75 +32,11 @@ from devbox.errors import DevboxError, ToolError, UsageError
 from devbox.host import fleet as link
 from devbox.host.context import Runtime
 from devbox.host.identity import authorize
-from devbox.runtime import fleet, operations
+from devbox.runtime import fleet, move_journal, operations
+from devbox.runtime.move_journal import Journal
 from devbox.tools import ssh
 
 Progress = Callable[[str], None]
-JOURNAL_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Journal:
-    """What a move under way remembers."""
-
-    name: str
-    owner: str
-    created: str | None
-    source: str
-    target: str
-    was_running: bool
-
-    def as_json(self) -> dict[str, Any]:
-        """The journal file's content."""
-        return {
-            "version": JOURNAL_VERSION,
-            "name": self.name,
-            "owner": self.owner,
-            "created": self.created,
-            "source": self.source,
-            "target": self.target,
-            "wasRunning": self.was_running,
-        }
-
-
-def _journal_path(rt: Runtime, name: str) -> Path:
-    return rt.config.state_dir / "moves" / f"{name}.json"
-
-
-def read_journal(rt: Runtime, name: str) -> Journal | None:
-    """The journal of a move of this container under way, or None."""
-    path = _journal_path(rt, name)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        return Journal(
-            name=str(raw["name"]),
-            owner=str(raw["owner"]),
-            created=raw.get("created"),
-            source=str(raw["source"]),
-            target=str(raw["target"]),
-            was_running=bool(raw["wasRunning"]),
-        )
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UsageError(
-            f"{path} cannot be read ({exc})",
-            hint="it is the journal of a move; remove it once the container is known to be on "
-            "one host only (devbox-ctl status NAME)",
-        ) from exc
-
-
-def _write_journal(rt: Runtime, journal: Journal) -> None:
-    path = _journal_path(rt, journal.name)
-    write.ensure_directory(path.parent, mode=0o700)
-    write.write_file(path, (json.dumps(journal.as_json(), indent=2) + "\n").encode())
-
-
-def _belongs(journal: Journal, container: Container) -> bool:
-    return (journal.owner, journal.created) == (
-        container.owner,
-        clock.timestamp(container.created),
-    )
 
 
 @dataclass
@@ -125,7 +58,7 @@ def move(rt: Runtime, name: str, to: str, *, progress: Progress = print) -> Move
     container = rt.container(name)
     authorize(rt.caller, container.owner, name, "move")
     link.remote(rt, to)
-    journal, resumed = _begin(rt, container, to)
+    journal, resumed = _begin(rt, container, to, progress)
     source, owner = journal.source, container.owner
     if resumed:
         progress(f"Resuming the move of {name} from {source} to {to}.")
@@ -138,7 +71,7 @@ def move(rt: Runtime, name: str, to: str, *, progress: Progress = print) -> Move
     else:
         raise UsageError(
             f"{name} is declared on {container.host}, neither {source} nor {to} of its move",
-            hint=f"remove {_journal_path(rt, name)} after checking where its data is",
+            hint=f"remove {move_journal.path(rt, name)} after checking where its data is",
         )
     if journal.was_running:
         if container.state != "running":
@@ -150,22 +83,18 @@ def move(rt: Runtime, name: str, to: str, *, progress: Progress = print) -> Move
     link.ask(
         rt, source, ["purge", name, "--owner", owner, "--no-snapshot"], timeout=link.ACT_TIMEOUT
     )
-    write.remove_file(_journal_path(rt, name))
+    write.remove_file(move_journal.path(rt, name))
     rt.event("move", name, owner=owner, source=source, target=to, resumed=resumed)
     progress(f"Moved {name} from {source} to {to}.")
     return Moved(container, source, to, resumed=resumed)
 
 
-def _begin(rt: Runtime, container: Container, to: str) -> tuple[Journal, bool]:
+def _begin(rt: Runtime, container: Container, to: str, progress: Progress) -> tuple[Journal, bool]:
     """The move's journal: the one under way (resumed), or a new one once the target fits."""
     name = container.name
-    journal = read_journal(rt, name)
-    if journal is not None and not _belongs(journal, container):
-        raise UsageError(
-            f"a journal of a move of another container named {name} is left in "
-            f"{_journal_path(rt, name)}",
-            hint="remove it (that container is gone), then move again",
-        )
+    journal, aside = move_journal.of(rt, container)
+    if aside is not None:
+        progress(f"A journal of a move of another container named {name} was set aside: {aside}")
     if journal is not None:
         if journal.target != to:
             raise UsageError(
@@ -190,7 +119,7 @@ def _begin(rt: Runtime, container: Container, to: str) -> tuple[Journal, bool]:
         to,
         container.running,
     )
-    _write_journal(rt, journal)
+    move_journal.save(rt, journal)
     return journal, False
 
 
@@ -263,9 +192,12 @@ def drain_plan(rt: Runtime, host: str) -> list[tuple[str, str]]:
         planned = dict(placement.drain_plan(fleet.spaces(desired), entries, host))
     except placement.NoRoom as exc:
         raise UsageError(exc.message(), hint=f"nothing was moved off {host}") from exc
+    by_name = desired.by_name()
     for name in planned:
-        journal = read_journal(rt, name)
-        if journal is not None and journal.source == host:
+        journal = move_journal.read(rt, name)
+        # Only a move of this very container keeps its target: another's journal is not obeyed.
+        mine = journal is not None and move_journal.belongs(journal, by_name[name])
+        if mine and journal is not None and journal.source == host:
             planned[name] = journal.target
     return sorted(planned.items())
 
