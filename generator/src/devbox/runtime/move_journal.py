@@ -10,6 +10,7 @@ where it is kept for an admin to read, never followed by a move or a drain.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,8 @@ def of(rt: Runtime, container: Container) -> tuple[Journal | None, Path | None]:
     journal = read(rt, container.name)
     if journal is None or belongs(journal, container):
         return journal, None
-    created = (journal.created or "unknown").replace(":", "")
+    # Letters and digits only: the name stays one file beside the journal, whatever it says.
+    created = re.sub(r"[^0-9A-Za-z]", "", journal.created or "") or "unknown"
     aside = path(rt, container.name).with_name(f"{container.name}.{created}.json")
     path(rt, container.name).replace(aside)
     return None, aside
