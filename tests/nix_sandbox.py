@@ -44,7 +44,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 from declared_programs import ALSO, STDENV, executables
-from nix_eval import nix_version
+from nix_eval import nix_version, nixpkgs_lib
 from support import REPO, find_quadlet, require_tool
 
 SANDBOX_DIR = REPO / "tests" / "nix" / "sandbox"
@@ -484,8 +484,8 @@ def store_tools(sandbox: Sandbox, staging: Path) -> dict[str, str]:
     """
     known = [system_c_library()]
     system = known[0]
-    packages = [debian_program_package(attribute, system) for attribute in STDENV]
-    packages = [p for p in packages if p.name != "file"] + [file_package(system)]
+    packages = [debian_program_package(a, system) for a in STDENV if a != "file"]
+    packages += [file_package(system)]
     packages += [debian_program_package(a, system) for a in DEBIAN_CHECK_INPUTS]
     packages += [git_package(system), quadlet_package(system), nix_package(known)]
     packages += [
@@ -499,7 +499,7 @@ def store_tools(sandbox: Sandbox, staging: Path) -> dict[str, str]:
     for package in packages:
         for elf in package.elves():
             package.c_library.collect(elf)
-    # Python's extension modules load libpython and each other's libraries from the interpreter.
+    # The C libraries first: every copied ELF file is patched to load from their store paths.
     for c_library in known:
         c_library.store_path = sandbox.add(c_library.stage(staging))
 
@@ -516,16 +516,12 @@ def store_tools(sandbox: Sandbox, staging: Path) -> dict[str, str]:
             interpreters["bash"] = f"{package.store_path}/bin/bash"
         if name == "python3":
             interpreters["python3"] = f"{package.store_path}/bin/python3"
-    for name in ("perl",):
-        interpreters.pop(name, None)
     tools["nixpkgs"] = sandbox.add(nixpkgs_lib_checkout(staging))
     return tools
 
 
 def nixpkgs_lib_checkout(staging: Path) -> Path:
     """nixpkgs' lib as the check's DEVBOX_NIXPKGS_LIB names it: a tree holding lib/."""
-    from nix_eval import nixpkgs_lib
-
     directory = staging / "nixpkgs"
     shutil.copytree(nixpkgs_lib(), directory / "lib", symlinks=True)
     return directory
