@@ -527,16 +527,6 @@ def nixpkgs_lib_checkout(staging: Path) -> Path:
     return directory
 
 
-def python_distributions() -> list[str]:
-    """The Python packages the copy holds, by their nixpkgs names (normalised, PEP 503)."""
-    names = {
-        normalised(distribution.metadata["Name"])
-        for distribution in importlib.metadata.distributions()
-        if normalised(distribution.metadata["Name"]) in check_distributions()
-    }
-    return sorted(names)
-
-
 def write_tools(tools: dict[str, str], path: Path) -> Path:
     """tools.json for the .nix files of tests/nix/sandbox/."""
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
@@ -544,7 +534,8 @@ def write_tools(tools: dict[str, str], path: Path) -> Path:
         "paths": tools,
         "stdenv": list(STDENV),
         "sitePackages": f"lib/{version}/site-packages",
-        "pythonDistributions": python_distributions(),
+        # The check packages copy exactly these (python_packages refuses one not installed).
+        "pythonDistributions": sorted(check_distributions()),
     }
     path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
     return path
