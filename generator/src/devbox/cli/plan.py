@@ -42,6 +42,16 @@ def render_text(plan: Plan, out: str = "generated") -> list[str]:
     """The plan as people read it (a fleet's: host by host)."""
     if plan.hosts:
         lines = ["No generated tree yet: everything is new."] if plan.first else []
+        if plan.from_single and plan.former_host:
+            lines.append(
+                f"{out} holds a single host's tree: it becomes host {plan.former_host}'s slice "
+                "and is compared as that host's."
+            )
+        elif plan.from_single:
+            lines.append(
+                f"{out} holds a single host's tree, and no one host is declared to hold most "
+                "of its containers: each host's slice is compared as new."
+            )
         for name, host in plan.hosts.items():
             body = render_text(host, f"{out}/hosts/{name}")
             lines += [f"host {name}:", *(f"  {line}" for line in body)]

@@ -123,8 +123,14 @@ class Generated:
     report: generated_tree.Report
 
     def counts(self) -> dict[str, int]:
-        """How many files were created, updated, left unchanged, removed."""
-        return {change.value: self.report.count(change) for change in generated_tree.Change}
+        """How many files were created, updated, left unchanged, moved, removed.
+
+        Moved (a single host's tree becoming its slice of a fleet) only when there are any.
+        """
+        counts = {change.value: self.report.count(change) for change in generated_tree.Change}
+        if not counts[generated_tree.Change.MOVED]:
+            del counts[generated_tree.Change.MOVED]
+        return counts
 
     def as_json(self) -> dict[str, Any]:
         """`generate --json`."""
@@ -132,6 +138,7 @@ class Generated:
             "out": str(self.out),
             "dryRun": self.dry_run,
             "files": {path: change.value for path, change in self.report.changes.items()},
+            "moves": self.report.moves,
             "counts": self.counts(),
         }
 

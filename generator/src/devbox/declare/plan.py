@@ -15,7 +15,7 @@ from typing import Any
 
 from deepdiff import DeepDiff
 
-from devbox.declare import manifest
+from devbox.declare import generated_tree, manifest
 from devbox.declare.resolve import Desired
 from devbox.errors import InputError, Problem
 
@@ -60,6 +60,10 @@ class Plan:
     drifted: list[str] = field(default_factory=list)
     # A fleet's plan is one plan per host (its slice); the fields above then stay empty.
     hosts: dict[str, Plan] = field(default_factory=dict)
+    # One host becoming a fleet: the generated tree is still a single host's (from_single),
+    # and the host whose slice it becomes, when the declaration tells (former_host).
+    from_single: bool = False
+    former_host: str | None = None
 
     @property
     def changed(self) -> bool:
@@ -84,7 +88,11 @@ def as_json(plan: Plan) -> dict[str, Any]:
     def fields(changes: list[FieldChange]) -> list[dict[str, Any]]:
         return [{"field": c.field, "old": c.old, "new": c.new} for c in changes]
 
-    fleet = {"hosts": {name: as_json(host) for name, host in plan.hosts.items()}}
+    fleet = {
+        "hosts": {name: as_json(host) for name, host in plan.hosts.items()},
+        "fromSingleHost": plan.from_single,
+        "formerHost": plan.former_host,
+    }
     return (fleet if plan.hosts else {}) | {
         "changed": plan.changed,
         "containers": [
@@ -289,14 +297,23 @@ def compute_fleet(
     """
     index = read_old(out)
     old_hosts = set(index.get("fleet", {}).get("hosts", {}))
-    plan = Plan(first=not old_hosts)
+    single = not old_hosts and bool(index.get("files"))
+    plan = Plan(first=not old_hosts and not single, from_single=single)
     new_slices, old_slices, on = manifest.slices(tree), manifest.slices(on_disk), desired.by_host()
+    if single:
+        plan.former_host = generated_tree.former_host(on_disk, tree)
+        old_slices = {plan.former_host: on_disk} if plan.former_host else {}
     for name in sorted(old_hosts | set(desired.hosts)):
         part, disk = new_slices.get(name, {}), old_slices.get(name, {})
         if name in desired.hosts and name in old_hosts and _same_slice(disk, part):
             plan.hosts[name] = _unchanged(desired.on(name, on[name]), disk, part)
             continue
-        old = read_old(out / manifest.HOSTS_DIR / name) if name in old_hosts else _nothing()
+        if name == plan.former_host:
+            old = _as_slice(index, name)
+        elif name in old_hosts:
+            old = read_old(out / manifest.HOSTS_DIR / name)
+        else:
+            old = _nothing()
         if name not in desired.hosts:
             plan.hosts[name] = _removed_host(old)
             continue
@@ -305,6 +322,19 @@ def compute_fleet(
         plan.hosts[name] = host_plan
     _mark_moves(plan)
     return plan
+
+
+def _as_slice(single: dict[str, Any], host: str) -> dict[str, Any]:
+    """A single host's manifest as the slice of the fleet it became, on `host`.
+
+    Its containers had no host field; the host is this one, and a single host's container
+    has no placement labels. What else differs is a change like any other.
+    """
+    containers = {
+        name: {"host": host, "labels": []} | entry if isinstance(entry, dict) else entry
+        for name, entry in single.get("containers", {}).items()
+    }
+    return single | {"host": host, "containers": containers}
 
 
 def _same_slice(disk: dict[str, bytes], part: dict[str, bytes]) -> bool:
