@@ -14,10 +14,13 @@ from __future__ import annotations
 import json
 import shlex
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from devbox.runtime import fleet_views
 from fleet import Fleet
+from host import KEY
 
 TIMEOUT = ("--timeout", "60")
 WEB = {"name": "web", "owner": "alice", "host": "alpha", "state": "stopped"}
@@ -171,3 +174,89 @@ def test_a_journal_left_by_another_container_is_set_aside_not_obeyed(declared: F
     assert "set aside" in moved.out
     (kept,) = moves.glob("box.*.json")
     assert json.loads(kept.read_text()) == stale
+
+
+LONG_AGO = "2020-01-01T00:00:00Z"
+
+
+def _long_stopped(fleet: Fleet, host: str) -> None:
+    """carol's old on alpha and alice's web on HOST, stopped since 2020 with no destroy
+    warning due: cleanup destroys both, old first. Deployed, with idle volumes, and the
+    users' keys in 1Password."""
+    users = fleet.control.repo / "devbox" / "users.nix"
+    users.write_text(
+        users.read_text().replace(
+            "containers = {", "containers = {\n    destroyWarningHours = [ ];"
+        )
+    )
+    old = {"name": "old", "owner": "carol", "host": "alpha", "state": "stopped"}
+    fleet.declare(
+        [
+            {**record, "created": LONG_AGO, "stoppedAt": LONG_AGO}
+            for record in (old, {**WEB, "host": host})
+        ]
+    )
+    for name in fleet.hosts:
+        fleet.deploy(name)
+    fleet.idle_volume("alpha", "old", 1003, since=LONG_AGO)
+    fleet.idle_volume(host, "web", 1001, since=LONG_AGO)
+    fleet.control.set_op_item("alice", KEY)
+    fleet.control.set_op_item("bob", KEY)
+
+
+def test_a_cleanup_row_never_destroys_the_namesake_created_since(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The review's attack 1 (stale read). Between the hosts' assessments and the control
+    host's act, alice destroys her long-stopped web, and bob creates a web on the same host
+    and stops it. The row assessed alice's web: bob's is left alone, with its volume. (The
+    run acts on carol's old first, which reads the declaration again, as every act does.)"""
+    _long_stopped(fleet, "beta")
+    real_ask_all = fleet_views.link.ask_all
+
+    def assess_then_race(*args: Any, **kwargs: Any) -> Any:
+        answers = real_ask_all(*args, **kwargs)
+        if list(args[2][:1]) == ["cleanup"]:
+            assert fleet.control.cli("destroy", "web", "--yes", uid=1001).code == 0
+            created = fleet.control.cli(
+                "create", "web", "--owner", "bob", "--host", "beta", *TIMEOUT, uid=1002
+            )
+            assert created.code == 0, created.err
+            assert fleet.control.cli("stop", "web", uid=1002).code == 0
+        return answers
+
+    monkeypatch.setattr(fleet_views.link, "ask_all", assess_then_race)
+    acted = fleet.control.cli("cleanup", "--json")
+    assert acted.code == 0, acted.err
+    old, row = json.loads(acted.out)["containers"]
+    assert old["name"] == "old"
+    assert old["done"].startswith("destroyed"), old
+    assert (row["name"], row["owner"], row["action"]) == ("web", "alice", "destroy")
+    assert row["done"].startswith("left alone: web is not the container its host assessed")
+    (bobs,) = fleet.control.records()
+    assert (bobs["owner"], bobs["state"]) == ("bob", "stopped")
+    assert fleet.hosts["beta"].podman("volume", "exists", "web-data").returncode == 0
+
+
+def test_a_host_purges_only_the_container_the_control_host_names(declared: Fleet) -> None:
+    """Right before it removes anything, under its own lock, the host checks that the
+    container it holds under that name is the one the control host means (its creation
+    time), whatever the control host read before: another one of that name keeps its data."""
+    fleet = declared
+    created = "2026-01-01T00:00:00Z"
+    fleet.declare([{**WEB, "created": created}])
+    fleet.deploy("alpha")
+    alpha = fleet.hosts["alpha"]
+    assert alpha.podman("volume", "create", "web-data").returncode == 0
+    stale = "2020-01-01T00:00:00Z"
+    refused = fleet.ssh(
+        "alpha", "fleet-host", "purge", "web", "--owner", "alice", "--created", stale
+    )
+    assert refused.returncode == 2, refused
+    assert "web on this host is another container" in refused.stderr
+    assert alpha.podman("volume", "exists", "web-data").returncode == 0
+    meant = fleet.ssh(
+        "alpha", "fleet-host", "purge", "web", "--owner", "alice", "--created", created
+    )
+    assert meant.returncode == 0, meant
+    assert alpha.podman("volume", "exists", "web-data").returncode == 1

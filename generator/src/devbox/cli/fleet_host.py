@@ -89,14 +89,30 @@ def import_(ctx: click.Context, name: str, owner: str) -> None:
 @_target
 @click.option("--no-snapshot", is_flag=True, help="Do not save the volume before removing it.")
 @click.option("--keep-volume", is_flag=True, help="Remove the key only; keep the volume.")
+@click.option(
+    "--created",
+    help="Its creation time as the control host declares it: another NAME here is refused.",
+)
 @click.pass_context
-def purge(ctx: click.Context, name: str, owner: str, no_snapshot: bool, keep_volume: bool) -> None:
+def purge(
+    ctx: click.Context,
+    name: str,
+    owner: str,
+    no_snapshot: bool,
+    keep_volume: bool,
+    created: str | None,
+) -> None:
     """Snapshot NAME's volume (as destroy does), then remove it and its key."""
     from devbox.runtime import fleet_host  # noqa: PLC0415 - keep --help fast
 
     echo_json(
         fleet_host.purge(
-            runtime(ctx), name, owner, snapshot=not no_snapshot, keep_volume=keep_volume
+            runtime(ctx),
+            name,
+            owner,
+            snapshot=not no_snapshot,
+            keep_volume=keep_volume,
+            created=created,
         )
     )
 

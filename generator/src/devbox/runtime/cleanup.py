@@ -55,6 +55,7 @@ class Row:
         return {
             "name": c.name,
             "owner": c.owner,
+            "created": clock.timestamp(c.created),
             "state": c.state,
             "action": a.action,
             "warnHours": a.warn_hours,
@@ -203,14 +204,27 @@ def _act(rt: Runtime, row: Row, now: datetime) -> bool:
     return _act_on(rt, row, now)
 
 
+def identity(container: Container) -> tuple[str, str, str | None]:
+    """Which container an assessment is about: name, owner and creation time, as --json says.
+
+    A name alone is not a container: it may have been destroyed and its name taken by another
+    one (of the same user or another) between the assessment and the act. The single host's
+    cleanup and the control host's (runtime/fleet_views.py) both compare this, and nothing else,
+    before they act on an assessment.
+    """
+    return (container.name, container.owner, clock.timestamp(container.created))
+
+
+def assessed_identity(row: dict[str, Any]) -> tuple[object, object, object]:
+    """The identity an assessment's JSON row (Row.as_json) names."""
+    return (row.get("name"), row.get("owner"), row.get("created"))
+
+
 def _still_holds(rt: Runtime, row: Row, now: datetime) -> bool:
     """Re-check a row against the current declaration; re-assess it if its record changed."""
     assessed = row.container
     current = rt.refresh().by_name().get(assessed.name)
-    if current is None or (current.owner, current.created) != (
-        assessed.owner,
-        assessed.created,
-    ):
+    if current is None or identity(current) != identity(assessed):
         row.done = "left alone: no longer declared as assessed"
         return False
     if current != assessed:

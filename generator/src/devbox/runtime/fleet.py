@@ -21,7 +21,7 @@ from devbox.escaping import shown
 from devbox.host import fleet as link
 from devbox.host.context import Runtime
 from devbox.host.identity import authorize
-from devbox.runtime import move_journal, operations
+from devbox.runtime import cleanup, move_journal, operations
 
 Progress = Callable[[str], None]
 T = TypeVar("T")
@@ -242,16 +242,26 @@ class ChangedSinceAssessedError(UsageError):
 Assessed = dict[str, Any] | None
 
 
-def _as_assessed(record: dict[str, Any], assessed: Assessed) -> None:
-    """Under the config lock: the record still says what the host assessed (cleanup)."""
+def _as_assessed(record: dict[str, Any], container: Container, assessed: Assessed) -> None:
+    """Under the config lock: still the container its host assessed, and as it assessed it.
+
+    The identity is the single host cleanup's own (cleanup.identity: name, owner, creation
+    time), so a container destroyed since, whose name another one took, is left alone; a
+    record whose host, state or pin changed since is left for the next run's assessment.
+    """
     if assessed is None:
         return
+    if cleanup.identity(container) != cleanup.assessed_identity(assessed):
+        raise ChangedSinceAssessedError(
+            f"{container.name} is not the container its host assessed (that one was destroyed "
+            "and its name taken since)"
+        )
     if (
         record.get("host") != assessed.get("host")
         or record.get("state", "running") != assessed.get("state")
         or record.get("pin")
     ):
-        raise ChangedSinceAssessedError(f"{record.get('name')} changed since its host assessed it")
+        raise ChangedSinceAssessedError(f"{container.name} changed since its host assessed it")
 
 
 def _set_state(
@@ -262,13 +272,17 @@ def _set_state(
     apply: bool,
     progress: Progress,
     assessed: Assessed = None,
+    deploy: bool = True,
 ) -> link.Deployment:
     def change(records: edit.Records) -> str:
         record = edit.required(records, container)
-        _as_assessed(record, assessed)
+        _as_assessed(record, container, assessed)
         verb = operations.declare_state(record, state)
         return f"devbox: {rt.caller.name} {verb} {container.name} on {container.host}"
 
+    if not deploy:
+        rt.change(change)
+        return link.Deployment()
     return link.edit_and_deploy(
         rt, change, apply=apply, progress=progress, also=[str(container.host)]
     )
@@ -292,14 +306,24 @@ def stop(
     progress: Progress = print,
     reason: str = "",
     assessed: Assessed = None,
+    deploy: bool = True,
 ) -> Container:
     """Declare a container stopped and deploy its host (the switch stops it).
 
     `assessed`: cleanup's row; the stop is taken only if the record still matches it.
+    `deploy=False`: the caller deploys once after all its changes (cleanup, once per host).
     """
     container = rt.container(name)
     authorize(rt.caller, container.owner, name, "stop")
-    _set_state(rt, container, "stopped", apply=apply, progress=progress, assessed=assessed)
+    _set_state(
+        rt,
+        container,
+        "stopped",
+        apply=apply,
+        progress=progress,
+        assessed=assessed,
+        deploy=deploy,
+    )
     rt.event(
         "stop",
         name,
@@ -308,7 +332,10 @@ def stop(
         reason=reason or None,
         automatic=assessed is not None,
     )
-    progress(f"Stopped {name} on {container.host}." if apply else f"Declared {name} stopped.")
+    if not deploy:
+        progress(f"Declared {name} stopped; {container.host} is deployed with the run's changes.")
+    else:
+        progress(f"Stopped {name} on {container.host}." if apply else f"Declared {name} stopped.")
     return container
 
 
@@ -321,11 +348,15 @@ def destroy(
     apply: bool = True,
     progress: Progress = print,
     assessed: Assessed = None,
+    deploy: bool = True,
 ) -> operations.Destroyed:
     """Stop the container on its host, snapshot and remove its data there, then forget it.
 
     Each step can be rerun: a kill leaves a stopped container whose data is either still
     there or in a snapshot on its host, still declared, so `destroy` again finishes it.
+    The data goes through the host's own guarded purge (runtime/fleet_host.py), which checks
+    again, on the host, that the container it holds is this one (owner and creation time).
+    `deploy=False` (cleanup): a stopped container only, and the caller deploys its host.
     """
     container = rt.container(name)
     authorize(rt.caller, container.owner, name, "destroy")
@@ -339,7 +370,7 @@ def destroy(
 
     def check(records: edit.Records) -> str:
         record = edit.required(records, container)
-        _as_assessed(record, assessed)
+        _as_assessed(record, container, assessed)
         records.remove(record)
         return "checked"
 
@@ -347,6 +378,8 @@ def destroy(
     # and the declaration without it can be recorded.
     edit.preview(rt.config.paths, check)
     if container.state != "stopped":
+        if not deploy:
+            raise ChangedSinceAssessedError(f"{name} is declared running: not destroyed now")
         _set_state(rt, container, "stopped", apply=True, progress=progress)
         container = rt.container(name)
     done = operations.Destroyed(container, kept_volume=container.volume if keep_volume else None)
@@ -360,8 +393,11 @@ def destroy(
         actor = "cleanup" if assessed is not None else rt.caller.name
         return f"devbox: {actor} destroyed {name} on {host}"
 
-    link.edit_and_deploy(rt, forget, apply=True, progress=progress)
-    done.applied = True
+    if deploy:
+        link.edit_and_deploy(rt, forget, apply=True, progress=progress)
+    else:
+        rt.change(forget)
+    done.applied = deploy
     # A move of it that was interrupted left its journal: it goes with the container.
     move_journal.forget(rt, container)
     rt.event(
@@ -379,6 +415,8 @@ def destroy(
 def _purge(rt: Runtime, container: Container, *, keep_volume: bool, snapshot: bool) -> str | None:
     """Snapshot (unless asked not to) and remove the data on the host; the snapshot's path."""
     args = ["purge", container.name, "--owner", container.owner]
+    created = clock.timestamp(container.created)
+    args += ["--created", created] if created else []
     args += ["--keep-volume"] if keep_volume else []
     args += [] if snapshot else ["--no-snapshot"]
     purged = link.ask_json(rt, str(container.host), args, timeout=link.ACT_TIMEOUT)

@@ -19,9 +19,10 @@ import shutil
 import threading
 from typing import IO, Any, BinaryIO
 
-from devbox import rules
+from devbox import clock, rules, write
 from devbox.declare.resolve import Container
 from devbox.errors import ToolError, UsageError
+from devbox.escaping import shown
 from devbox.host import deployed, hostconfig
 from devbox.host.context import Runtime
 from devbox.lifecycle import snapshots
@@ -34,6 +35,9 @@ MAX_KEY_BYTES = 4096
 # A tar stream is whole 512-byte blocks: a shorter one is not a volume's export.
 TAR_BLOCK = 512
 COPY_CHUNK = 1 << 20
+# The directory whose lock a host's destructive fleet-host acts hold (under its state dir):
+# what they check of the deployed declaration cannot change under another such act.
+HOST_LOCK = "fleet-host"
 # What the control host writes over a key once the container joined (operations.NEUTRALISED).
 _NEUTRAL = re.compile(r"\s*")
 
@@ -47,8 +51,12 @@ def _declared_here(rt: Runtime) -> dict[str, Container]:
     return deployed.current(rt.config.deployed_manifest).by_name()
 
 
-def target(rt: Runtime, name: str, owner: str) -> Container:
-    """The container NAME of OWNER as this host knows it (declared here or not)."""
+def target(rt: Runtime, name: str, owner: str, created: str | None = None) -> Container:
+    """The container NAME of OWNER as this host knows it (declared here or not).
+
+    `created` (the control host's record of it): a container declared here under that name
+    must be that one, not one created since under the same name (by its owner or another).
+    """
     issue = rules.container_name(name)
     if issue is not None:
         raise UsageError(f"container name {issue[0]}; {issue[1]}")
@@ -58,6 +66,13 @@ def target(rt: Runtime, name: str, owner: str) -> Container:
     if here is not None:
         if here.owner != owner:
             raise UsageError(f"{name} is declared on this host for {here.owner}, not {owner}")
+        declared = clock.timestamp(here.created) or "at an unrecorded time"
+        if created is not None and declared != created:
+            raise UsageError(
+                f"{name} on this host is another container (created {declared}, not "
+                f"{shown(created, 40)}): nothing was done",
+                hint=f"devbox-ctl status {name} on the control host shows which one is declared",
+            )
         return here
     policy = rt.desired.policy
     # Not declared here (moved away, or not yet arrived): what a snapshot records of its
@@ -199,14 +214,28 @@ def _import_with_head(podman: Podman, volume: str, head: bytes, rest: BinaryIO) 
 
 
 def purge(
-    rt: Runtime, name: str, owner: str, *, snapshot: bool, keep_volume: bool
+    rt: Runtime,
+    name: str,
+    owner: str,
+    *,
+    snapshot: bool,
+    keep_volume: bool,
+    created: str | None = None,
 ) -> dict[str, Any]:
     """Remove the container's key and (after a snapshot, as destroy takes it) its volume.
 
-    Refused while this host's deployment declares it running. Nothing left to remove is
-    success: a rerun after an interruption finishes the work.
+    Refused while this host's deployment declares it running, or declares another container
+    of that name (`created`). Those are checked under this host's lock, right before the
+    removal. Nothing left to remove is success: a rerun after an interruption finishes it.
     """
-    container = target(rt, name, owner)
+    with write.locked(write.ensure_directory(rt.config.state_dir / HOST_LOCK, mode=0o700)):
+        return _purge(rt, name, owner, snapshot=snapshot, keep_volume=keep_volume, created=created)
+
+
+def _purge(
+    rt: Runtime, name: str, owner: str, *, snapshot: bool, keep_volume: bool, created: str | None
+) -> dict[str, Any]:
+    container = target(rt, name, owner, created)
     _refuse_running(rt, container, "purge")
     podman = rt.podman(owner)
     has_volume = podman.volume_exists(container.volume)

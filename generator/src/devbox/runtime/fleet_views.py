@@ -185,7 +185,9 @@ def cleanup(rt: Runtime, *, dry_run: bool, progress: Progress = print) -> Cleanu
     """Each host assesses its containers and sends its warnings; the stops and destroys.
 
     Those are decided here and done as the fleet's stop and destroy, one container at a
-    time, each only if the container is still declared as its host assessed it.
+    time, each only if the container is still the one its host assessed (cleanup.identity,
+    as on a single host) and still declared as assessed. Each is committed on its own; the
+    hosts whose slice changed are deployed once, at the end of the run.
     """
     if not dry_run:
         link.authorize_admin(rt, "run cleanup")
@@ -198,10 +200,26 @@ def cleanup(rt: Runtime, *, dry_run: bool, progress: Progress = print) -> Cleanu
             if rt.caller.may_act_on(str(row.get("owner")))
         ]
     if not dry_run:
-        for row in report.rows:
-            if row.get("action") in ("stop", "destroy"):
-                _act(rt, row, report, progress)
+        _act_on_all(rt, report, progress)
     return report
+
+
+def _act_on_all(rt: Runtime, report: Cleanup, progress: Progress) -> None:
+    """The stops and destroys, then one deploy per host whose slice they changed."""
+    due = [row for row in report.rows if row.get("action") in ("stop", "destroy")]
+    if not due:
+        return
+    before = link.slice_hashes(rt)
+    acted = [row for row in due if _act(rt, row, report, progress)]
+    done = link.deploy_hosts(rt, link.changed_by(before, link.slice_hashes(rt)), progress=progress)
+    for host, why in sorted(done.failed.items()):
+        report.errors.append(
+            f"deploying {host} failed ({why}): its stops and destroys are committed, not yet "
+            f"applied there; devbox-ctl deploy {host} applies them"
+        )
+    for row in acted:
+        if row.get("host") in done.failed:
+            row["done"] = f"{row['done']}; not yet applied on {row['host']} (its deploy failed)"
 
 
 def _assessed(
@@ -220,18 +238,31 @@ def _assessed(
     return [row for row in outcome["containers"] if isinstance(row, dict)]
 
 
-def _act(rt: Runtime, row: dict[str, Any], report: Cleanup, progress: Progress) -> None:
-    """Stop or destroy one assessed container, if it is still declared as assessed."""
+def _act(rt: Runtime, row: dict[str, Any], report: Cleanup, progress: Progress) -> bool:
+    """Stop or destroy one assessed container, if it is still the one assessed; True if done.
+
+    Its host is not deployed here: the run deploys each changed host once (_act_on_all).
+    """
     name = str(row.get("name"))
     try:
+        # What is declared now, as the single host's cleanup reads it again before it acts:
+        # the name may belong to another container by now (fleet._as_assessed says so).
+        if name not in rt.refresh().by_name():
+            row["done"] = "left alone: no longer declared"
+            return False
         if row["action"] == "stop":
-            fleet.stop(rt, name, progress=progress, reason="idle (cleanup)", assessed=row)
+            fleet.stop(
+                rt, name, progress=progress, reason="idle (cleanup)", assessed=row, deploy=False
+            )
             row["done"] = "stopped"
         else:
-            done = fleet.destroy(rt, name, progress=progress, assessed=row)
+            done = fleet.destroy(rt, name, progress=progress, assessed=row, deploy=False)
             row["done"] = f"destroyed (snapshot {done.snapshot})" if done.snapshot else "destroyed"
     except fleet.ChangedSinceAssessedError as exc:
         row["done"] = f"left alone: {exc.message}"
     except DevboxError as exc:
         row["error"] = exc.message
         report.errors.append(f"{name}: {exc.message}")
+    else:
+        return True
+    return False
