@@ -96,11 +96,8 @@ class Created:
     resumed: bool = False
 
 
-def _check_request(rt: Runtime, name: str, host: str | None, labels: Sequence[str]) -> None:
-    """The name, the labels and the host asked for, before anything is read or written."""
-    issue = rules.container_name(name)
-    if issue:
-        raise UsageError(f"{issue[0]}; {issue[1]}")
+def _check_placement(rt: Runtime, host: str | None, labels: Sequence[str]) -> None:
+    """The labels and the host asked for (a fleet's own), before anything is read or written."""
     for label in labels:
         label_issue = rules.label(label)
         if label_issue:
@@ -124,10 +121,8 @@ def create(
     progress: Progress = print,
 ) -> Created:
     """Place a container on a host, declare it, provision its key there, deploy, wait."""
-    _check_request(rt, name, host, labels)
-    operations.check_resources(cpu, memory)
-    owner = operations.owner_for(rt, owner)
-    authorize(rt.caller, owner, name, "create a container for")
+    owner = operations.check_request(rt, name, owner, cpu, memory)
+    _check_placement(rt, host, labels)
     resumed = False
 
     def change(records: edit.Records) -> str:

@@ -169,6 +169,23 @@ def poll_until_joined(
         time.sleep(2)
 
 
+def check_request(
+    rt: Runtime, name: str, owner: str | None, cpu: float | None, memory: str | None
+) -> str:
+    """What a create checks before anything is read or written; the owner it is for.
+
+    The name, the sizes, who it is for and whether the caller may: on one host and from a
+    fleet's control host alike (runtime/fleet.py), so both refuse the same requests.
+    """
+    issue = rules.container_name(name)
+    if issue:
+        raise UsageError(f"{issue[0]}; {issue[1]}")
+    check_resources(cpu, memory)
+    owner = owner_for(rt, owner)
+    authorize(rt.caller, owner, name, "create a container for")
+    return owner
+
+
 def check_resources(cpu: float | None, memory: str | None) -> None:
     """What the user typed for --cpu and --memory, by the rules of containers.json's fields.
 
@@ -197,12 +214,7 @@ def create(
     progress: Progress = print,
 ) -> Created:
     """Declare a container, provision its key, apply, and wait for it to join the tailnet."""
-    issue = rules.container_name(name)
-    if issue:
-        raise UsageError(f"{issue[0]}; {issue[1]}")
-    check_resources(cpu, memory)
-    owner = owner_for(rt, owner)
-    authorize(rt.caller, owner, name, "create a container for")
+    owner = check_request(rt, name, owner, cpu, memory)
     resumed = False
 
     def change(records: edit.Records) -> str:
