@@ -81,7 +81,40 @@ def command(ctx: click.Context, all_users: bool, as_json: bool) -> None:
             click.echo(f"! {v.container.name}: {line}")
 
 
-FLEET_COLUMNS = ("HOST", "NAME", "OWNER", "DECLARED", "ACTUAL", "CPU", "MEMORY", "CREATED")
+# A fleet's list has a single host's columns, each row with its host.
+FLEET_COLUMNS = ("HOST", *COLUMNS)
+# The keys of a host's `list --json` row for the columns: text, then times.
+_TEXT_KEYS = ("host", "name", "owner", "declared", "actual", "cpu", "memory")
+_TIME_KEYS = ("created", "lastActivity", "idleStopAt", "destroyAt")
+_ACTIVITY_KEYS = frozenset(_TIME_KEYS[1:])
+
+
+def _time(value: object) -> str:
+    """A time a host answered, as `when` shows one: to the minute; '-' none, 'unknown' unknown."""
+    from datetime import UTC, datetime  # noqa: PLC0415 - keep --help fast
+
+    from devbox.escaping import shown  # noqa: PLC0415 - keep --help fast
+
+    if value is None:
+        return "-"
+    try:
+        parsed = datetime.fromisoformat(str(value))
+        return when(parsed.astimezone(UTC) if parsed.tzinfo else parsed)
+    except ValueError:  # "unknown", or whatever else a host said: shown as it is, escaped
+        return shown(value, 40)
+
+
+def _fleet_row(row: dict[str, object]) -> tuple[str, ...]:
+    """One host's row in the table; its activity 'unknown' where the host could not read it."""
+    from devbox.escaping import shown  # noqa: PLC0415 - keep --help fast
+
+    text = [shown("-" if row.get(key) is None else row[key], 40) for key in _TEXT_KEYS]
+    unknown = bool(row.get("unknown"))
+    times = [
+        "unknown" if unknown and key in _ACTIVITY_KEYS else _time(row.get(key))
+        for key in _TIME_KEYS
+    ]
+    return (*text, *times)
 
 
 def _fleet(rt: Runtime, *, all_users: bool, as_json: bool) -> None:
@@ -94,10 +127,7 @@ def _fleet(rt: Runtime, *, all_users: bool, as_json: bool) -> None:
         echo_json(found.as_json())
     else:
         table: list[tuple[str, ...]] = [FLEET_COLUMNS]
-        keys = ("host", "name", "owner", "declared", "actual", "cpu", "memory")
-        for row in found.rows:
-            cells = [shown("-" if row.get(key) is None else row[key], 40) for key in keys]
-            table.append((*cells, shown(row.get("created") or "-", 16).replace("T", " ")))
+        table += [_fleet_row(row) for row in found.rows]
         widths = [max(len(line[i]) for line in table) for i in range(len(FLEET_COLUMNS))]
         for line in table:
             click.echo("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())

@@ -46,7 +46,12 @@ def _visible(rt: Runtime, owner: object, all_users: bool) -> bool:
     return (all_users and rt.caller.admin) or owner == rt.caller.name
 
 
+# What only a container's host can tell: on a row made here from the declaration, unknown.
+HOST_ONLY = ("lastActivity", "idleStopAt", "destroyAt")
+
+
 def _declared_row(container: Container, actual: str) -> dict[str, Any]:
+    """A row from the declaration alone: what only the host knows is "unknown", not guessed."""
     return {
         "name": container.name,
         "owner": container.owner,
@@ -56,7 +61,7 @@ def _declared_row(container: Container, actual: str) -> dict[str, Any]:
         "cpu": container.cpu,
         "memory": container.memory,
         "created": clock.timestamp(container.created),
-    }
+    } | dict.fromkeys(HOST_ONLY, "unknown")
 
 
 def fleet_list(rt: Runtime, *, all_users: bool) -> Listing:
