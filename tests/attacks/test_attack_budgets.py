@@ -121,6 +121,12 @@ def test_once_the_runs_budget_is_spent_the_rest_is_unknown(
     monkeypatch.setattr(cleanup, "RUN_BUDGET_SECONDS", 3)
     evil = stopped_evil(host, attack_clock)
     idle_witness(host, WARN_DESTROY)
+    # Owners are read in name order (bob's before carol's), each within their own budget;
+    # carol's second container comes after her first has spent the whole run's.
+    later = declare(host, "later", "carol", CAROL)
+    write_state(
+        later, "activity.json", json.dumps(record("later", DAY0, WARN_DESTROY)).encode(), CAROL
+    )
     project = repository(evil, "project")
     hidden = evil / ".cache/objects"
     (hidden / "info").mkdir(parents=True)
@@ -134,9 +140,11 @@ def test_once_the_runs_budget_is_spent_the_rest_is_unknown(
     assert took < BOUND, f"cleanup took {took:.0f} s"
     rows = {row["name"]: row for row in result.json()["containers"]}
     assert "the cleanup run's time budget of 3 s ran out" in " ".join(rows["evil"]["reasons"])
-    # bob's container comes after carol's: nothing was read, so it is unknown, not idle.
-    assert rows["work"]["action"] == "none"
-    assert "the cleanup run's time budget of 3 s ran out" in " ".join(rows["work"]["reasons"])
+    # carol's next container: nothing was read, so it is unknown, not idle.
+    assert rows["later"]["action"] == "none"
+    assert "the cleanup run's time budget of 3 s ran out" in " ".join(rows["later"]["reasons"])
+    # bob's, read before carol's, in its own time: idle, so warned.
+    assert rows["work"]["action"] == "warn-stop"
 
 
 @pytest.fixture

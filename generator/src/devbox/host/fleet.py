@@ -28,9 +28,21 @@ from devbox.tools import deploy as deploy_tool
 from devbox.tools import ssh
 
 Progress = Callable[[str], None]
-# How long a question to a host may take, an action there, and a volume's copy between two
-# hosts (a deploy is not bounded here: the deploy tool has its own, and a build may be long).
-READ_TIMEOUT = 60.0
+# How long the control host waits for a host. A host bounds its own reading of users'
+# volumes, each container's budget inside its owner's inside the whole run's (list and
+# status: runtime/listing.py; cleanup: runtime/cleanup.py), so when one user's data stalls it
+# still answers for everyone else, with what ran out said to be unknown. Each wait is longer
+# than what the host may take: its run's budget, plus ssh's ConnectTimeout (10 s in the
+# default sshCommand, hostconfig.DEFAULT_SSH), plus a margin for starting devbox-ctl, podman
+# and, in a cleanup, the warnings it sends. So the host's own budget always ends first and its
+# answer arrives; tests/runtime/test_budgets.py checks these sums.
+CONNECT_SECONDS = 10
+# A question (list: 120 s of reading; status: 130 s), with a margin of 60 s.
+READ_TIMEOUT = 200.0
+# A host's cleanup run (30 min of reading), with a margin of 10 min.
+CLEANUP_TIMEOUT = 40 * 60.0
+# An action on one container (a key, a purge and its snapshot), and a volume's copy between
+# two hosts (a deploy is not bounded here: the deploy tool has its own, and a build may be long).
 ACT_TIMEOUT = 600.0
 TRANSFER_TIMEOUT = 6 * 3600.0
 # Parallel questions to hosts (list, every host's deployed slice).
@@ -84,11 +96,15 @@ def ask(
     args: Sequence[str],
     *,
     stdin: str | None = None,
-    timeout: float = READ_TIMEOUT,
+    timeout: float | None = None,
     codes: tuple[int, ...] = (0,),
 ) -> ssh.Reply:
-    """Run `fleet-host ARGS` on a host; unreachable, or an exit not in `codes`: a ToolError."""
-    reply = ssh.run(remote(rt, host), ["fleet-host", *args], timeout=timeout, stdin=stdin)
+    """Run `fleet-host ARGS` on a host; unreachable, or an exit not in `codes`: a ToolError.
+
+    It may take `timeout` seconds, by default READ_TIMEOUT.
+    """
+    wait = READ_TIMEOUT if timeout is None else timeout
+    reply = ssh.run(remote(rt, host), ["fleet-host", *args], timeout=wait, stdin=stdin)
     if isinstance(reply, ssh.Unreachable):
         raise ToolError(
             str(reply),
@@ -110,13 +126,14 @@ def ask_json(rt: Runtime, host: str, args: Sequence[str], **options: Any) -> Any
 
 
 def ask_all(
-    rt: Runtime, hosts: Iterable[str], args: Sequence[str], *, timeout: float = READ_TIMEOUT
+    rt: Runtime, hosts: Iterable[str], args: Sequence[str], *, timeout: float | None = None
 ) -> dict[str, ssh.Reply | ssh.Unreachable]:
-    """Ask several hosts the same question at once; each answers or is unreachable."""
+    """Ask several hosts at once (READ_TIMEOUT unless told); each answers or is unreachable."""
     names = sorted(set(hosts))
+    wait = READ_TIMEOUT if timeout is None else timeout
 
     def one(host: str) -> ssh.Reply | ssh.Unreachable:
-        return ssh.run(remote(rt, host), ["fleet-host", *args], timeout=timeout)
+        return ssh.run(remote(rt, host), ["fleet-host", *args], timeout=wait)
 
     if not names:
         return {}

@@ -12,8 +12,8 @@ warns only: the stops and destroys it assesses are done by the control host's cl
 One container's failure does not stop the others, whatever it is (a hostile file on its
 volume, a podman that fails, a bug): the container is assessed as unknown (nothing happens to
 it), the failure is reported, logged in the event log, and the run exits 3. Reading the
-volumes has a time budget per container (assessment.CONTAINER_BUDGET_SECONDS) and per run
-(RUN_BUDGET_SECONDS); a container whose budget ran out is unknown.
+volumes has a time budget per container, per owner and per run (below); a container whose
+budget ran out is unknown, so one user's stalling volumes never hold up the others' cleanup.
 """
 
 from __future__ import annotations
@@ -36,7 +36,15 @@ from devbox.runtime import operations
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
-# How long reading all volumes of one run may take; what is left unread then is unknown.
+# A run's time budgets for reading volumes, nested (volume.Budget's `within`): a container's
+# (assessment.CONTAINER_BUDGET_SECONDS, 120 s) is cut short by its owner's, which is cut short
+# by the run's. The owners are taken one after the other, each budget starting at their first
+# container, so a user whose volumes stall spends at most USER_BUDGET_SECONDS, and the users
+# after them still have the rest of the run (at least RUN - USER: five more users' full shares).
+# What is not read in time is unknown: nothing is done to it, and its reasons name the budget.
+# A host's run is bounded by these (and by the warnings' and podman's own timeouts); a fleet's
+# control host waits longer for it (host/fleet.py CLEANUP_TIMEOUT; tests/runtime/test_budgets.py).
+USER_BUDGET_SECONDS = 5 * 60
 RUN_BUDGET_SECONDS = 30 * 60
 
 
@@ -112,8 +120,11 @@ def run(rt: Runtime, now: datetime, *, dry_run: bool, progress: Progress = print
     budget = volume.Budget.of(
         RUN_BUDGET_SECONDS, f"the cleanup run's time budget of {RUN_BUDGET_SECONDS} s"
     )
+    shares = _Shares(budget)
     if dry_run:
-        report.rows = [_assessed(rt, c, now, budget, report) for c in in_reach(rt)]
+        seen = in_reach(rt)
+        report.rows = [_assessed(rt, c, now, shares, report) for c in _by_owner(seen)]
+        report.rows.sort(key=_declared_order(seen))
         report.pruned = [s.id for s in snapshots.expired(rt, now)]
         return report
     lock = write.ensure_directory(rt.config.state_dir / notices.LEDGER.parent, mode=0o700)
@@ -121,8 +132,9 @@ def run(rt: Runtime, now: datetime, *, dry_run: bool, progress: Progress = print
         # Expired snapshots go first: the room they free is there for this run's destroys.
         report.pruned = [s.id for s in snapshots.prune(rt, now)]
         changed = False
-        for container in list(rt.desired.containers):
-            row = _assessed(rt, container, now, budget, report)
+        declared = list(rt.desired.containers)
+        for container in _by_owner(declared):
+            row = _assessed(rt, container, now, shares, report)
             report.rows.append(row)
             if row.error:
                 continue
@@ -133,6 +145,7 @@ def run(rt: Runtime, now: datetime, *, dry_run: bool, progress: Progress = print
             except Exception as exc:
                 log.debug("acting on %s failed", container.name, exc_info=True)
                 _failed(rt, row, report, f"{type(exc).__name__}: {exc}")
+        report.rows.sort(key=_declared_order(declared))
         if changed:
             try:
                 rebuild.run(rt.config, lambda line: progress(f"  {line}"))
@@ -142,12 +155,40 @@ def run(rt: Runtime, now: datetime, *, dry_run: bool, progress: Progress = print
     return report
 
 
+def _by_owner(containers: list[Container]) -> list[Container]:
+    """The containers owner by owner (each owner's in declared order): how a run reads them."""
+    return sorted(containers, key=lambda container: container.owner)
+
+
+def _declared_order(containers: list[Container]) -> Callable[[Row], int]:
+    """A sort key putting rows back in declared order (they are read owner by owner)."""
+    index = {container.name: number for number, container in enumerate(containers)}
+    return lambda row: index.get(row.container.name, len(index))
+
+
+class _Shares:
+    """Each owner's time budget, inside the run's, starting at the owner's first container."""
+
+    def __init__(self, run: volume.Budget) -> None:
+        self.run = run
+        self.owners: dict[str, volume.Budget] = {}
+
+    def of(self, owner: str) -> volume.Budget:
+        """The owner's budget (made when first asked, so it counts only their time)."""
+        if owner not in self.owners:
+            seconds = USER_BUDGET_SECONDS
+            what = f"the time budget of {seconds} s for {owner}'s containers"
+            self.owners[owner] = volume.Budget.of(seconds, what, within=self.run)
+        return self.owners[owner]
+
+
 def _assessed(
-    rt: Runtime, container: Container, now: datetime, run: volume.Budget, report: Outcome
+    rt: Runtime, container: Container, now: datetime, shares: _Shares, report: Outcome
 ) -> Row:
     """A container's row; an assessment that fails is unknown, reported and logged."""
     seconds = assessment.CONTAINER_BUDGET_SECONDS
-    budget = volume.Budget.of(seconds, f"its time budget of {seconds} s", within=run)
+    within = shares.of(container.owner)
+    budget = volume.Budget.of(seconds, f"its time budget of {seconds} s", within=within)
     try:
         return Row(container, assessment.assess(rt, container, now, budget))
     except Exception as exc:

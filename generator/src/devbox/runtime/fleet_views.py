@@ -85,13 +85,21 @@ def fleet_list(rt: Runtime, *, all_users: bool) -> Listing:
 def _views(
     host: str, answer: ssh.Reply | ssh.Unreachable, listing: Listing
 ) -> list[dict[str, Any]]:
-    """A host's list, or nothing with the host noted as unreachable or failed."""
+    """A host's list, or nothing with the host noted as unreachable or failed.
+
+    What a host did answer is kept, even when it failed beside it (the host is then noted
+    as failed too, so the declared containers it did not report are unknown, never absent).
+    A container whose time budget ran out there is in its answer, with its real state and
+    its activity unknown (runtime/listing.py).
+    """
     if isinstance(answer, ssh.Unreachable):
         listing.unreachable[host] = answer.reason
         return []
-    views = _parsed(answer) if answer.ok else None
+    views = _parsed(answer)
+    if not answer.ok:
+        listing.failed[host] = answer.message
     if not isinstance(views, list):
-        listing.failed[host] = answer.message if not answer.ok else "answered no JSON list"
+        listing.failed.setdefault(host, "answered no JSON list")
         return []
     return [view for view in views if isinstance(view, dict)]
 
@@ -198,7 +206,9 @@ def cleanup(rt: Runtime, *, dry_run: bool, progress: Progress = print) -> Cleanu
         link.authorize_admin(rt, "run cleanup")
     report = Cleanup(dry_run)
     args = ["cleanup", *(["--dry-run"] if dry_run else [])]
-    for host, answer in link.ask_all(rt, rt.desired.hosts, args, timeout=link.ACT_TIMEOUT).items():
+    # Each host's run is bounded by its own budgets; CLEANUP_TIMEOUT is longer (host/fleet.py).
+    answers = link.ask_all(rt, rt.desired.hosts, args, timeout=link.CLEANUP_TIMEOUT)
+    for host, answer in answers.items():
         report.rows += [
             {**row, "host": host}
             for row in _assessed(host, answer, report)
@@ -230,15 +240,21 @@ def _act_on_all(rt: Runtime, report: Cleanup, progress: Progress) -> None:
 def _assessed(
     host: str, answer: ssh.Reply | ssh.Unreachable, report: Cleanup
 ) -> list[dict[str, Any]]:
-    """A host's assessed containers, or none with the reason among the errors."""
+    """A host's assessed containers, or none with the reason among the errors.
+
+    A partial answer is kept: the rows a host did assess stand whatever failed beside them
+    (a container whose budget ran out is among them as unknown, a failed one with its error).
+    """
     if isinstance(answer, ssh.Unreachable):
         report.unreachable[host] = answer.reason
         report.errors.append(str(answer))
         return []
-    outcome = _parsed(answer) if answer.ok or answer.returncode == ExitCode.FAILED else None
+    outcome = _parsed(answer)
     if not isinstance(outcome, dict) or not isinstance(outcome.get("containers"), list):
         report.errors.append(f"on {host}: {answer.message}")
         return []
+    if not answer.ok and answer.returncode != ExitCode.FAILED:
+        report.errors.append(f"on {host}: {answer.message}")
     report.errors += [f"on {host}: {error}" for error in outcome.get("errors") or []]
     return [row for row in outcome["containers"] if isinstance(row, dict)]
 

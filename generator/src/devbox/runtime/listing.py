@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -43,6 +44,7 @@ class View:
     unit: dict[str, str] = field(default_factory=dict)
     shadows: list[str] = field(default_factory=list)
     disagreements: list[str] = field(default_factory=list)
+    unknown: str = ""  # why its activity was not read (a time budget ran out)
 
     def active_since(self) -> datetime | None:
         """When the unit became active, if it is and its manager says when."""
@@ -81,6 +83,7 @@ class View:
             "unit": self.unit,
             "shadowedBy": self.shadows,
             "disagreements": self.disagreements,
+            "unknown": self.unknown or None,
         }
 
 
@@ -196,6 +199,12 @@ def _explain(view: View, rebuild_command: str) -> list[str]:
     said += [
         f"{path} takes the place of the devbox unit: rename or remove it" for path in view.shadows
     ]
+    if view.unknown:
+        said.append(
+            f"its activity is unknown ({view.unknown} while reading its volume): it counts as "
+            f"activity now, so nothing is stopped or destroyed for it; devbox-ctl status "
+            f"{c.name} --why reads it again"
+        )
     return said
 
 
@@ -216,22 +225,51 @@ class Trees:
         return cls(manifest["files"], _deployed(rt))
 
 
-# How long `list` may spend reading volumes in all; each container also has its own budget.
-LIST_BUDGET_SECONDS = 300
+# list's time budgets for reading volumes, nested (volume.Budget's `within`): a container's
+# is cut short by its owner's, which is cut short by the list's. The owners are read one after
+# the other, each budget starting at their first container, so a user whose volumes stall
+# spends at most LIST_USER_BUDGET_SECONDS, and the users after them still have the list's rest
+# (at least LIST_BUDGET - LIST_USER, another user's full share). What is not read in time is
+# unknown: the container's real state (podman's) is still shown, its activity is unknown with
+# the budget named. status reads one container: its budget, then the owner's Quadlet files.
+# A host's list and status are bounded by these (and podman's own timeouts); a fleet's control
+# host waits longer for them (host/fleet.py READ_TIMEOUT; tests/runtime/test_budgets.py).
+LIST_CONTAINER_BUDGET_SECONDS = 30
+LIST_USER_BUDGET_SECONDS = 60
+LIST_BUDGET_SECONDS = 120
+STATUS_BUDGET_SECONDS = assessment.CONTAINER_BUDGET_SECONDS + SHADOW_BUDGET_SECONDS
 
 
 def views(rt: Runtime, containers: list[Container], now: datetime) -> list[View]:
-    """The views of several containers (list).
+    """The views of several containers (list), in their order; read owner by owner.
 
     Each owner's podman is asked once for all of that owner's containers, volumes and secrets
-    (Podman.holdings), not once per container.
+    (Podman.holdings), not once per container. Each owner's volumes are read within their own
+    budget inside the list's, so one user's stalls leave the others' containers read.
     """
     trees = Trees.read(rt)
-    budget = volume.Budget.of(LIST_BUDGET_SECONDS, f"list's time budget of {LIST_BUDGET_SECONDS} s")
+    seconds = LIST_BUDGET_SECONDS
+    budget = volume.Budget.of(seconds, f"list's time budget of {seconds} s")
     owners = sorted({container.owner for container in containers})
     read = {owner: rt.podman(owner).holdings() for owner in owners}
+    found: dict[int, View] = {}
     with rt.knowing({owner: held for owner, held in read.items() if held is not None}):
-        return [view(rt, container, now, trees=trees, within=budget) for container in containers]
+        for owner in owners:
+            share = LIST_USER_BUDGET_SECONDS
+            theirs = volume.Budget.of(
+                share, f"the time budget of {share} s for {owner}'s containers", within=budget
+            )
+            for index, container in enumerate(containers):
+                if container.owner == owner:
+                    found[index] = view(
+                        rt,
+                        container,
+                        now,
+                        trees=trees,
+                        within=theirs,
+                        seconds=LIST_CONTAINER_BUDGET_SECONDS,
+                    )
+    return [found[index] for index in range(len(containers))]
 
 
 def view(
@@ -242,8 +280,13 @@ def view(
     detail: bool = False,
     trees: Trees | None = None,
     within: volume.Budget | None = None,
+    seconds: float | None = None,
 ) -> View:
-    """The declared and the actual side of one container."""
+    """The declared and the actual side of one container.
+
+    Its volume is read within `seconds` (by default assessment.CONTAINER_BUDGET_SECONDS),
+    cut short by `within`; when that ran out its activity is unknown, and the view says so.
+    """
     trees = trees or Trees.read(rt)
     podman = rt.podman(container.owner)
     inspected = podman.inspect_container(container.name)
@@ -254,9 +297,11 @@ def view(
     result.volume = podman.volume_exists(container.volume)
     result.secret = podman.secret_exists(container.secret)
     result.applied = _applied(container, trees.deployed, trees.generated)
-    seconds = assessment.CONTAINER_BUDGET_SECONDS
-    budget = volume.Budget.of(seconds, f"its time budget of {seconds} s", within=within)
+    seconds = assessment.CONTAINER_BUDGET_SECONDS if seconds is None else seconds
+    budget = volume.Budget.of(seconds, f"its time budget of {seconds:g} s", within=within)
     result.assessment = assessment.assess(rt, container, now, budget)
+    if budget.deadline <= time.monotonic():
+        result.unknown = f"{budget.what} ran out"
     if detail:
         result.unit = systemd.properties(
             container.owner,
