@@ -6,8 +6,10 @@
 #     jq (the image's entrypoint uses it; its tests run it), the programs of Nix's stdenv
 #     (gawk, make, patch, file, ...), patchelf, bash-static and nix-setup-systemd (the nixbld
 #     build users) for the flake's check in Nix's own sandbox (tests/nix/test_check_sandbox.py),
-#     and qemu-system-x86, qemu-utils, debootstrap and e2fsprogs for the host test in a
-#     virtual machine (tests/system/)
+#     openssh-client and openssh-server (each host of a simulated fleet runs an sshd of its
+#     own, tests/openssh.py; the tests never use the system's sshd, which the package enables
+#     where services may start), and qemu-system-x86, qemu-utils, debootstrap and e2fsprogs
+#     for the host test in a virtual machine (tests/system/)
 #   - Quadlet, podman's unit generator: Debian 13's podman has it; on Debian 12 (podman 4.3,
 #     no Quadlet) the binary is taken from Debian 13's podman package into .tools/quadlet
 #   - the Python environment in .venv, from generator/ with the pinned versions of
@@ -25,7 +27,7 @@ say() { printf '==> %s\n' "$*"; }
 
 packages=(nix-bin nix-setup-systemd podman runc shellcheck busybox-static git jq ca-certificates
   gawk make patch file bzip2 xz-utils diffutils iproute2 util-linux patchelf bash-static
-  qemu-system-x86 qemu-utils debootstrap e2fsprogs)
+  openssh-client openssh-server qemu-system-x86 qemu-utils debootstrap e2fsprogs)
 python3 -c 'import venv, ensurepip' 2>/dev/null || packages+=(python3-venv python3-pip)
 missing=()
 for package in "${packages[@]}"; do

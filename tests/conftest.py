@@ -75,16 +75,19 @@ def fleet_of(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quadlet: str, nix:
     `fleet_of(("alpha", "beta"), control="alpha")`: alpha is the control host and a host of
     the fleet; by default the control host is a host of its own, outside the fleet.
 
-    Real podman, Quadlet, git and Nix on every host; stand-ins for OpenSSH, colmena and what
-    tests/host.py stands in for.
+    Real podman, Quadlet, git, Nix and OpenSSH (an sshd per host) on every host; stand-ins
+    for colmena and what tests/host.py stands in for. Every sshd is stopped when the test
+    ends, however it ended.
     """
     from fleet import make_fleet, remove_all
+    from openssh import require_openssh
 
     require_tool("podman", shutil.which("podman"))
     require_tool(
         "busybox (busybox-static)",
         shutil.which("busybox") or ("/bin/busybox" if Path("/bin/busybox").exists() else None),
     )
+    require_openssh()
     made = []
 
     def build(names: tuple[str, ...] = ("alpha", "beta", "gamma"), control: str = "control"):
@@ -93,8 +96,12 @@ def fleet_of(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quadlet: str, nix:
         return fleet
 
     yield build
-    for fleet in made:
-        remove_all(fleet)
+    try:
+        for fleet in made:
+            remove_all(fleet)
+    finally:
+        for fleet in made:
+            fleet.close()
 
 
 @pytest.fixture

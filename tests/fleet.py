@@ -5,17 +5,33 @@ volumes, secrets and containers; Quadlet; the generator and devbox-ctl itself, r
 member's own `devbox-ctl` (a launcher of this checkout) in the member's own environment.
 Real on the control host: the config repository (git), users.nix through Nix.
 
-Stood in (tests/stand_ins/): OpenSSH (`ssh.py`: parses ssh's command line as OpenSSH does,
-joins the remote words with spaces and runs them with `sh -c` in the target host's
-environment, records every call) and the deploy tool colmena (`colmena.py`: `apply --on
-NODE` activates the node's slice with what the nixos-rebuild stand-in does on a host); and,
-on each host, what tests/host.py stands in for (the user's systemd manager, 1Password,
-Tailscale). $DEVBOX_TEST_FLEET names the JSON file that maps each host's name and reach to
-its environment; `Fleet.down` and `Fleet.fail_deploy` change it during a test.
+Real between them: OpenSSH (tests/openssh.py). Each member (and the control host, when it is
+a host of the fleet) runs its own Debian `sshd` on 127.0.0.1 and a port of its own, which
+runs the remote line with root's shell in that host's environment (sshd's SetEnv). The
+control host's `ssh` is the real client with config.json's sshCommand, which is the module's
+default (nixos/orchestrator.nix `services.devbox.fleet.sshCommand`: `ssh -o BatchMode=yes
+-o ConnectTimeout=10 -- {reach}`) with one difference: `-F <the fleet's ssh_config>` before
+`--`. OpenSSH reads ~/.ssh/config from root's passwd home, never $HOME, and a test must not
+write /root/.ssh on a shared machine; that file says what a NixOS control host's own
+~/.ssh/config or DNS would: `<name>.fleet.test` is 127.0.0.1 at that host's port, with the
+fleet's key and the hosts' known keys. Reach values stay `root@<name>.fleet.test`, as
+users.nix declares them. A host that is down (`Fleet.down`) is a stopped sshd: ssh's real
+exit 255 and "Connection refused".
+
+Stood in (tests/stand_ins/): the deploy tool colmena (`colmena.py`: `apply --on NODE`
+activates the node's slice with what the nixos-rebuild stand-in does on a host; it cannot be
+installed here), and, on each host, what tests/host.py stands in for (the user's systemd
+manager, 1Password, Tailscale). $DEVBOX_TEST_FLEET names the JSON file that maps each host's
+name to its environment for colmena; `Fleet.down` and `Fleet.fail_deploy` change it during a
+test (a host that is down refuses colmena's push too).
+
+What a member ran: its `devbox-ctl` launcher appends its arguments to the host's
+devbox-ctl.jsonl (`Fleet.remote_argvs`), the words as the member's shell parsed them; its
+sshd's log counts the connections (`Fleet.connections`).
 
 The control host's environment is the test process's (devbox-ctl runs in-process there, as
-in every host test): ssh and colmena first on its PATH, its config.json with role "control".
-The members' config.json say role "member", hostName, and no config repository.
+in every host test): colmena first on its PATH, its config.json with role "control". The
+members' config.json say role "member", hostName, and no config repository.
 """
 
 from __future__ import annotations
@@ -34,21 +50,30 @@ from lifecycle.lifecycle_support import as_rootless
 from devbox.host import hostconfig
 from devbox.tools import deploy, process, ssh
 from host import USERS_NIX, Host, build_host
+from openssh import Network
 from support import run_cli, stand_in_launcher
 
 DOMAIN = "fleet.test"
-# The launcher a member's root finds as `devbox-ctl` on its PATH (remoteCommand's default).
-DEVBOX_CTL = f"#!{sys.executable}\nfrom devbox.cli import main\nmain()\n"
+# The launcher a member's root finds as `devbox-ctl` on its PATH (remoteCommand's default);
+# it records the arguments it was given (the remote line as the member's shell split it).
+DEVBOX_CTL = """#!{python}
+import json, sys
+with open({log!r}, "a") as log:
+    log.write(json.dumps(sys.argv[1:]) + "\\n")
+from devbox.cli import main
+main()
+"""
 
 
 @dataclass
 class Fleet:
-    """The control host, the members by name, and the fleet file the stand-ins read."""
+    """The control host, the members by name, their sshd, and the fleet file colmena reads."""
 
     base: Path
     control: Host
     hosts: dict[str, Host]
     file: Path
+    network: Network
 
     @staticmethod
     def reach(name: str) -> str:
@@ -66,7 +91,7 @@ class Fleet:
     def ssh(
         self, name: str, *args: str, stdin: str | None = None, timeout: float = 120
     ) -> ssh.Reply | ssh.Unreachable:
-        """devbox-ctl ARGS on a member, through the ssh stand-in (tools/ssh.py)."""
+        """devbox-ctl ARGS on a member, over OpenSSH as the control host runs it (tools/ssh.py)."""
         return ssh.run(self.remote(name), args, stdin=stdin, timeout=timeout)
 
     def _change(self, name: str, **fields: Any) -> None:
@@ -75,8 +100,31 @@ class Fleet:
         self.file.write_text(json.dumps(fleet))
 
     def down(self, name: str, down: bool = True) -> None:
-        """Make a member refuse SSH connections (and colmena's push), or answer again."""
+        """Stop a member's sshd (and make colmena's push fail), or start it again."""
+        self.network.down(f"{name}.{DOMAIN}", down)
         self._change(name, down=down)
+
+    def port(self, name: str) -> int:
+        """The port a member's sshd listens on (127.0.0.1)."""
+        return self.network.servers[f"{name}.{DOMAIN}"].port
+
+    def remote_argvs(self, name: str | None = None) -> list[list[str]]:
+        """The arguments devbox-ctl was run with on a member (on every host without a name)."""
+        hosts = [self.hosts[name]] if name else list(self.hosts.values())
+        return [
+            json.loads(line)
+            for host in hosts
+            if (host.base / "devbox-ctl.jsonl").exists()
+            for line in (host.base / "devbox-ctl.jsonl").read_text().splitlines()
+        ]
+
+    def connections(self) -> int:
+        """SSH connections all the hosts' sshd accepted so far."""
+        return self.network.connections()
+
+    def close(self) -> None:
+        """Stop every host's sshd (the fixture's finalizer, after a failure too)."""
+        self.network.close()
 
     def fail_deploy(self, name: str, fail: bool = True) -> None:
         """Make colmena's activation fail on this member (the others still deploy)."""
@@ -161,7 +209,9 @@ def users_nix(names: Iterable[str]) -> str:
 def _launcher(host: Host) -> Host:
     """Put `devbox-ctl` on the host's PATH, as root's SSH session on NixOS has it."""
     launcher = host.stand_ins.bin / "devbox-ctl"
-    launcher.write_text(DEVBOX_CTL)
+    launcher.write_text(
+        DEVBOX_CTL.format(python=sys.executable, log=str(host.base / "devbox-ctl.jsonl"))
+    )
     launcher.chmod(0o755)
     return host
 
@@ -194,28 +244,35 @@ def make_fleet(
     (chief.repo / "flake.nix").write_text("# The colmena stand-in only looks for this file.\n{ }\n")
     fleet_bin = base / "fleet-bin"
     fleet_bin.mkdir()
-    for program, script in (("ssh", "ssh.py"), ("colmena", "colmena.py")):
-        (fleet_bin / program).write_text(stand_in_launcher(script))
-        (fleet_bin / program).chmod(0o755)
+    (fleet_bin / "colmena").write_text(stand_in_launcher("colmena.py"))
+    (fleet_bin / "colmena").chmod(0o755)
     file = base / "fleet.json"
     chief.env |= {"PATH": f"{fleet_bin}:{chief.env['PATH']}", "DEVBOX_TEST_FLEET": str(file)}
-    settings = json.loads(chief.config_path.read_text())
-    settings["privilegedEnvironment"] = dict(chief.env)
-    chief.config_path.write_text(json.dumps(settings))
     file.write_text(
         json.dumps(
             {
                 "generated": str(chief.repo / "devbox" / "generated"),
                 "hosts": {
-                    name: {"reach": Fleet.reach(name), "home": str(host.base), "env": host.env}
+                    name: {"reach": Fleet.reach(name), "env": host.env}
                     for name, host in hosts.items()
                 },
             }
         )
     )
+    network = Network(base / "openssh")
+    try:
+        for name, host in hosts.items():
+            network.add(f"{name}.{DOMAIN}", host.env)
+    except BaseException:
+        network.close()
+        raise
+    settings = json.loads(chief.config_path.read_text())
+    settings["privilegedEnvironment"] = dict(chief.env)
+    settings["sshCommand"] = network.ssh_command()
+    chief.config_path.write_text(json.dumps(settings))
     for key, value in chief.env.items():
         monkeypatch.setenv(key, value)
-    return Fleet(base, chief, hosts, file)
+    return Fleet(base, chief, hosts, file, network)
 
 
 def remove_all(fleet: Fleet) -> None:

@@ -1,8 +1,8 @@
 """Attacks on the fleet's verbs through what a user types: labels, hosts, times, names.
 
 A user runs the fleet's verbs on the control host through the privileged path; root then
-runs ssh to a host, whose login shell parses the remote command line (tests/fleet.py: the
-ssh stand-in joins the words and runs them with `sh -c`, as OpenSSH's sshd does). A value
+runs ssh to a host, whose login shell parses the remote command line (tests/fleet.py: each
+host runs its own OpenSSH sshd, and root's shell there runs the line). A value
 that reached that line unquoted would run as root on the host; one that reached ssh's own
 options (a host named `-oProxyCommand=…`) would run on the control host. The promise: every
 such value is refused before anything runs, or arrives as the one word it was typed as; and a
@@ -12,7 +12,6 @@ user acts only on their own containers, checked before any host is asked.
 from __future__ import annotations
 
 import json
-import shlex
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +53,13 @@ def test_a_hostile_label_or_host_is_refused_before_any_host_is_asked(
 ) -> None:
     mark = tmp_path / "mark"
     before = declared.control.records()
-    ssh_before, deploys_before = len(_calls(declared, "ssh")), len(_calls(declared, "colmena"))
+    ssh_before, deploys_before = declared.connections(), len(_calls(declared, "colmena"))
     word = option[1].format(mark=mark)
     result = declared.control.cli("create", "box", option[0], word, uid=1001)
     assert result.code == 2, result.err
     assert "Traceback" not in result.err
     assert declared.control.records() == before
-    assert len(_calls(declared, "ssh")) == ssh_before
+    assert declared.connections() == ssh_before
     assert len(_calls(declared, "colmena")) == deploys_before
     assert not mark.exists()
 
@@ -71,13 +70,13 @@ def test_a_hostile_time_reaches_the_host_as_one_word(declared: Fleet, tmp_path: 
     since = f"1h'; touch {mark}; echo '$(touch {mark})"
     declared.control.cli("logs", "web", "--since", since, uid=1001)
     assert not mark.exists()
-    (argv,) = [a for a in _calls(declared, "ssh") if "logs" in " ".join(a)]
-    # The stand-in records ssh's own argv: the remote words, each quoted for the remote shell.
-    assert argv[-2:] == ["--since", shlex.quote(since)]
+    # What the host's devbox-ctl was given once its shell had parsed the line: one word.
+    (argv,) = [a for a in declared.remote_argvs() if "logs" in a]
+    assert argv[-2:] == ["--since", since]
 
 
 def test_a_user_acts_only_on_their_own_containers_and_no_host_is_asked(declared: Fleet) -> None:
-    ssh_before = len(_calls(declared, "ssh"))
+    ssh_before = declared.connections()
     for argv in (
         ["status", "web"],
         ["logs", "web"],
@@ -91,7 +90,7 @@ def test_a_user_acts_only_on_their_own_containers_and_no_host_is_asked(declared:
         assert result.code == 4, (argv, result.err)
     assert declared.control.cli("drain", "alpha", "--dry-run", uid=1002).code == 2
     assert declared.control.cli("deploy", uid=1002).code == 2
-    assert len(_calls(declared, "ssh")) == ssh_before
+    assert declared.connections() == ssh_before
     assert [r["host"] for r in declared.control.records()] == ["alpha"]
 
 
@@ -111,13 +110,13 @@ def test_a_number_that_is_not_one_is_refused_by_its_option(
 ) -> None:
     """A NaN or an infinity reached placement's arithmetic, an internal error (exit 70)."""
     before = declared.control.records()
-    ssh_before = len(_calls(declared, "ssh"))
+    ssh_before = declared.connections()
     result = declared.control.cli("create", "box", *option, uid=1001)
     assert result.code == 2, result.err
     assert result.err.startswith(f"error: {expected}"), result.err
     assert "Traceback" not in result.err
     assert declared.control.records() == before
-    assert len(_calls(declared, "ssh")) == ssh_before
+    assert declared.connections() == ssh_before
 
 
 def test_a_destroyed_containers_move_journal_never_steers_a_namesake(declared: Fleet) -> None:

@@ -1,7 +1,8 @@
 """`devbox-ctl fleet-host OP` on member hosts, reached through ssh as the control host does.
 
-The fleet is simulated (tests/fleet.py): each member is a host of its own with real podman;
-OpenSSH and colmena are stand-ins that run the member's own devbox-ctl in its environment.
+The fleet is simulated (tests/fleet.py): each member is a host of its own with real podman
+and its own real sshd, which runs the member's own devbox-ctl in its environment; colmena is
+a stand-in.
 """
 
 from __future__ import annotations
@@ -68,19 +69,23 @@ def test_deployed_says_which_slice_is_deployed(fleet_of) -> None:  # type: ignor
         "host": "alpha",
         "manifestSha256": expected,
     }
-    # What went over ssh: the default sshCommand, the quoted remote words.
-    call = fleet.control.stand_ins.calls("ssh")[-1]
-    assert call["argv"] == [
+    # What went over ssh: the module's sshCommand (the test's adds only its client
+    # configuration, tests/fleet.py), the remote words; what the member's devbox-ctl got.
+    assert fleet.remote("alpha").argv("fleet-host", "deployed") == [
+        "ssh",
         "-o",
         "BatchMode=yes",
         "-o",
         "ConnectTimeout=10",
+        "-F",
+        str(fleet.network.ssh_config),
         "--",
         "root@alpha.fleet.test",
         "devbox-ctl",
         "fleet-host",
         "deployed",
     ]
+    assert fleet.remote_argvs("alpha")[-1] == ["fleet-host", "deployed"]
 
 
 def test_set_key_takes_the_key_on_stdin_only(pair: Fleet) -> None:
@@ -207,16 +212,12 @@ def test_purge_is_refused_while_declared_running_here(pair: Fleet) -> None:
 
 def test_an_unreachable_host_is_its_own_result(pair: Fleet) -> None:
     pair.down("beta")
+    # OpenSSH's own words: the address and port it tried (the fleet's ssh_config maps
+    # beta.fleet.test to beta's sshd on 127.0.0.1).
+    refused = f"ssh: connect to host 127.0.0.1 port {pair.port('beta')}: Connection refused"
     reply = pair.ssh("beta", "fleet-host", "deployed")
-    assert reply == ssh.Unreachable(
-        "beta",
-        "root@beta.fleet.test",
-        "ssh: connect to host beta.fleet.test port 22: Connection refused",
-    )
-    assert str(reply) == (
-        "beta (root@beta.fleet.test) is unreachable: "
-        "ssh: connect to host beta.fleet.test port 22: Connection refused"
-    )
+    assert reply == ssh.Unreachable("beta", "root@beta.fleet.test", refused)
+    assert str(reply) == f"beta (root@beta.fleet.test) is unreachable: {refused}"
     # The export's source answered, the import's target did not: each says so on its own.
     first, second = ssh.stream(
         pair.remote("alpha"),

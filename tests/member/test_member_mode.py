@@ -1,6 +1,6 @@
 """A fleet member: its declaration is its deployed slice; it reads, and refuses to change it.
 
-The member runs its own devbox-ctl (reached over the ssh stand-in, tests/fleet.py) with
+The member runs its own devbox-ctl (reached over OpenSSH, its own sshd, tests/fleet.py) with
 config.json role "member" and no config repository.
 """
 

@@ -8,7 +8,10 @@ POSIX shell here, and a name, a path or a JSON argument arrives as the one word 
 
 ssh exits 255 when it could not connect or authenticate (and the remote devbox-ctl never
 exits 255): that, or no answer within the time budget, is `Unreachable`, a result of its own
-that the caller shows as such, never as "no containers".
+that the caller shows as such, never as "no containers". ssh also exits 255, saying nothing,
+when the remote command was ended by a signal (clientloop.c: an "exit-signal" leaves the exit
+status at -1), e.g. a stream's source whose reader went away (SIGPIPE): what happened on the
+host is then unknown, and the reason says both.
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ from devbox.tools import process, templates
 
 # OpenSSH's exit status for its own failures (connection refused, timeout, authentication).
 EXIT_SSH = 255
+QUIET_255 = (
+    f"ssh exited {EXIT_SSH} without a message (the connection failed, or the remote command "
+    "was ended by a signal)"
+)
 
 
 @dataclass(frozen=True)
@@ -68,7 +75,7 @@ class Unreachable:
 def _answer(remote: Remote, result: process.Result) -> Reply | Unreachable:
     if result.returncode == EXIT_SSH:
         said = [line for line in result.stderr.splitlines() if line.strip()]
-        return Unreachable(remote.host, remote.reach, said[-1] if said else "ssh exited 255")
+        return Unreachable(remote.host, remote.reach, said[-1] if said else QUIET_255)
     return Reply(result.argv, result.returncode, result.stdout, result.stderr, remote.host)
 
 
