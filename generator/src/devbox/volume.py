@@ -162,11 +162,13 @@ class Tree:
         return bool(self.call(lambda fd: remove_below(fd, relative)))
 
 
-def open_volume(podman: Podman, name: str, budget: Budget) -> Tree | None:
+def open_volume(podman: Podman, name: str, budget: Budget, *, new: bool = False) -> Tree | None:
     """A container's volume, opened as the module docstring says; None when it does not exist.
 
     The path is podman's (`podman volume inspect`, as the owner) and must end in
-    `volumes/<name>/_data`, where podman's local driver keeps a volume's files.
+    `volumes/<name>/_data`, where podman's local driver keeps a volume's files. `new`: one
+    this process just created (a move's import), whose directory a rootful podman leaves
+    root's; the walk to it still refuses every link and mount.
     """
     try:
         mountpoint = podman.volume_mountpoint(name, timeout=min(budget.remaining(), 60))
@@ -176,7 +178,7 @@ def open_volume(podman: Podman, name: str, budget: Budget) -> Tree | None:
         return None
     if mountpoint.parts[-3:] != ("volumes", name, "_data"):
         raise Unreadable(f"podman puts the volume {name} at {mountpoint}, not in its storage")
-    owners = frozenset({podman.uid, mapped(podman.uid, DEV_UID)})
+    owners = frozenset({podman.uid, mapped(podman.uid, DEV_UID), *([0] if new else [])})
     return open_tree(
         mountpoint,
         uid=podman.uid,

@@ -66,23 +66,44 @@ def set_key(ctx: click.Context, name: str, owner: str) -> None:
 
 @command.command()
 @_target
+@click.option("--sizes", is_flag=True, help="Print the volume's sizes as JSON, not the stream.")
 @click.pass_context
-def export(ctx: click.Context, name: str, owner: str) -> None:
+def export(ctx: click.Context, name: str, owner: str, sizes: bool) -> None:
     """Write NAME's volume to standard output as a tar stream."""
     from devbox.runtime import fleet_host  # noqa: PLC0415 - keep --help fast
 
+    if sizes:
+        echo_json(fleet_host.sizes(runtime(ctx), name, owner))
+        return
     fleet_host.export(runtime(ctx), name, owner, sys.stdout.buffer)
+
+
+_BYTES = click.IntRange(min=0)
 
 
 @command.command("import")
 @_target
+@click.option("--allocated", type=_BYTES, help="What the volume takes on disk at its source.")
+@click.option("--apparent", type=_BYTES, help="The length of the volume's files at its source.")
+@click.option("--check", is_flag=True, help="Only say whether it fits this host's quota.")
 @click.pass_context
-def import_(ctx: click.Context, name: str, owner: str) -> None:
+def import_(
+    ctx: click.Context,
+    name: str,
+    owner: str,
+    allocated: int | None,
+    apparent: int | None,
+    check: bool,
+) -> None:
     """Fill a fresh volume of NAME from the tar stream on standard input."""
     from devbox.runtime import fleet_host  # noqa: PLC0415 - keep --help fast
 
     stdin = sys.stdin.buffer
-    echo_json(fleet_host.import_volume(runtime(ctx), name, owner, stdin))
+    echo_json(
+        fleet_host.import_volume(
+            runtime(ctx), name, owner, stdin, allocated=allocated, apparent=apparent, check=check
+        )
+    )
 
 
 @command.command()

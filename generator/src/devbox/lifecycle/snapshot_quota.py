@@ -219,8 +219,23 @@ def limits(rt: Runtime, owner: str, snapshots: Iterable[Stored]) -> list[Limit]:
     ]
 
 
-def room(rt: Runtime, owner: str, container: str, snapshots: Iterable[Stored]) -> Room:
-    """The room for a new snapshot of owner's container, or a UsageError naming the full limit."""
+def room(
+    rt: Runtime,
+    owner: str,
+    container: str,
+    snapshots: Iterable[Stored],
+    *,
+    need: int = 0,
+    subject: str | None = None,
+    hint: str = _REFUSED_HINT,
+) -> Room:
+    """The room for a new snapshot of owner's container, or a UsageError naming the full limit.
+
+    `need`, when known, is what the new file will take on disk (a volume arriving by a move:
+    its source said how much): refused at once when a byte limit has less left than that.
+    `subject` and `hint` word the refusal for what is being stored.
+    """
+    subject = subject or f"a snapshot of {container}"
     counts = limits(rt, owner, snapshots)
     for limit in counts:
         if limit.left <= 0:
@@ -230,9 +245,17 @@ def room(rt: Runtime, owner: str, container: str, snapshots: Iterable[Stored]) -
                 else f"snapshots taking {size(limit.used)}, the limit of {limit.shown}"
             )
             raise UsageError(
-                f"a snapshot of {container} does not fit: {limit.whose} snapshot store "
+                f"{subject} does not fit: {limit.whose} snapshot store "
                 f"already holds {what} (containers.{limit.field}); nothing was changed",
-                hint=_REFUSED_HINT,
+                hint=hint,
+            )
+    for limit in counts[2:]:
+        if need > limit.left:
+            raise UsageError(
+                f"{subject} does not fit: it takes {size(need)} on disk, and {limit.whose} "
+                f"snapshot space has {size(limit.left)} left of {limit.shown} "
+                f"(containers.{limit.field}, {size(limit.used)} in use); nothing was changed",
+                hint=hint,
             )
     return Room(owner, min(counts[2:], key=lambda limit: limit.left))
 

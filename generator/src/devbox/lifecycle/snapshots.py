@@ -20,6 +20,8 @@ removes one's own; `devbox-ctl restore` (runtime/restore.py) brings one back as 
 from __future__ import annotations
 
 import contextlib
+import copy
+import errno
 import hashlib
 import json
 import os
@@ -29,25 +31,28 @@ import stat
 import tarfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from devbox import clock, write
+from devbox import clock, volume, write
 from devbox.container import activity
 from devbox.declare.resolve import Container
 from devbox.errors import NoVolumeError, ToolError, UsageError
 from devbox.host.context import Runtime
 from devbox.host.identity import authorize
 from devbox.lifecycle import snapshot_quota
+from devbox.tools.podman import Podman
 
 VERSION = 1
 TAR = snapshot_quota.DATA
 DESCRIPTION = ".json"
 _CHUNK = 1 << 20
 _TEMPORARY_AGE = 3600
+# Opening a new volume is a few podman and system calls; beyond this something is wrong.
+_FILL_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -129,50 +134,123 @@ def take(rt: Runtime, container: Container) -> Path:
             f"{container.name} has no volume {container.volume}: there is nothing to snapshot",
             hint="check `podman volume ls` as the owner; destroy --keep-volume skips the snapshot",
         )
-    directory = write.ensure_directory(rt.config.snapshots_dir, mode=0o700)
-    created = clock.now()
     sha256 = hashlib.sha256()
-    with contextlib.ExitStack() as held:
-        # The room is checked and reserved under the lock; the export runs without it.
-        with write.locked(directory):
-            room = snapshot_quota.room(rt, container.owner, container.name, every(rt))
-            data, out = held.enter_context(_new_data_file(directory, container.name, created))
-            held.callback(
-                write.remove_file, snapshot_quota.reserve(data, container.owner, room.bytes)
-            )
 
-        def keep(chunk: bytes) -> None:
+    def export(keep: Callable[[bytes], None]) -> None:
+        def both(chunk: bytes) -> None:
             sha256.update(chunk)
-            out.write(chunk)
-            if out.stored > room.bytes:
-                raise room.exceeded(container.name, container.volume, out.stored)
+            keep(chunk)
 
-        podman.export_volume(container.volume, keep)
-        out.finish()
-        stored = write.allocated(data.stat())
-        if stored > room.bytes:
-            raise room.exceeded(container.name, container.volume, stored)
-        _check_tar(data)
+        podman.export_volume(container.volume, both)
+
+    def exceeded(room: snapshot_quota.Room, stored: int) -> UsageError:
+        return room.exceeded(container.name, container.volume, stored)
+
+    with _stored(rt, container.owner, container.name, export, exceeded, keep=True) as stored:
         snapshot = Snapshot(
-            id=data.name.removesuffix(TAR),
+            id=stored.path.name.removesuffix(TAR),
             container=container.name,
             owner=container.owner,
-            created=created,
+            created=stored.created,
             volume=container.volume,
             sha256=sha256.hexdigest(),
-            size=out.length,
+            size=stored.length,
             settings={
                 "cpu": container.cpu,
                 "memory": container.memory,
                 "syncthing": container.syncthing,
             },
-            path=data,
-            stored=stored,
+            path=stored.path,
+            stored=stored.stored,
         )
         text = json.dumps(snapshot.description(), indent=2, sort_keys=True) + "\n"
         # Written before the reservation goes, so the room is never counted as free between.
-        write.write_new(directory / f"{snapshot.id}{DESCRIPTION}", text.encode("utf-8"), mode=0o600)
-    return data
+        write.write_new(
+            stored.path.with_name(f"{snapshot.id}{DESCRIPTION}"), text.encode("utf-8"), mode=0o600
+        )
+    return stored.path
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A tar stream written into the snapshot store: its file, length and bytes on disk."""
+
+    path: Path
+    created: datetime
+    length: int
+    stored: int
+
+
+Feed = Callable[[Callable[[bytes], None]], None]
+
+
+def stage(
+    rt: Runtime,
+    owner: str,
+    name: str,
+    feed: Feed,
+    exceeded: Callable[[snapshot_quota.Room, int], UsageError],
+    *,
+    need: int = 0,
+    subject: str,
+    hint: str,
+) -> contextlib.AbstractContextManager[Stored]:
+    """A tar stream held in the snapshot store, sparse and under owner's quota, while in use.
+
+    What a move brings to this host goes through here before any volume is touched: it
+    counts against the same limits as a snapshot (`need`, what its source says it takes on
+    disk, is checked first; then every piece as it arrives), its holes stay holes, and it
+    is read back whole. The file and its reservation are removed when the block ends; one a
+    killed process left is swept by cleanup's prune, as a killed snapshot's is.
+    """
+    return _stored(
+        rt, owner, name, feed, exceeded, keep=False, need=need, subject=subject, hint=hint
+    )
+
+
+@contextlib.contextmanager
+def _stored(
+    rt: Runtime,
+    owner: str,
+    name: str,
+    feed: Feed,
+    exceeded: Callable[[snapshot_quota.Room, int], UsageError],
+    *,
+    keep: bool,
+    need: int = 0,
+    subject: str | None = None,
+    hint: str | None = None,
+) -> Iterator[Stored]:
+    """Write feed's stream into a new sparse data file of the store, bounded by owner's room.
+
+    The room is checked and reserved under the directory's lock; the stream is written
+    without it. The file is removed if anything fails, and at the end unless `keep`.
+    """
+    directory = write.ensure_directory(rt.config.snapshots_dir, mode=0o700)
+    created = clock.now()
+    wording: dict[str, Any] = {"subject": subject} if subject else {}
+    if hint is not None:
+        wording["hint"] = hint
+    with contextlib.ExitStack() as held:
+        with write.locked(directory):
+            room = snapshot_quota.room(rt, owner, name, every(rt), need=need, **wording)
+            data, out = held.enter_context(_new_data_file(directory, name, created))
+            if not keep:
+                held.callback(write.remove_file, data)
+            held.callback(write.remove_file, snapshot_quota.reserve(data, owner, room.bytes))
+
+        def put(chunk: bytes) -> None:
+            out.write(chunk)
+            if out.stored > room.bytes:
+                raise exceeded(room, out.stored)
+
+        feed(put)
+        out.finish()
+        stored = write.allocated(data.stat())
+        if stored > room.bytes:
+            raise exceeded(room, stored)
+        _check_tar(data)
+        yield Stored(data, created, out.length, stored)
 
 
 @contextlib.contextmanager
@@ -422,20 +500,162 @@ class _Filter:
         return True
 
 
-def _filtered(source: Path, into: BinaryIO) -> None:
-    """Copy a snapshot's tar stream without the dropped paths (see _Filter)."""
-    admitted = _Filter()
+def _holed(fd: int, start: int, length: int) -> bool:
+    """Whether the store's file has a hole in [start, start + length): zeros it did not write."""
+    try:
+        return os.lseek(fd, start, os.SEEK_HOLE) < start + length
+    except OSError:
+        return False
+
+
+def _copy(
+    source: Path,
+    into: BinaryIO,
+    admit: Callable[[tarfile.TarInfo], bool] | None,
+    holed: dict[str, tarfile.TarInfo],
+) -> None:
+    """Copy a stored tar stream for podman's import, keeping its holes out of it.
+
+    A member the filter leaves out is not copied (restore's _Filter; a move admits all). A
+    regular file with a hole in the store goes to podman empty, and is recorded in `holed`
+    for _fill, which writes only its data: podman's import writes every byte it is given,
+    and a 1 TiB sparse file would be 1 TiB on disk. A later member of the same name takes
+    its place, as it takes the file's place in podman's import.
+    """
     with (
         tarfile.open(source, "r:") as archive,
-        tarfile.open(fileobj=into, mode="w|", format=tarfile.PAX_FORMAT) as copy,
+        source.open("rb") as raw,
+        tarfile.open(fileobj=into, mode="w|", format=tarfile.PAX_FORMAT) as out,
     ):
         for member in archive:
-            if admitted.admit(member):
-                copy.addfile(member, archive.extractfile(member) if member.isreg() else None)
+            if admit is not None and not admit(member):
+                continue
+            name = _inside(member.name)
+            if name is not None:
+                holed.pop(name, None)
+                if holed and not member.isdir():
+                    # What podman wrote below a directory this member replaces is gone.
+                    for below in [key for key in holed if _under(key, name)]:
+                        del holed[below]
+            sparse = member.isreg() and member.sparse is None and name not in (None, ".")
+            if sparse and _holed(raw.fileno(), member.offset_data, member.size):
+                out.addfile(_empty(member))
+                holed[str(name)] = member
+                continue
+            out.addfile(member, archive.extractfile(member) if member.isreg() else None)
 
 
-def import_snapshot(rt: Runtime, snapshot: Snapshot, container: Container) -> None:
-    """Fill the container's (new, empty) volume with the snapshot's files."""
+def _empty(member: tarfile.TarInfo) -> tarfile.TarInfo:
+    """The member as an empty file: its size 0, in its header and in a PAX `size` alike."""
+    empty = copy.copy(member)
+    empty.size = 0
+    empty.pax_headers = {key: value for key, value in member.pax_headers.items() if key != "size"}
+    return empty
+
+
+def _in_range(owner_uid: int, uid: int) -> bool:
+    """Whether uid is the owner's or one of the owner's subordinate ids (volume.py)."""
+    start = volume.subordinate_start(owner_uid)
+    return uid == owner_uid or start <= uid < start + volume.SUBUID_COUNT
+
+
+def _open_holed(tree: volume.Tree, name: str, owner_uid: int) -> int:
+    """The empty file podman's import just made for name, opened for writing as _fill needs.
+
+    Reached from the volume's descriptor one component at a time, never through a link, and
+    only if it still is what podman made: a regular file, empty, on the volume's file system,
+    belonging to the owner or the owner's subordinate ids (their rootless podman may write it
+    any time: writing it is nothing the owner could not do), or to root in a volume that is
+    root's (a rootful podman's, which maps no ids). Anything else is a ToolError.
+    """
+    *parents, last = volume.parts_of(name)
+    directory = volume.open_below(tree.fd, tuple(parents)) if parents else os.dup(tree.fd)
+    try:
+        flags = os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        fd = os.open(last, flags, dir_fd=directory)
+    finally:
+        os.close(directory)
+    info, top = os.fstat(fd), os.fstat(tree.fd)
+    if not (
+        stat.S_ISREG(info.st_mode)
+        and info.st_size == 0
+        and info.st_dev == top.st_dev
+        and (_in_range(owner_uid, info.st_uid) or info.st_uid == top.st_uid == 0)
+    ):
+        os.close(fd)
+        raise ToolError(
+            f"{name} in the new volume is not the empty file podman made of it (uid "
+            f"{info.st_uid}, {info.st_size} bytes, mode {stat.filemode(info.st_mode)})"
+        )
+    return fd
+
+
+def _write_data(source: int, start: int, length: int, into: int) -> None:
+    """Copy [start, start + length) of the store's file into `into`, holes left holes."""
+    position, end = start, start + length
+    while position < end:
+        try:
+            data_at = os.lseek(source, position, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # nothing but a hole to the end of the file
+                break
+            raise
+        if data_at >= end:
+            break
+        hole_at = min(os.lseek(source, data_at, os.SEEK_HOLE), end)
+        while data_at < hole_at:
+            chunk = os.pread(source, min(_CHUNK, hole_at - data_at), data_at)
+            if not chunk:
+                raise ToolError("the stored stream ended inside a file")
+            view = memoryview(chunk)
+            offset = data_at - start
+            while view:
+                written = os.pwrite(into, view, offset)
+                view, offset = view[written:], offset + written
+            data_at += len(chunk)
+        position = hole_at
+    os.ftruncate(into, length)
+
+
+def _fill(
+    podman: Podman, volume_name: str, source: Path, holed: dict[str, tarfile.TarInfo]
+) -> None:
+    """Write the data of the files _copy sent empty into the volume, at their offsets."""
+    if not holed:
+        return
+    budget = volume.Budget.of(_FILL_SECONDS, f"the {_FILL_SECONDS} s to open the volume")
+    try:
+        tree = volume.open_volume(podman, volume_name, budget, new=True)
+    except volume.Unreadable as exc:
+        raise ToolError(f"the volume {volume_name} cannot be filled: {exc}") from exc
+    if tree is None:
+        raise ToolError(f"the volume {volume_name} is gone while it was being filled")
+    with tree, source.open("rb") as raw:
+        for name, member in holed.items():
+            try:
+                fd = _open_holed(tree, name, podman.uid)
+            except (OSError, volume.Unreadable) as exc:
+                raise ToolError(f"{name} in the volume {volume_name}: {exc}") from exc
+            try:
+                _write_data(raw.fileno(), member.offset_data, member.size, fd)
+                os.utime(fd, (member.mtime, member.mtime))
+            finally:
+                os.close(fd)
+
+
+def fill_volume(
+    rt: Runtime,
+    source: Path,
+    container: Container,
+    admit: Callable[[tarfile.TarInfo], bool] | None = None,
+) -> None:
+    """Fill the container's volume (created empty here) from a tar stream in the store.
+
+    podman's import does every member (names, links, owners as the owner's rootless podman
+    maps them), with the files that have holes empty; _fill then writes their data only, so
+    a sparse file takes on the volume what it took in the store. `admit` leaves members out
+    (restore's filter).
+    """
     podman = rt.podman(container.owner)
     podman.create_volume(
         container.volume,
@@ -447,18 +667,30 @@ def import_snapshot(rt: Runtime, snapshot: Snapshot, container: Container) -> No
     )
     read_end, write_end = os.pipe()
     failure: list[BaseException] = []
+    holed: dict[str, tarfile.TarInfo] = {}
 
     def feed() -> None:
         try:
             with os.fdopen(write_end, "wb") as into:
-                _filtered(snapshot.path, into)
+                _copy(source, into, admit, holed)
         except BaseException as exc:  # noqa: BLE001 - reported by the caller below
             failure.append(exc)
 
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
-    with os.fdopen(read_end, "rb") as source:
-        podman.import_volume(container.volume, source)
+    with os.fdopen(read_end, "rb") as stream:
+        podman.import_volume(container.volume, stream)
     feeder.join()
     if failure:
-        raise ToolError(f"reading snapshot {snapshot.id} failed: {failure[0]}")
+        raise ToolError(f"reading {source.name} failed: {failure[0]}")
+    _fill(podman, container.volume, source, holed)
+
+
+def _filtered(source: Path, into: BinaryIO) -> None:
+    """A snapshot's stream as restore gives it to podman (see _Filter and _copy)."""
+    _copy(source, into, _Filter().admit, {})
+
+
+def import_snapshot(rt: Runtime, snapshot: Snapshot, container: Container) -> None:
+    """Fill the container's (new, empty) volume with the snapshot's files, holes kept."""
+    fill_volume(rt, snapshot.path, container, _Filter().admit)

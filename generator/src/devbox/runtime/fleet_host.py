@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import threading
+import stat
+from collections.abc import Callable
 from typing import IO, Any, BinaryIO
 
 from devbox import clock, rules, write
@@ -25,16 +25,19 @@ from devbox.errors import ToolError, UsageError
 from devbox.escaping import shown
 from devbox.host import deployed, hostconfig
 from devbox.host.context import Runtime
-from devbox.lifecycle import snapshots
+from devbox.lifecycle import snapshot_quota, snapshots
 from devbox.runtime import operations
 from devbox.tools import onepassword, systemd
-from devbox.tools.podman import Podman
+from devbox.volume import Budget, Unreadable, open_below, open_volume
 
 # A Tailscale auth key is about 60 characters; what comes on stdin is read no further.
 MAX_KEY_BYTES = 4096
 # A tar stream is whole 512-byte blocks: a shorter one is not a volume's export.
 TAR_BLOCK = 512
 COPY_CHUNK = 1 << 20
+# What measuring a volume for a move may take (export --sizes); past it the size is unknown.
+SIZE_SECONDS = 120
+SIZE_ENTRIES = 1_000_000
 # The directory whose lock a host's destructive fleet-host acts hold (under its state dir):
 # what they check of the deployed declaration cannot change under another such act.
 HOST_LOCK = "fleet-host"
@@ -123,8 +126,8 @@ def set_key(rt: Runtime, name: str, owner: str, source: BinaryIO) -> dict[str, A
     return {"name": name, "secret": container.secret, "neutralised": neutral}
 
 
-def export(rt: Runtime, name: str, owner: str, into: IO[bytes]) -> None:
-    """Write the container's volume, as a tar stream, to into (stdout)."""
+def _stopped_volume(rt: Runtime, name: str, owner: str) -> Container:
+    """The container whose volume is exported: not running here, and with its volume."""
     container = target(rt, name, owner)
     podman = rt.podman(owner)
     if podman.status_of(podman.inspect_container(name)) == "running":
@@ -134,22 +137,107 @@ def export(rt: Runtime, name: str, owner: str, into: IO[bytes]) -> None:
         )
     if not podman.volume_exists(container.volume):
         raise UsageError(f"{name} has no volume {container.volume} on this host")
+    return container
+
+
+def export(rt: Runtime, name: str, owner: str, into: IO[bytes]) -> None:
+    """Write the container's volume, as a tar stream, to into (stdout)."""
+    container = _stopped_volume(rt, name, owner)
 
     def send(chunk: bytes) -> None:
         into.write(chunk)
 
-    podman.export_volume(container.volume, send)
+    rt.podman(owner).export_volume(container.volume, send)
     into.flush()
 
 
-def import_volume(rt: Runtime, name: str, owner: str, source: BinaryIO) -> dict[str, Any]:
+def sizes(rt: Runtime, name: str, owner: str) -> dict[str, Any]:
+    """How big the container's volume is: its files' length and what they take on disk.
+
+    What a move tells the target before it stops or sends anything (import --allocated), so
+    one that cannot fit is refused with nothing changed. Counted as the owner, in the time and
+    number of entries allowed; a volume that cannot be counted so (or is not there) is `null`
+    for both. Only a hint either way: the target bounds the stream itself as it comes.
+    """
+    container = target(rt, name, owner)
+    budget = Budget.of(SIZE_SECONDS, f"the {SIZE_SECONDS} s to measure the volume")
+    try:
+        tree = open_volume(rt.podman(owner), container.volume, budget)
+        if tree is not None:
+            with tree:
+                apparent, allocated = tree.call(_measure)
+            return {"name": name, "apparent": apparent, "allocated": allocated}
+    except Unreadable:
+        pass
+    return {"name": name, "apparent": None, "allocated": None}
+
+
+def _measure(root: int) -> tuple[int, int]:
+    """The length of the files below root, and the bytes everything there takes on disk."""
+    apparent = allocated = entries = 0
+    stack: list[tuple[str, ...]] = [()]
+    while stack:
+        here = stack.pop()
+        fd = open_below(root, here) if here else os.dup(root)
+        try:
+            with os.scandir(fd) as listing:
+                for entry in listing:
+                    entries += 1
+                    if entries > SIZE_ENTRIES:
+                        raise Unreadable(f"more than {SIZE_ENTRIES} entries to count")
+                    info = entry.stat(follow_symlinks=False)
+                    allocated += write.allocated(info)
+                    if stat.S_ISREG(info.st_mode):
+                        apparent += info.st_size
+                    elif stat.S_ISDIR(info.st_mode):
+                        stack.append((*here, entry.name))
+        finally:
+            os.close(fd)
+    return apparent, allocated
+
+
+def import_volume(
+    rt: Runtime,
+    name: str,
+    owner: str,
+    source: BinaryIO,
+    *,
+    allocated: int | None = None,
+    apparent: int | None = None,
+    check: bool = False,
+) -> dict[str, Any]:
     """Fill a fresh volume of the container from the tar stream on stdin.
+
+    The stream is held in this host's snapshot store first (lifecycle/snapshots.py `stage`):
+    it counts against the owner's and the host's snapshot quotas, the size the source said it
+    takes on disk (`allocated`) is checked before anything is read or written, and every piece
+    of it again as it comes; its holes stay holes there and on the volume. Only a stream that
+    fit and was read back whole touches the volume. With `check`, only the quota is asked.
 
     A volume left by an earlier, interrupted import (the container is not declared here) is
     removed first, so a rerun starts clean; a container declared here keeps its volume.
     """
     container = target(rt, name, owner)
     _refuse_running(rt, container, "import")
+    podman = rt.podman(owner)
+    if podman.volume_exists(container.volume) and name in _declared_here(rt):
+        raise UsageError(
+            f"{name} is declared on this host and has its volume {container.volume}: "
+            "import refused, nothing was replaced",
+            hint=f"move it elsewhere first, or destroy it (devbox-ctl destroy {name})",
+        )
+    host = rt.config.host_name
+    said = f"{snapshot_quota.size(apparent)} long, " if apparent is not None else ""
+    subject = f"the volume {container.volume} of {name} ({said}moving to {host})"
+    hint = (
+        f"make room in {owner}'s snapshots on {host} (devbox-ctl snapshots --prune ID there), "
+        f"move {name} to another host, or ask an admin to raise the limit in users.nix"
+    )
+    if check:
+        snapshot_quota.room(
+            rt, owner, name, snapshots.every(rt), need=allocated or 0, subject=subject, hint=hint
+        )
+        return {"name": name, "fits": True}
     # A source whose export failed sends nothing: that must never become an empty volume
     # that reports success (the control host would then purge the only copy).
     head = _read_up_to(source, TAR_BLOCK)
@@ -159,22 +247,35 @@ def import_volume(rt: Runtime, name: str, owner: str, source: BinaryIO) -> dict[
             "nothing was imported",
             hint="check the export on the source host (devbox-ctl fleet-host export)",
         )
-    podman = rt.podman(owner)
-    if podman.volume_exists(container.volume):
-        if name in _declared_here(rt):
-            raise UsageError(
-                f"{name} is declared on this host and has its volume {container.volume}: "
-                "import refused, nothing was replaced",
-                hint=f"move it elsewhere first, or destroy it (devbox-ctl destroy {name})",
-            )
-        podman.remove_container(name)
-        podman.remove_volume(container.volume)
-    podman.create_volume(
-        container.volume,
-        {"devbox.managed": "true", "devbox.container": name, "devbox.owner": owner},
-    )
-    _import_with_head(podman, container.volume, head, source)
-    rt.event("fleet-import", name, owner=owner, host=rt.config.host_name)
+
+    def feed(put: Callable[[bytes], None]) -> None:
+        put(head)
+        while chunk := source.read(COPY_CHUNK):
+            put(chunk)
+
+    def exceeded(room: snapshot_quota.Room, stored: int) -> UsageError:
+        limit = room.bound
+        return UsageError(
+            f"{subject} takes more than the {snapshot_quota.size(limit.left)} left of "
+            f"{limit.whose} snapshot space on {host} ({limit.shown}, containers.{limit.field}; "
+            f"it had reached {snapshot_quota.size(stored)} when it was stopped): nothing was "
+            "imported",
+            hint=hint,
+        )
+
+    with snapshots.stage(
+        rt, owner, name, feed, exceeded, need=allocated or 0, subject=subject, hint=hint
+    ) as staged:
+        if podman.volume_exists(container.volume):  # an interrupted import's, not declared here
+            podman.remove_container(name)
+            podman.remove_volume(container.volume)
+        try:
+            snapshots.fill_volume(rt, staged.path, container)
+        except BaseException:
+            # Nothing half-made stays: the source still has the data, a rerun imports again.
+            podman.remove_volume(container.volume)
+            raise
+    rt.event("fleet-import", name, owner=owner, host=host, stored=staged.stored)
     return {"name": name, "volume": container.volume, "imported": True}
 
 
@@ -189,28 +290,6 @@ def _read_up_to(source: BinaryIO, size: int) -> bytes:
         pieces.append(piece)
         left -= len(piece)
     return b"".join(pieces)
-
-
-def _import_with_head(podman: Podman, volume: str, head: bytes, rest: BinaryIO) -> None:
-    """Import head, then the rest of the stream, into the volume (through a pipe)."""
-    read_end, write_end = os.pipe()
-    failure: list[BaseException] = []
-
-    def feed() -> None:
-        try:
-            with os.fdopen(write_end, "wb") as into:
-                into.write(head)
-                shutil.copyfileobj(rest, into, COPY_CHUNK)
-        except BaseException as exc:  # noqa: BLE001 - reported below, after podman ended
-            failure.append(exc)
-
-    feeder = threading.Thread(target=feed, daemon=True)
-    feeder.start()
-    with os.fdopen(read_end, "rb") as stream:
-        podman.import_volume(volume, stream)
-    feeder.join()
-    if failure and not isinstance(failure[0], BrokenPipeError):
-        raise ToolError(f"reading the volume's stream failed: {failure[0]}")
 
 
 def purge(

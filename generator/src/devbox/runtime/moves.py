@@ -7,7 +7,11 @@ finished by running the same command again, and nothing is lost on the way:
 1. stop the container on the source (declared stopped, source deployed);
 2. copy its volume from the source to the target, streamed host to host over SSH
    (`fleet-host export` | `fleet-host import`; the import starts from an empty volume each
-   time, so a rerun never mixes two copies);
+   time, so a rerun never mixes two copies). The target holds the stream in its snapshot
+   store first, sparse and under the owner's snapshot quota there, and keeps the holes on
+   the volume; before step 1 the source says how big the volume is and the target whether
+   it fits. A refusal (exit 2 there) calls the move off: the journal goes, and the container
+   runs again on the source if it ran;
 3. give the target a key secret that holds nothing usable (the container's Tailscale state is
    on its volume, so it comes back as the same node: no new key, no re-enrolment);
 4. switch the record's host (validated: capacity, labels), deploy both hosts;
@@ -63,7 +67,11 @@ def move(rt: Runtime, name: str, to: str, *, progress: Progress = print) -> Move
     if resumed:
         progress(f"Resuming the move of {name} from {source} to {to}.")
     if container.host == source:
-        container = _relocate(rt, container, journal, progress)
+        try:
+            container = _relocate(rt, container, journal, progress)
+        except Refused as refused:
+            _call_off(rt, name, journal, progress)
+            raise refused.error from None
     elif container.host == to:
         behind = link.undeployed(rt, [source, to])
         if behind:
@@ -111,6 +119,8 @@ def _begin(rt: Runtime, container: Container, to: str, progress: Progress) -> tu
             rt.desired, records, _need(container), name=name, host=to
         ),
     )
+    # Refused before anything is stopped when the volume does not fit the target's quota.
+    _check_fits(rt, container, to, _sizes(rt, container, str(container.host)))
     journal = Journal(
         name,
         container.owner,
@@ -144,17 +154,84 @@ def _relocate(rt: Runtime, container: Container, journal: Journal, progress: Pro
     return rt.container(name)
 
 
+class Refused(Exception):  # noqa: N818 - a refusal carried out of _relocate, not a failure
+    """The target refused the volume (its snapshot quota): the move is called off."""
+
+    def __init__(self, error: UsageError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def _sizes(rt: Runtime, container: Container, source: str) -> list[str]:
+    """The size options of `import`, as the source measures its volume (none if it cannot)."""
+    try:
+        said = link.ask_json(
+            rt, source, ["export", container.name, "--owner", container.owner, "--sizes"]
+        )
+    except ToolError:
+        return []  # unknown: the target bounds the stream as it comes
+    options = []
+    for key in ("allocated", "apparent"):
+        value = said.get(key) if isinstance(said, dict) else None
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            options += [f"--{key}", str(value)]
+    return options
+
+
+def _refusal(reply: ssh.Reply, container: Container, target: str) -> UsageError:
+    """The target's refusal (exit 2) as the control host says it: the host, and the way out."""
+    reason = reply.message.removeprefix("error: ")
+    return UsageError(
+        f"on {target}: {reason}",
+        hint=f"nothing was moved: {container.name} stays on {container.host} as it was; make "
+        f"room there (devbox-ctl snapshots --prune ID on {target}), choose another host "
+        f"(devbox-ctl move {container.name} --to HOST), or ask an admin to raise "
+        "maxSnapshotBytesPerUser / maxSnapshotBytesGlobal in users.nix",
+    )
+
+
+def _check_fits(rt: Runtime, container: Container, target: str, sizes: list[str]) -> None:
+    """Ask the target's import whether the volume fits its snapshot quota (exit 2: no).
+
+    A target that cannot be asked now is no answer: the move goes on, and the copy is where
+    the target checks and bounds the volume, refusing it there with the move called off.
+    """
+    args = ["import", container.name, "--owner", container.owner, "--check", *sizes]
+    try:
+        reply = link.ask(rt, target, args, codes=(0, 2))
+    except ToolError:
+        return
+    if reply.returncode == 2:  # noqa: PLR2004 - devbox-ctl's exit status for a refusal
+        raise _refusal(reply, container, target)
+
+
+def _call_off(rt: Runtime, name: str, journal: Journal, progress: Progress) -> None:
+    """Undo a refused move's stop: the journal goes, the container runs again if it did."""
+    write.remove_file(move_journal.path(rt, name))
+    if journal.was_running and rt.container(name).state != "running":
+        progress(f"Starting {name} again on {journal.source}")
+        fleet.start(rt, name, progress=progress)
+
+
 def _copy(rt: Runtime, container: Container, source: str, target: str, progress: Progress) -> None:
-    """The volume, streamed from the source host's podman into a fresh one on the target."""
+    """The volume, streamed from the source host's podman into a fresh one on the target.
+
+    The target holds the stream in its snapshot store (counted against the owner's quota
+    there, holes kept) before it fills the volume; a stream that does not fit is refused
+    (Refused) with nothing left on the target, and the source keeps its copy.
+    """
     progress(f"Copying the volume {container.volume} from {source} to {target}")
     owner = container.owner
+    sizes = _sizes(rt, container, source)
     sent, received = ssh.stream(
         link.remote(rt, source),
         ["fleet-host", "export", container.name, "--owner", owner],
         link.remote(rt, target),
-        ["fleet-host", "import", container.name, "--owner", owner],
+        ["fleet-host", "import", container.name, "--owner", owner, *sizes],
         timeout=link.TRANSFER_TIMEOUT,
     )
+    if isinstance(received, ssh.Reply) and received.returncode == 2:  # noqa: PLR2004
+        raise Refused(_refusal(received, container, target))
     for side, answer in (("exporting on", sent), ("importing on", received)):
         if isinstance(answer, ssh.Unreachable):
             raise ToolError(
