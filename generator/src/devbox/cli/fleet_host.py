@@ -206,3 +206,54 @@ def logs(ctx: click.Context, name: str, follow: bool, since: str | None) -> None
     from devbox.cli import logs as verb  # noqa: PLC0415 - keep --help fast
 
     ctx.invoke(verb.command, name=name, follow=follow, since=since)
+
+
+# restore in a fleet: this host holds the snapshot; its own restore checks and fills.
+
+
+@command.command()
+@click.argument("name", required=False)
+@click.pass_context
+def snapshots(ctx: click.Context, name: str | None) -> None:
+    """The snapshots held here (of container NAME), as `restore --list --json` shows them."""
+    from devbox.runtime import fleet_host  # noqa: PLC0415 - keep --help fast
+
+    echo_json(fleet_host.snapshots_here(runtime(ctx), name))
+
+
+@command.command()
+@_target
+@click.option("--from", "snapshot", required=True, metavar="SNAPSHOT", help="Which snapshot.")
+@click.option("--as", "as_name", required=True, metavar="NEWNAME", help="The new container.")
+@click.option(
+    "--created",
+    help="NEWNAME's creation time as the control host declares it: another NEWNAME is refused.",
+)
+@click.option("--check", is_flag=True, help="Only check the snapshot and the volume name.")
+@click.option("--replace", is_flag=True, help="Resuming: an undeclared NEWNAME's volume goes.")
+@click.pass_context
+def restore(
+    ctx: click.Context,
+    name: str,
+    owner: str,
+    snapshot: str,
+    as_name: str,
+    created: str | None,
+    check: bool,
+    replace: bool,
+) -> None:
+    """Fill NEWNAME's new volume from snapshot SNAPSHOT of NAME (restore, on this host)."""
+    from devbox.runtime import fleet_host  # noqa: PLC0415 - keep --help fast
+
+    echo_json(
+        fleet_host.restore_here(
+            runtime(ctx),
+            name,
+            owner,
+            snapshot,
+            as_name=as_name,
+            created=created,
+            check=check,
+            replace=replace,
+        )
+    )

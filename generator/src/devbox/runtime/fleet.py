@@ -9,6 +9,8 @@ the container, as `devbox-ctl apply` does on a single host.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -16,12 +18,13 @@ from typing import Any, TypeVar
 from devbox import clock, rules
 from devbox.declare import edit, placement
 from devbox.declare.resolve import Container, Desired
-from devbox.errors import DevboxError, UsageError
+from devbox.errors import DevboxError, ToolError, UsageError
 from devbox.escaping import shown
 from devbox.host import fleet as link
 from devbox.host.context import Runtime
 from devbox.host.identity import authorize
 from devbox.runtime import cleanup, move_journal, operations
+from devbox.tools import ssh
 
 Progress = Callable[[str], None]
 T = TypeVar("T")
@@ -445,18 +448,259 @@ def deploy_after(rt: Runtime, action: Callable[[], T], *, progress: Progress = p
 
 
 def not_here(rt: Runtime, verb: str) -> None:
-    """Verbs on one host's own snapshots: in a fleet, not from the control host."""
+    """Verbs on one host's own snapshots: in a fleet, not from the control host.
+
+    (restore is the fleet's own verb: `restore` below.)
+    """
     if not link.is_fleet(rt):
         return
-    if verb == "restore":
-        raise UsageError(
-            "restore is not available in a fleet yet: the snapshot is on the host where the "
-            "container was destroyed",
-            hint="devbox-ctl snapshots on that host lists it; its file is a podman volume "
-            "export (`podman volume import`)",
-        )
     raise UsageError(
         f"{verb} reads one host's own snapshots: in a fleet, run it on the container's host "
         "(the read verbs work on every host of the fleet)",
         hint="devbox-ctl list --all says which host each container is on",
     )
+
+
+# restore in a fleet. The snapshot is on the host where its container was destroyed: every
+# host is asked for its snapshots, the chosen one's host gets the restored container (placed
+# there under the config lock, with the fleet's limits), and that host's own restore checks
+# and fills the volume (fleet-host restore, runtime/restore.py). Then as create: the key from
+# 1Password, declared running, the host deployed, wait until it joined. A rerun resumes.
+
+
+@dataclass
+class Restored:
+    """What a fleet restore did."""
+
+    container: Container
+    host: str
+    snapshot: str
+    applied: bool = False
+    joined: bool = False
+    resumed: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        """`restore --json` in a fleet."""
+        return {
+            "name": self.container.name,
+            "owner": self.container.owner,
+            "host": self.host,
+            "snapshot": self.snapshot,
+            "applied": self.applied,
+            "joined": self.joined,
+            "resumed": self.resumed,
+        }
+
+
+# A snapshot's id as lifecycle/snapshots.py makes it (web-20261126T120000Z-3f9a1c2b); a host's
+# row with any other id is not taken (it would reach argv, a commit message and the log).
+SNAPSHOT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,150}")
+
+
+@dataclass
+class Held:
+    """Every host's snapshots (rows with their host), and the hosts that did not say."""
+
+    rows: list[dict[str, Any]]
+    silent: dict[str, str]
+
+
+def held(rt: Runtime, name: str | None = None) -> Held:
+    """What every host holds of snapshots (of container NAME), each row with its host."""
+    found = Held([], {})
+    args = ["snapshots", *([name] if name is not None else [])]
+    for host, answer in link.ask_all(rt, rt.desired.hosts, args).items():
+        if isinstance(answer, ssh.Unreachable):
+            found.silent[host] = answer.reason
+            continue
+        try:
+            rows = json.loads(answer.stdout) if answer.ok else None
+        except ValueError:
+            rows = None
+        if not isinstance(rows, list):
+            found.silent[host] = answer.message if not answer.ok else "answered no JSON list"
+            continue
+        found.rows += [{**row, "host": host} for row in rows if isinstance(row, dict)]
+    found.rows.sort(key=lambda row: (str(row.get("created")), str(row.get("id"))))
+    return found
+
+
+def restorable(rt: Runtime, name: str | None) -> Held:
+    """`restore --list` in a fleet: the snapshots the caller may restore, on every host."""
+    found = held(rt, name)
+    found.rows = [row for row in found.rows if rt.caller.may_act_on(str(row.get("owner")))]
+    return found
+
+
+def _silent(found: Held) -> str:
+    return ", ".join(f"{host} ({shown(why, 300)})" for host, why in sorted(found.silent.items()))
+
+
+def _chosen(rt: Runtime, name: str, snapshot_id: str | None) -> dict[str, Any]:
+    """The snapshot a restore takes: ID, or NAME's latest on any host; none is exit 2.
+
+    Without an ID, a host that did not answer may hold a later one: that is not guessed.
+    """
+    found = held(rt, name)
+    of_name = [
+        row
+        for row in found.rows
+        if row.get("container") == name
+        and isinstance(row.get("id"), str)
+        and SNAPSHOT_ID.fullmatch(row["id"])
+        and (snapshot_id is None or row.get("id") == snapshot_id)
+    ]
+    which = f"snapshot {snapshot_id}" if snapshot_id else "snapshot"
+    if found.silent and (not of_name or snapshot_id is None):
+        raise ToolError(
+            f"no {which} of {name} can be chosen: {_silent(found)} did not answer",
+            hint="run it again when every host answers, or name one: restore --from ID "
+            "(restore --list shows those of the hosts that answer)",
+        )
+    if not of_name:
+        raise UsageError(
+            f"no {which} of {name} on any host of the fleet",
+            hint="devbox-ctl restore --list shows every snapshot you may restore",
+        )
+    return of_name[-1]
+
+
+def _ask_host(rt: Runtime, host: str, args: list[str], timeout: float) -> Any:
+    """A fleet-host op whose refusal (exit 2) is this verb's refusal, naming the host."""
+    reply = link.ask(rt, host, args, timeout=timeout, codes=(0, 2))
+    if reply.returncode == 2:  # noqa: PLR2004 - a refusal, as the host's own verb says it
+        raise UsageError(f"on {host}: {shown(reply.message, 1000)}")
+    try:
+        return json.loads(reply.stdout)
+    except ValueError as exc:
+        raise ToolError(f"on {host}: devbox-ctl answered no JSON ({exc})") from exc
+
+
+def _restoring(record: dict[str, Any], owner: str, host: str) -> bool:
+    """Whether a record is an interrupted restore's: declared stopped, never yet run, there."""
+    return (
+        record.get("owner") == owner
+        and record.get("host") == host
+        and record.get("state") == "stopped"
+        and record.get("stoppedAt") is None
+    )
+
+
+def _declare_restored(
+    rt: Runtime, chosen: dict[str, Any], name: str, target: str
+) -> tuple[Container, bool]:
+    """Declare the restored container stopped on the snapshot's host; or find it (resumed).
+
+    Under the config lock: a record of that name is this restore's own, interrupted (resumed)
+    or another container (exit 2); the fleet's limits, and the host's room (placement).
+    """
+    owner, host, sid = str(chosen.get("owner")), str(chosen["host"]), str(chosen["id"])
+    settings = chosen.get("settings")
+    settings = settings if isinstance(settings, dict) else {}
+    resumed = False
+
+    def declare(records: edit.Records) -> str:
+        nonlocal resumed
+        record = edit.record_named(records, target)
+        if record is not None:
+            if not _restoring(record, owner, host):
+                raise UsageError(
+                    f"a container named {target} exists (owner {record.get('owner')})",
+                    hint=f"restore it under another name: devbox-ctl restore {name} --as NEWNAME",
+                )
+            resumed = True
+            return f"devbox: {rt.caller.name} resumed the restore of {target}"
+        operations.check_limits(rt, records, owner)
+        policy = rt.desired.policy
+        cpu, memory = settings.get("cpu"), settings.get("memory")
+        need = placement.Need(
+            float(cpu if isinstance(cpu, int | float) else policy.default_cpu),
+            rules.memory_bytes(str(memory or policy.default_memory)) or 0,
+            frozenset(),
+        )
+        choose_host(rt.desired, records, need, name=target, host=host)
+        records.append(
+            edit.new_record(
+                target,
+                owner,
+                cpu=cpu,
+                memory=memory,
+                syncthing=bool(settings.get("syncthing")),
+                state="stopped",
+                created=clock.now(),
+                host=host,
+            )
+        )
+        return f"devbox: {rt.caller.name} is restoring {target} from snapshot {sid} on {host}"
+
+    rt.change(declare)
+    return rt.container(target), resumed
+
+
+def restore(
+    rt: Runtime,
+    name: str,
+    *,
+    snapshot_id: str | None = None,
+    as_name: str | None = None,
+    apply: bool = True,
+    timeout: float = 300,
+    progress: Progress = print,
+) -> Restored:
+    """Restore a snapshot as a new container on the host that holds it (see above)."""
+    target = as_name or name
+    issue = rules.container_name(target)
+    if issue:
+        raise UsageError(f"{issue[0]}; {issue[1]}")
+    chosen = _chosen(rt, name, snapshot_id)
+    owner, host, sid = str(chosen.get("owner")), str(chosen["host"]), str(chosen["id"])
+    authorize(rt.caller, owner, name, "restore")
+    if owner not in rt.desired.users:
+        raise UsageError(
+            f"snapshot {sid} on {host} belongs to {shown(owner, 40)}, who is not a user of "
+            "users.nix",
+            hint="add the user back to users.nix to restore it",
+        )
+    base = ["restore", name, "--owner", owner, "--from", sid, "--as", target]
+    if target not in rt.desired.by_name():  # a fresh restore: the host checks before anything
+        _ask_host(rt, host, [*base, "--check"], link.TRANSFER_TIMEOUT)
+    before = link.slice_hashes(rt)
+    container, resumed = _declare_restored(rt, chosen, name, target)
+    progress(
+        f"{target} is already being restored on {host}; continuing."
+        if resumed
+        else f"Restoring {target} on {host} from snapshot {sid}"
+    )
+    created = clock.timestamp(container.created) or ""
+    args = [*base, "--created", created, *(["--replace"] if resumed else [])]
+    _ask_host(rt, host, args, link.TRANSFER_TIMEOUT)
+    progress(f"Filled the volume {container.volume} on {host} from snapshot {sid}")
+    progress(f"Fetching {owner}'s Tailscale auth key from 1Password")
+    _provision_key(rt, container)
+
+    def start(records: edit.Records) -> str:
+        edit.required(records, container)["state"] = "running"
+        return f"devbox: {rt.caller.name} restored {target} from snapshot {sid} on {host}"
+
+    rt.change(start)
+    container = rt.container(target)
+    rt.event(
+        "restore",
+        target,
+        owner=owner,
+        host=host,
+        snapshot=sid,
+        fromContainer=name,
+        sha256=chosen.get("sha256"),
+    )
+    done = Restored(container, host, sid, resumed=resumed)
+    hosts = set(link.changed_by(before, link.slice_hashes(rt))) | {host}
+    deployed = link.deploy_hosts(rt, hosts, apply=apply, progress=progress)
+    if not apply:
+        return done
+    link.require_deployed(deployed)
+    done.applied = True
+    wait_until_joined(rt, container, timeout, progress)
+    link.ask(rt, host, ["set-key", target, "--owner", owner], stdin=operations.NEUTRALISED)
+    done.joined = True
+    return done

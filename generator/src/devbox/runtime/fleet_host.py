@@ -26,7 +26,7 @@ from devbox.escaping import shown
 from devbox.host import deployed, hostconfig
 from devbox.host.context import Runtime
 from devbox.lifecycle import snapshot_quota, snapshots
-from devbox.runtime import operations
+from devbox.runtime import operations, restore
 from devbox.tools import onepassword, systemd
 from devbox.volume import Budget, Unreadable, open_below, open_volume
 
@@ -364,3 +364,74 @@ def relogin(rt: Runtime, name: str, owner: str, *, timeout: float) -> dict[str, 
     node = operations.wait_until_joined(rt, container, timeout, lambda _line: None)
     operations.neutralise_key(rt, container)
     return {"joined": True, "dnsName": node.dns_name}
+
+
+# restore in a fleet: the snapshot is here, where its container was destroyed. The control
+# host chooses it from every host's list, declares the restored container on this host and
+# deploys; the checks and the filling are this host's own restore's (runtime/restore.py).
+
+
+def snapshots_here(rt: Runtime, name: str | None) -> list[dict[str, Any]]:
+    """The snapshots held here (of container NAME), as `restore --list` describes them."""
+    return restore.restorable(rt, name)
+
+
+def _snapshot(rt: Runtime, name: str, owner: str, snapshot_id: str) -> snapshots.Snapshot:
+    """Snapshot ID of container NAME, held here, and OWNER's: the control host's word checked."""
+    snapshot = snapshots.choose(rt, name, snapshot_id)
+    if snapshot.owner != owner:
+        raise UsageError(
+            f"snapshot {snapshot.id} belongs to {snapshot.owner}, not {owner}: nothing was restored"
+        )
+    return snapshot
+
+
+def restore_here(
+    rt: Runtime,
+    name: str,
+    owner: str,
+    snapshot_id: str,
+    *,
+    as_name: str,
+    created: str | None,
+    check: bool = False,
+    replace: bool = False,
+) -> dict[str, Any]:
+    """Fill AS_NAME's new volume from snapshot ID of NAME, as this host's restore does.
+
+    `check`: only what restore checks before it declares anything (the volume name is free,
+    the data is what was exported); nothing changes. Otherwise, under this host's lock and
+    right before acting: the container AS_NAME here is the control host's (owner, `created`)
+    and not declared running, the same checks again, then the filling. `replace`: the control
+    host resumes its own interrupted restore, so a volume of AS_NAME while AS_NAME is not
+    declared here is that restore's leftover, removed first (a volume of a container declared
+    here is never replaced). A filling that fails leaves no volume behind.
+    """
+    snapshot = _snapshot(rt, name, owner, snapshot_id)
+    if check:
+        target(rt, as_name, owner)
+        restore.prepare(rt, snapshot, as_name)
+        return {"snapshot": snapshot.id, "name": as_name, "restorable": True}
+    with write.locked(write.ensure_directory(rt.config.state_dir / HOST_LOCK, mode=0o700)):
+        container = target(rt, as_name, owner, created)
+        _refuse_running(rt, container, "restore")
+        podman = rt.podman(owner)
+        if replace and as_name not in _declared_here(rt) and podman.volume_exists(container.volume):
+            podman.remove_container(as_name)
+            podman.remove_volume(container.volume)
+        snapshot = _snapshot(rt, name, owner, snapshot_id)
+        restore.prepare(rt, snapshot, as_name)
+        try:
+            restore.fill(rt, snapshot, container)
+        except BaseException:
+            podman.remove_volume(container.volume)
+            raise
+    rt.event(
+        "fleet-restore",
+        as_name,
+        owner=owner,
+        host=rt.config.host_name,
+        snapshot=snapshot.id,
+        fromContainer=snapshot.container,
+    )
+    return {"name": as_name, "volume": container.volume, "snapshot": snapshot.id}

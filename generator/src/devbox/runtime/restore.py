@@ -3,6 +3,10 @@
 The snapshot (lifecycle/snapshots.py) is checked, the new container declared stopped, its
 volume filled from the snapshot, its key provisioned, and only then declared running and
 applied, so a failure in between leaves a stopped container that status explains.
+
+In a fleet the snapshot is on the host where the container was destroyed: the control host
+declares and deploys (runtime/fleet.py), and that host runs `prepare` and `fill` below
+(runtime/fleet_host.py `restore`), the same checks and the same filling as here.
 """
 
 from __future__ import annotations
@@ -73,16 +77,10 @@ def restore(
             f"a container named {target} exists",
             hint=f"restore it under another name: devbox-ctl restore {name} --as NEWNAME",
         )
-    if rt.podman(snapshot.owner).volume_exists(f"{target}-data"):
-        raise UsageError(
-            f"the volume {target}-data exists (kept by destroy --keep-volume?)",
-            hint=f"remove it (podman volume rm {target}-data, as {snapshot.owner}) or restore "
-            f"--as another name",
-        )
-    snapshots.verify(snapshot)
+    prepare(rt, snapshot, target)
     progress(f"Restoring {target} from snapshot {snapshot.id} ({snapshot.size} bytes)")
     container = _declare(rt, snapshot, target)
-    snapshots.import_snapshot(rt, snapshot, container)
+    fill(rt, snapshot, container)
     progress(f"Filled the volume {container.volume} from {snapshot.path}")
     operations.provision_key(rt, container)
     container = _start(rt, snapshot, container)
@@ -102,6 +100,30 @@ def restore(
     operations.neutralise_key(rt, container)
     done.joined = True
     return done
+
+
+def prepare(rt: Runtime, snapshot: snapshots.Snapshot, target: str) -> None:
+    """What is checked on the snapshot's host before the restore declares anything.
+
+    The new container's volume name is free (a volume kept by destroy --keep-volume is never
+    overwritten), and the snapshot's data is what was exported (its sha256).
+    """
+    if rt.podman(snapshot.owner).volume_exists(f"{target}-data"):
+        raise UsageError(
+            f"the volume {target}-data exists (kept by destroy --keep-volume?)",
+            hint=f"remove it (podman volume rm {target}-data, as {snapshot.owner}) or restore "
+            f"--as another name",
+        )
+    snapshots.verify(snapshot)
+
+
+def fill(rt: Runtime, snapshot: snapshots.Snapshot, container: Container) -> None:
+    """Fill the restored container's new volume from the snapshot.
+
+    The snapshot's tar holds the owner's bytes, read as hostile: lifecycle/snapshots.py
+    `import_snapshot` admits only what stays inside the volume, holes kept.
+    """
+    snapshots.import_snapshot(rt, snapshot, container)
 
 
 def _declare(rt: Runtime, snapshot: snapshots.Snapshot, target: str) -> Container:
