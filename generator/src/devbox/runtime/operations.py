@@ -181,6 +181,7 @@ def check_request(
     if issue:
         raise UsageError(f"{issue[0]}; {issue[1]}")
     check_resources(cpu, memory)
+    check_bounds(rt.desired.policy, cpu, memory)
     owner = owner_for(rt, owner)
     authorize(rt.caller, owner, name, "create a container for")
     return owner
@@ -199,6 +200,30 @@ def check_resources(cpu: float | None, memory: str | None) -> None:
     for option, issue in issues.items():
         if issue:
             raise UsageError(f"{option}: {issue[0]}; {issue[1]}")
+
+
+def check_bounds(policy: resolve.Policy, cpu: float | None, memory: str | None) -> None:
+    """--cpu and --memory against users.nix's maxCpu and maxMemory, blamed on the option.
+
+    The same bounds as containers.json's validation (declare/validate.py), which still
+    checks the record; this names what the user typed, not a record that does not exist yet.
+    """
+    if cpu is not None and cpu > policy.max_cpu:
+        raise UsageError(
+            f"--cpu: {rules.show(cpu)} is more than maxCpu ({policy.max_cpu})",
+            hint=f"use at most {policy.max_cpu}, or ask an admin to raise containers.maxCpu",
+        )
+    size = rules.memory_bytes(memory) if memory is not None else None
+    if size is not None and size > (rules.memory_bytes(policy.max_memory) or 0):
+        raise UsageError(
+            f"--memory: {rules.show(memory)} is more than maxMemory ({policy.max_memory})",
+            hint=f"use at most {policy.max_memory}, or ask an admin to raise containers.maxMemory",
+        )
+
+
+def asked(rt: Runtime, owner: str) -> str:
+    """Who asked for a change to owner's container, as every commit subject says it."""
+    return rt.caller.name if owner == rt.caller.name else f"{rt.caller.name} for {owner}"
 
 
 def create(
@@ -221,7 +246,7 @@ def create(
         nonlocal resumed
         if resumes(records, name, owner):
             resumed = True
-            return f"devbox: {owner} resumed the creation of {name}"
+            return f"devbox: {asked(rt, owner)} resumed the creation of {name}"
         check_limits(rt, records, owner)
         record = edit.new_record(
             name,
@@ -233,7 +258,7 @@ def create(
             created=clock.now(),
         )
         records.append(record)
-        return f"devbox: {owner} created {name}"
+        return f"devbox: {asked(rt, owner)} created {name}"
 
     rt.change(change)
     container = rt.container(name)
@@ -315,9 +340,7 @@ def stop(
     """Stop a container now and declare it stopped (the auto-destroy clock starts)."""
     container = rt.container(name)
     authorize(rt.caller, container.owner, name, "stop")
-    result = systemd.act(container.owner, "stop", [container.service])
-    if not result.ok and not systemd.not_loaded(result):
-        raise ToolError(f"{container.service} did not stop: {result.stderr.strip()}")
+    halt(container)
     progress(f"Stopped {name}.")
     rt.event(
         "stop",
@@ -363,11 +386,13 @@ def destroy(
     edit.preview(rt.config.paths, check)
     podman = rt.podman(container.owner)
     done = Destroyed(container)
-    keep_snapshot = not keep_volume and snapshot and podman.volume_exists(container.volume)
+    # A probe that cannot tell raises here, before anything is stopped or removed.
+    had_volume = not keep_volume and podman.volume_exists(container.volume)
+    keep_snapshot = had_volume and snapshot
     if keep_snapshot:
         # A snapshot that no quota has room for stops the destroy before anything changes.
         snapshots.check_room(rt, container)
-    systemd.act(container.owner, "stop", [container.service])
+    halt(container)
     podman.remove_container(name)
     progress(f"Stopped {name}.")
     if keep_snapshot:
@@ -377,15 +402,23 @@ def destroy(
             # No snapshot (it did not fit, or the export failed): nothing is removed, and the
             # container is left as it was, running if it is declared so.
             if container.state == "running":
-                systemd.act(container.owner, "start", [container.service])
+                _start_again(container, progress)
             raise
         progress(f"Saved the volume {container.volume} to {done.snapshot}")
     podman.remove_secret(container.secret)
     if keep_volume:
         done.kept_volume = container.volume
-    else:
+    elif had_volume:
         podman.remove_volume(container.volume)
         progress(f"Removed the volume {container.volume}.")
+    elif podman.volume_exists(container.volume):
+        # None was there when destroy looked, so none was saved: one made since (a start in
+        # between) is left, and the record with it, for a rerun to save and remove.
+        raise ToolError(
+            f"the volume {container.volume} appeared while {name} was being destroyed: it "
+            "was not saved, so it was not removed",
+            hint=f"run devbox-ctl destroy {name} again",
+        )
     remove_device(rt, container, done)
 
     rt.change(forget)
@@ -401,6 +434,32 @@ def destroy(
     )
     done.applied = rebuild.run_or_print(rt.config, apply, progress)
     return done
+
+
+def halt(container: Container) -> None:
+    """Stop the container's service in its owner's manager; a ToolError unless it stopped.
+
+    A unit the manager does not know (never applied, already removed) is stopped already.
+    """
+    result = systemd.act(container.owner, "stop", [container.service])
+    if not result.ok and not systemd.not_loaded(result):
+        raise ToolError(
+            f"{container.service} did not stop: {result.stderr.strip() or result.returncode}",
+            hint=f"is {container.owner}'s systemd manager running? devbox-ctl status "
+            f"{container.name} shows the state; the same command run again finishes the work",
+        )
+
+
+def _start_again(container: Container, progress: Progress) -> None:
+    """Start a container a failed destroy had stopped, and say whether it did."""
+    result = systemd.act(container.owner, "start", [container.service])
+    if result.ok:
+        progress(f"Started {container.name} again.")
+    else:
+        progress(
+            f"{container.name} did not start again: "
+            f"{result.stderr.strip() or result.returncode}; devbox-ctl start {container.name}"
+        )
 
 
 def remove_device(rt: Runtime, container: Container, done: Destroyed) -> None:

@@ -8,12 +8,21 @@ starts a rootless pause process inside root's sandbox. Standard input and output
 which is how a secret reaches `podman secret create` without ever being an argument. podman is
 named there by its absolute path (`program`): the owner's manager does not search root's PATH
 (systemd.py).
+
+A question about whether something exists has three answers: yes, no, and "could not tell".
+podman's `volume exists` and `container exists` exit 0 when the thing is there, 1 when it is
+not, and 125 on any other trouble (podman-volume-exists(1), podman-container-exists(1) of
+podman 4.3 to 5.x). Through the owner's manager, systemd-run's own failures (no bus, a unit
+that could not start) exit 1 as well, but always say why on stderr, while podman's "no" says
+nothing. So "no" is exit 1 with nothing on stderr but podman's own log lines, and anything
+else is a ToolError: a caller never removes anything on the strength of a probe that failed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +30,12 @@ from typing import Any, BinaryIO
 
 from devbox.errors import ToolError
 from devbox.tools import process, systemd
+
+# podman's exit status for "no such thing" from its `exists` commands (module docstring).
+NOT_FOUND = 1
+# A line of podman's logger on stderr (logrus: `time="…" level=warning msg="…"` when stderr is
+# not a terminal, `WARN[0000] …` when it is): what podman may say besides its "no".
+_LOG_LINE = re.compile(r'^(time="[^"]*" level=\w+ |[A-Z]{4}\[\d+\] )')
 
 
 @dataclass(frozen=True)
@@ -58,6 +73,30 @@ class Podman:
     def run(self, *args: str, stdin: str | None = None, timeout: float = 300) -> process.Result:
         """Run podman as the user; the caller decides what a failure means."""
         return process.run(self.argv(*args), stdin=stdin, timeout=timeout)
+
+    def exists(self, what: str, *args: str, timeout: float = 300) -> bool:
+        """Ask one of podman's `exists` commands about what (e.g. "the volume web-data").
+
+        True, False, or a ToolError: podman could not tell (module docstring).
+        """
+        result = self.run(*args, timeout=timeout)
+        if result.ok:
+            return True
+        quiet = all(_LOG_LINE.match(line) for line in result.stderr.splitlines() if line.strip())
+        if result.returncode == NOT_FOUND and quiet:
+            return False
+        raise self.unknown(what, args, result)
+
+    def unknown(self, what: str, args: tuple[str, ...], result: process.Result) -> ToolError:
+        """A probe that failed: podman (or the owner's manager) said neither yes nor no."""
+        where = "" if os.geteuid() == self.uid else f" in {self.user}'s systemd manager"
+        said = result.stderr.strip() or result.stdout.strip() or "nothing"
+        return ToolError(
+            f"could not tell whether {self.user}'s {what} exists: `podman {' '.join(args)}`"
+            f"{where} exited with {result.returncode}: {said}",
+            hint="nothing was removed on this answer; run the command again once podman "
+            f"answers (as {self.user}: podman {' '.join(args)})",
+        )
 
     def checked(self, *args: str, stdin: str | None = None, timeout: float = 300) -> str:
         """Run podman as the user; a failure is a ToolError with podman's message."""
@@ -104,12 +143,19 @@ class Podman:
     # Containers
 
     def inspect_container(self, name: str) -> dict[str, Any] | None:
-        """Podman's view of a container, or None when there is none."""
+        """Podman's view of a container, or None when there is none (ToolError: cannot tell).
+
+        podman 4.3's inspect exits 125 for a missing container as for any other failure, so a
+        failed inspect asks `container exists`, whose 1 is "no such container".
+        """
         if self.known is not None:
             return self.known.containers.get(name)
-        result = self.run("container", "inspect", name, "--format", "json")
+        args = ("container", "inspect", name, "--format", "json")
+        result = self.run(*args)
         if not result.ok:
-            return None
+            if not self.exists(f"container {name}", "container", "exists", name):
+                return None
+            raise self.unknown(f"container {name}", args, result)
         found = json.loads(result.stdout or "[]")
         return found[0] if found else None
 
@@ -128,26 +174,35 @@ class Podman:
         return self.argv(*args, name)
 
     def remove_container(self, name: str) -> None:
-        """Remove a container by name, running or not; no error if there is none."""
-        self.run("rm", "--force", "--ignore", name)
+        """Remove a container by name, running or not; no error if there is none.
+
+        Any other failure is a ToolError: the container may still hold its volume.
+        """
+        self.checked("rm", "--force", "--ignore", name)
 
     # Volumes
 
     def volume_exists(self, name: str) -> bool:
-        """Whether the volume exists."""
+        """Whether the volume exists; a ToolError when podman could not tell."""
         if self.known is not None:
             return name in self.known.volumes
-        return self.run("volume", "exists", name).ok
+        return self.exists(f"volume {name}", "volume", "exists", name)
 
     def volume_mountpoint(self, name: str, timeout: float = 300) -> Path | None:
         """Where the volume's files are on the host, or None when there is no such volume.
 
-        Only volume.py uses the path (it opens it once, without following links).
+        Only volume.py uses the path (it opens it once, without following links). A failed
+        inspect asks `volume exists` (inspect exits 125 for a missing volume too).
         """
         if self.known is not None:
             return self.known.volumes.get(name)
-        result = self.run("volume", "inspect", name, "--format", "{{.Mountpoint}}", timeout=timeout)
-        return Path(result.stdout.strip()) if result.ok and result.stdout.strip() else None
+        args = ("volume", "inspect", name, "--format", "{{.Mountpoint}}")
+        result = self.run(*args, timeout=timeout)
+        if result.ok and result.stdout.strip():
+            return Path(result.stdout.strip())
+        if not self.exists(f"volume {name}", "volume", "exists", name, timeout=timeout):
+            return None
+        raise self.unknown(f"volume {name}", args, result)
 
     def create_volume(self, name: str, labels: dict[str, str]) -> None:
         """Create a volume unless it exists (without --ignore, which podman 4.4 brought)."""
@@ -185,10 +240,19 @@ class Podman:
     # Secrets
 
     def secret_exists(self, name: str) -> bool:
-        """Whether the secret exists."""
+        """Whether the secret exists; a ToolError when podman could not tell.
+
+        Read from `secret ls`, whose success is a whole answer: podman 4.3 has no `secret
+        exists` (4.5 brought it), and its `secret inspect` exits 125 for a missing secret as
+        for any other failure.
+        """
         if self.known is not None:
             return name in self.known.secrets
-        return self.run("secret", "inspect", name, "--format", "{{.ID}}").ok
+        args = ("secret", "ls", "--format", "{{.Name}}")
+        result = self.run(*args)
+        if not result.ok:
+            raise self.unknown(f"secret {name}", args, result)
+        return name in result.stdout.split()
 
     def set_secret(self, name: str, value: str) -> None:
         """Create or replace a secret; the value travels on stdin only.
