@@ -30,6 +30,7 @@ import json
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,9 @@ from devbox.declare import generated_tree, load, models, pipeline, render
 from devbox.declare import plan as planning
 from devbox.declare.placement import HostSpace, Need, NoRoom, Occupancy, Placed, drain_plan, place
 from devbox.declare.validate import Files
+from devbox.host import fleet as fleet_host_link
+from devbox.runtime import fleet as fleet_verbs
+from devbox.runtime import fleet_views
 
 G = 1024**3
 SLOTS = 40
@@ -231,6 +235,82 @@ def plan_timings(sizes: list[int], where: Path | None) -> None:
         shutil.rmtree(base)
 
 
+class _Declared:
+    """What `_act` reads again before each act: the declared names (every row's is)."""
+
+    def __init__(self, names: set[str]) -> None:
+        self.names = names
+
+    def refresh(self) -> _Declared:
+        return self
+
+    def by_name(self) -> set[str]:
+        return self.names
+
+
+def cleanup_deploys(hosts: int, due: int) -> tuple[int, int, int, float]:
+    """The fleet cleanup's acting phase (fleet_views.act_on_all, as it is) with `due` stops
+    and destroys spread over the hosts: the hosts deployed, the deploys in all, the most of
+    one host, and the phase's own time. What a host and the config repository do is left out
+    (the stop and destroy are counted, each changing its host's slice; the deploy is counted).
+    """
+    names = [f"c{i}" for i in range(due)]
+    rows = [
+        {"name": name, "host": f"host-{i % hosts:03d}", "action": ("stop", "destroy")[i % 2]}
+        for i, name in enumerate(names)
+    ]
+    changed: dict[str, int] = {}
+    deployed: list[str] = []
+
+    def act(_rt: Any, name: str, **_options: Any) -> Any:
+        host = rows[int(name[1:])]["host"]
+        changed[host] = changed.get(host, 0) + 1
+        return type("Done", (), {"snapshot": None})()
+
+    def deploy(_rt: Any, chosen: Any, **_options: Any) -> Any:
+        deployed.extend(chosen)
+        return fleet_host_link.Deployment(applied=list(chosen))
+
+    saved = (
+        fleet_verbs.stop,
+        fleet_verbs.destroy,
+        fleet_host_link.slice_hashes,
+        fleet_host_link.deploy_hosts,
+    )
+    fleet_verbs.stop, fleet_verbs.destroy = act, act
+    every = [f"host-{i:03d}" for i in range(hosts)]
+    fleet_host_link.slice_hashes = lambda _rt: {h: str(changed.get(h, 0)) for h in every}
+    fleet_host_link.deploy_hosts = deploy
+    try:
+        report = fleet_views.Cleanup(dry_run=False, rows=[dict(r) for r in rows])
+        start = time.perf_counter()
+        fleet_views.act_on_all(_Declared(set(names)), report, lambda _line: None)
+        seconds = time.perf_counter() - start
+    finally:
+        (
+            fleet_verbs.stop,
+            fleet_verbs.destroy,
+            fleet_host_link.slice_hashes,
+            fleet_host_link.deploy_hosts,
+        ) = saved
+    most = max((deployed.count(h) for h in set(deployed)), default=0)
+    return len(set(deployed)), len(deployed), most, seconds
+
+
+def print_cleanup(sizes: list[int]) -> None:
+    print("fleet cleanup's acting phase: stops and destroys, then the deploys")
+    print(
+        f"{'hosts':>6} {'due':>6} {'hosts deployed':>15} {'deploys':>8} {'most on one':>12} "
+        f"{'time':>9}"
+    )
+    for size in sizes:
+        for due in (size, 4 * size):
+            touched, total, most, seconds = cleanup_deploys(size, due)
+            print(
+                f"{size:>6} {due:>6} {touched:>15} {total:>8} {most:>12} {seconds * 1000:>7.1f}ms"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="50,500", help="host counts (default: 50,500)")
@@ -244,6 +324,7 @@ def main() -> None:
         f"best of a few runs"
     )
     print_placement(sizes)
+    print_cleanup(sizes)
     plan_timings(sizes, args.dir)
 
 

@@ -215,11 +215,11 @@ def cleanup(rt: Runtime, *, dry_run: bool, progress: Progress = print) -> Cleanu
             if rt.caller.may_act_on(str(row.get("owner")))
         ]
     if not dry_run:
-        _act_on_all(rt, report, progress)
+        act_on_all(rt, report, progress)
     return report
 
 
-def _act_on_all(rt: Runtime, report: Cleanup, progress: Progress) -> None:
+def act_on_all(rt: Runtime, report: Cleanup, progress: Progress) -> None:
     """The stops and destroys, then one deploy per host whose slice they changed."""
     due = [row for row in report.rows if row.get("action") in ("stop", "destroy")]
     if not due:
@@ -262,7 +262,7 @@ def _assessed(
 def _act(rt: Runtime, row: dict[str, Any], report: Cleanup, progress: Progress) -> bool:
     """Stop or destroy one assessed container, if it is still the one assessed; True if done.
 
-    Its host is not deployed here: the run deploys each changed host once (_act_on_all).
+    Its host is not deployed here: the run deploys each changed host once (act_on_all).
     """
     name = str(row.get("name"))
     try:
