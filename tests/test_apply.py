@@ -223,3 +223,19 @@ def test_an_unreadable_manifest_is_an_error(tmp_path: Path, stand_ins: StandIns)
     assert result.code == 2
     assert "is not a manifest this devbox reads" in result.err
     assert stand_ins.calls() == []
+
+
+def test_a_leftover_container_that_could_not_be_removed_fails_the_apply(
+    host: dict[str, Path], stand_ins: StandIns
+) -> None:
+    """The removal by name is an action like the others: its failure is reported, exit 3."""
+    deploy(host, BASE)
+    before = (host["state"] / "applied/alice.json").read_text()
+    unreachable = "Failed to connect to user scope bus via machine transport: Connection refused"
+    stand_ins.rules("systemd-run", [{"match": ["rm"], "exit": 1, "stderr": unreachable + "\n"}])
+    result = deploy(host, [BASE[0], BASE[2], BASE[3]])  # api removed
+    assert result.code == 3, result.err
+    assert result.err.startswith(f"error: apply for alice failed: remove api ({unreachable})\n")
+    assert (host["state"] / "applied/alice.json").read_text() == before
+    stand_ins.rules("systemd-run", [])
+    assert deploy(host, [BASE[0], BASE[2], BASE[3]]).code == 0

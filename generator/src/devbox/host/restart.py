@@ -136,14 +136,19 @@ def _record(user: str, uid: int, desired: dict[str, Deployed], image: str | None
     return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode()
 
 
-def _remove_leftover(user: str, name: str) -> None:
+def _remove_leftover(user: str, name: str) -> str | None:
     """A removed container whose unit is already gone may still run: remove it by name.
+
+    None when it is gone (or was never there); else what failed, for the apply's error.
 
     podman by its absolute path on the apply unit's PATH (the module puts podman there): the
     user's manager would not find a bare name.
     """
     podman = process.absolute("podman")
-    systemd.run_in_user_manager(user, [podman, "rm", "--force", "--ignore", name])
+    result = systemd.run_in_user_manager(user, [podman, "rm", "--force", "--ignore", name])
+    if not result.ok:
+        return f"remove {name} ({result.stderr.strip() or result.returncode})"
+    return None
 
 
 def run(
@@ -180,7 +185,9 @@ def run(
                 f"{verb} {' '.join(units)} ({result.stderr.strip() or result.returncode})"
             )
     for name in actions.removed:
-        _remove_leftover(user, name)
+        left = _remove_leftover(user, name)
+        if left is not None:
+            failed.append(left)
     if failed:
         raise ToolError(
             f"apply for {user} failed: {'; '.join(failed)}",

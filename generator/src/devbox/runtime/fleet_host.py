@@ -321,7 +321,7 @@ def _purge(
     keep_snapshot = snapshot and not keep_volume and has_volume
     if keep_snapshot:
         snapshots.check_room(rt, container)
-    systemd.act(owner, "stop", [container.service])
+    operations.halt(container)  # a stop that failed stops the purge: nothing is removed
     podman.remove_container(name)
     taken = str(snapshots.take(rt, container)) if keep_snapshot else None
     podman.remove_secret(container.secret)
