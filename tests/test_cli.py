@@ -32,14 +32,15 @@ def test_each_command_has_help() -> None:
 def test_an_unknown_command_is_a_usage_error() -> None:
     result = run_cli("generat")
     assert result.code == 2
-    assert "No such command 'generat'" in result.err
+    assert result.err.startswith("error: devbox-ctl: no command is named 'generat'\n")
+    assert "hint: did you mean generate?" in result.err  # near misses for verbs, as for options
 
 
 def test_an_unknown_option_is_a_usage_error() -> None:
     result = run_cli("generate", "--user", "x")
     assert result.code == 2
-    assert "No such option" in result.err
-    assert "--users" in result.err  # click suggests the near miss
+    assert result.err.startswith("error: devbox-ctl generate: no such option --user\n")
+    assert "--users" in result.err  # the near miss
 
 
 def test_an_internal_error_is_one_line_without_traceback(

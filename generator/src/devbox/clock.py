@@ -33,8 +33,13 @@ def day(value: date) -> str:
 def parse_duration(text: str) -> timedelta:
     """A duration like 90m, 48h, 3d or 2w; UsageError otherwise."""
     match = _DURATION.fullmatch(text.strip().lower())
-    if match is None or int(match.group(1)) == 0:
+    if match is None:
         raise UsageError(
             f"{text!r} is not a duration", hint="write a number and a unit: 90m, 48h, 3d, 2w"
+        )
+    if int(match.group(1)) == 0:
+        raise UsageError(
+            f"{text!r} is no time at all: a duration must be positive",
+            hint="write at least 1m, e.g. 90m, 48h, 3d, 2w",
         )
     return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})

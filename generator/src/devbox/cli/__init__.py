@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from devbox.errors import DevboxError, ExitCode, NotAllowedError
+from devbox.errors import DevboxError, ExitCode, NotAllowedError, ToolError
 
 # Each command's module imports only click at the top, so listing them all stays cheap.
 COMMANDS: dict[str, str] = {
@@ -84,6 +84,10 @@ class Session:
 
 
 INTERNAL_ERROR = 70
+# Not offered as a near miss: not for people (hidden from --help too).
+HIDDEN = frozenset({"fleet-host"})
+# The width of a verb's line in --help is the terminal's: its description is never cut short.
+WHOLE = 10_000
 
 
 class LazyGroup(click.Group):
@@ -92,6 +96,28 @@ class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:  # noqa: ARG002 - click's API
         """All commands, in the order of COMMANDS."""
         return list(COMMANDS)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """A verb that is not one is a usage error offering the near misses, as options are."""
+        name = args[0]
+        if name not in COMMANDS and not ctx.resilient_parsing and not name.startswith("-"):
+            raise click.exceptions.NoSuchCommand(
+                name, possibilities=[verb for verb in COMMANDS if verb not in HIDDEN], ctx=ctx
+            )
+        return super().resolve_command(ctx, args)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Each verb with its whole first sentence (click cuts it to fit one line)."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=WHOLE)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:  # noqa: ARG002
         """Import the command's module on first use."""
@@ -125,6 +151,43 @@ def _fail(lines: list[str], code: int, hint: str = "") -> None:
     sys.exit(code)
 
 
+def _near(words: list[str] | None) -> str:
+    """The hint "did you mean …?" for click's near misses; "" when there are none."""
+    if not words:
+        return ""
+    return f"did you mean {' or '.join(words)}?"
+
+
+def _usage(exc: click.ClickException) -> tuple[str, str]:
+    """A usage error of click's in devbox's voice: what is wrong, then the near miss or help.
+
+    click would print "Usage: …" and "Error: …"; every other error of devbox-ctl is an
+    `error: …` line and a `hint: …` line, and so are these.
+    """
+    ctx = getattr(exc, "ctx", None)
+    where = ctx.command_path if isinstance(ctx, click.Context) else "devbox-ctl"
+    helped = f"{where} --help shows what it takes"
+    if isinstance(exc, click.exceptions.NoSuchCommand):
+        verbs = f"{where} --help lists the commands"
+        return f"{where}: no command is named {exc.command_name!r}", _near(
+            exc.possibilities
+        ) or verbs
+    if isinstance(exc, click.NoSuchOption):
+        near = _near(exc.possibilities)
+        return f"{where}: no such option {exc.option_name}", near or helped
+    if isinstance(exc, click.BadParameter) and not isinstance(exc, click.MissingParameter):
+        param = exc.param
+        if isinstance(param, click.Option):
+            named = max(param.opts, key=len)
+        elif param is not None:
+            named = param.human_readable_name
+        else:
+            return f"{where}: {exc.message.rstrip('.')}", helped
+        return f"{where} {named}: {exc.message.rstrip('.')}", helped
+    text = exc.format_message().rstrip(".")
+    return f"{where}: {text[:1].lower()}{text[1:]}", helped
+
+
 def _verb(args: list[str]) -> str | None:
     return next((arg for arg in args if not arg.startswith("-")), None)
 
@@ -139,7 +202,13 @@ def _through_sudo(args: list[str]) -> None:
             "devbox-ctl needs root for this, and no privileged command is configured",
             hint="run it as root, or enable services.devbox (it installs the sudo rule)",
         )
-    os.execvp("sudo", ["sudo", "-n", "--", config.privileged_command, *args])  # noqa: S606, S607
+    try:
+        os.execvp("sudo", ["sudo", "-n", "--", config.privileged_command, *args])  # noqa: S606, S607
+    except OSError as exc:
+        raise ToolError(
+            f"a program devbox needs is missing: sudo ({exc.strerror})",
+            hint="install sudo (services.devbox installs its rule), or run the verb as root",
+        ) from exc
 
 
 def main(argv: list[str] | None = None, *, session: Session | None = None) -> Any:
@@ -173,8 +242,8 @@ def main(argv: list[str] | None = None, *, session: Session | None = None) -> An
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(ExitCode.BAD_INPUT)
+        message, hint = _usage(exc)
+        _fail([message], ExitCode.BAD_INPUT, hint)
     except Exception as exc:
         if debug:
             raise

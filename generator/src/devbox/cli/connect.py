@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
+from devbox.cli import names
 from devbox.cli.options import as_json, echo_json, runtime
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=names.containers)
 @as_json
 @click.pass_context
 def command(ctx: click.Context, name: str, as_json: bool) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from devbox.cli import names
 from devbox.cli.options import in_fleet, runtime, wait_for_tailnet
 from devbox.errors import UsageError
 
@@ -14,7 +15,11 @@ from devbox.errors import UsageError
 @click.option("--cpu", type=float, help="CPUs (default: defaultCpu of users.nix).")
 @click.option("--memory", help='Memory, e.g. "8G" (default: defaultMemory of users.nix).')
 @click.option("--owner", help="Create it for another user (admins).")
-@click.option("--host", help="In a fleet: the host to put it on (default: the one with most room).")
+@click.option(
+    "--host",
+    shell_complete=names.hosts,
+    help="In a fleet: the host to put it on (default: the one with most room).",
+)
 @click.option(
     "--label", "labels", multiple=True, help="In a fleet: a host label it needs, e.g. gpu."
 )

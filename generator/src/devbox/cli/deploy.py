@@ -6,12 +6,13 @@ import sys
 
 import click
 
+from devbox.cli import names
 from devbox.cli.options import runtime
 from devbox.errors import ExitCode
 
 
 @click.command()
-@click.argument("hosts", nargs=-1)
+@click.argument("hosts", nargs=-1, shell_complete=names.hosts)
 @click.pass_context
 def command(ctx: click.Context, hosts: tuple[str, ...]) -> None:
     """Deploy HOSTS, or every host whose deployed slice is not the committed one.

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
+from devbox.cli import names
 from devbox.cli.options import in_fleet, runtime
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=names.containers)
 @click.option("--keep-volume", is_flag=True, help="Keep the volume (its data) for later.")
 @click.option("--no-snapshot", is_flag=True, help="Do not save the volume before removing it.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")

@@ -6,12 +6,13 @@ import sys
 
 import click
 
+from devbox.cli import names
 from devbox.cli.options import runtime
 from devbox.errors import ExitCode
 
 
 @click.command()
-@click.argument("host")
+@click.argument("host", shell_complete=names.hosts)
 @click.option("--dry-run", is_flag=True, help="Show where each container would go; move none.")
 @click.pass_context
 def command(ctx: click.Context, host: str, dry_run: bool) -> None:

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import click
 
+from devbox.cli import names
 from devbox.cli.options import as_json, echo_json, runtime
 
 
 @click.command()
-@click.option("--container", "-c", metavar="NAME", help="Only this container's events.")
+@click.option(
+    "--container",
+    "-c",
+    metavar="NAME",
+    shell_complete=names.containers,
+    help="Only this container's events.",
+)
 @click.option(
     "--since",
     metavar="WHEN",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -13,6 +14,34 @@ from devbox.errors import UsageError
 
 def _home() -> Path:
     return Path(os.environ.get("HOME") or "/home/dev")
+
+
+def _inside_a_container(home: Path) -> None:
+    """Refuse (exit 2) where no host would read a lease: outside a devbox container.
+
+    The host reads leases from a container's volume, where the container's activity monitor
+    keeps its record; a home without that record is not a devbox container's, and a lease
+    taken there would keep nothing alive.
+    """
+    from devbox.container import activity  # noqa: PLC0415 - keep --help fast
+
+    record = home / activity.RECORD
+    if not record.is_file():
+        raise UsageError(
+            f"keepalive runs inside a devbox container: {home} has no activity record "
+            f"({activity.RECORD}), so no host would read a lease taken here",
+            hint="connect to the container (ssh dev@NAME) and run it there",
+        )
+
+
+def _duration(text: str) -> timedelta:
+    """--for's duration, the error naming the option."""
+    from devbox import clock  # noqa: PLC0415 - keep --help fast
+
+    try:
+        return clock.parse_duration(text)
+    except UsageError as exc:
+        raise UsageError(f"--for: {exc.message}", hint=exc.hint) from exc
 
 
 @click.command(context_settings={"ignore_unknown_options": False})
@@ -41,10 +70,10 @@ def command(
     With -- CMD the lease is renewed while CMD runs and ended when it exits (--for then
     caps it); the exit code is CMD's.
     """  # noqa: D301 - \b is click's mark for a paragraph it must not rewrap
-    from devbox import clock  # noqa: PLC0415 - keep --help fast
     from devbox.container import keepalive  # noqa: PLC0415 - keep --help fast
 
     home = _home()
+    _inside_a_container(home)
     if list_leases or cancel:
         if cmd or duration:
             raise UsageError("--list and --cancel take no duration and no command")
@@ -56,10 +85,10 @@ def command(
             until = lease.until.strftime("%Y-%m-%d %H:%M UTC")
             click.echo(f"{lease.id}  until {until}  {lease.reason}")
         return
-    limit = clock.parse_duration(duration) if duration else None
+    limit = _duration(duration) if duration else None
     if cmd:
         sys.exit(keepalive.hold(home, list(cmd), reason, limit))
-    lease = keepalive.take(home, limit or clock.parse_duration("24h"), reason)
+    lease = keepalive.take(home, limit or _duration("24h"), reason)
     click.echo(
         f"Kept alive until {lease.until.strftime('%Y-%m-%d %H:%M UTC')} (lease {lease.id}); "
         f"devbox-ctl keepalive --cancel {lease.id} ends it early."

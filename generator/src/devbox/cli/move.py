@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import click
 
+from devbox.cli import names
 from devbox.cli.options import runtime
 
 
 @click.command()
-@click.argument("name")
-@click.option("--to", "target", required=True, help="The host to move it to.")
+@click.argument("name", shell_complete=names.containers)
+@click.option(
+    "--to", "target", required=True, shell_complete=names.hosts, help="The host to move it to."
+)
 @click.pass_context
 def command(ctx: click.Context, name: str, target: str) -> None:
     """Move NAME to the host TARGET: its volume, its Tailscale identity, its state.

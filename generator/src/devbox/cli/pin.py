@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from devbox.cli import names
 from devbox.cli.options import as_json, echo_json, in_fleet, runtime
 from devbox.errors import UsageError
 
@@ -19,12 +20,14 @@ def _day(value: str) -> date:
 
     parsed = rules.parse_day(value)
     if parsed is None:
-        raise click.BadParameter(f"{value!r} is not a day; write it like 2026-12-24")
+        raise UsageError(
+            f"--until: {value!r} is not a day", hint="write the pin's last day like 2026-12-24"
+        )
     return parsed
 
 
 @click.command()
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=names.containers)
 @click.option(
     "--until", "until", metavar="DATE", help="The last day of the pin (UTC), e.g. 2026-12-24."
 )
@@ -49,6 +52,8 @@ def command(
     from devbox import clock  # noqa: PLC0415 - keep --help fast
     from devbox.runtime import pins  # noqa: PLC0415 - keep --help fast
 
+    # What the user typed is checked first: a day that is not one is refused before anything.
+    day = None if list_pins or until is None else _day(until)
     rt = runtime(ctx, changes=not list_pins)
     if list_pins:
         shown = pins.pinned(rt)
@@ -57,12 +62,12 @@ def command(
         for row in [] if as_json else shown:
             click.echo(f"{row['name']} ({row['owner']}): until {row['until']}: {row['reason']}")
         return
-    if name is None or until is None or reason is None:
+    if name is None or day is None or reason is None:
         raise UsageError("pin needs NAME, --until DATE and --reason TEXT (or --list)")
     from devbox.runtime import fleet  # noqa: PLC0415 - keep --help fast
 
     def pin() -> Container:
-        return pins.pin(rt, name, _day(until), reason, clock.now())
+        return pins.pin(rt, name, day, reason, clock.now())
 
     # In a fleet the pin reaches the container's host (its cleanup reads its slice) now.
     container = fleet.deploy_after(rt, pin, progress=click.echo) if in_fleet(rt) else pin()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
+from devbox.cli import names
 from devbox.cli.options import in_fleet, runtime, wait_for_tailnet
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=names.containers)
 @wait_for_tailnet
 @click.pass_context
 def command(ctx: click.Context, name: str, timeout: float) -> None:

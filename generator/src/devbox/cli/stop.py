@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
+from devbox.cli import names
 from devbox.cli.options import in_fleet, runtime
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=names.containers)
 @click.option("--no-apply", is_flag=True, help="Record and commit, but print the rebuild command.")
 @click.pass_context
 def command(ctx: click.Context, name: str, no_apply: bool) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
+from devbox.cli import names
 from devbox.cli.options import in_fleet, runtime
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=names.containers)
 @click.pass_context
 def command(ctx: click.Context, name: str) -> None:
     """End NAME's pin: idle stop and auto-destroy apply again (after their warnings)."""

@@ -21,6 +21,9 @@ from devbox.host import deployed, events, hostconfig, identity
 from devbox.tools import process
 from devbox.tools.podman import Holdings, Podman
 
+# How many names a "no container is named" message offers an admin (list --all shows all).
+NAMED = 20
+
 
 @dataclass
 class Runtime:
@@ -81,18 +84,24 @@ class Runtime:
         """A declared container, or exit 2 naming the ones the caller may see."""
         found = self.desired.by_name().get(name)
         if found is None:
-            mine = [c.name for c in self.desired.containers if self.caller.may_act_on(c.owner)]
             raise InputError(
-                [
-                    Problem(
-                        self.source,
-                        "",
-                        f"no container is named {name!r}",
-                        f"yours: {', '.join(mine) or 'none yet (devbox-ctl create NAME)'}",
-                    )
-                ]
+                [Problem(self.source, "", f"no container is named {name!r}", self._named())]
             )
         return found
+
+    def _named(self) -> str:
+        """The containers a caller who mistyped a name may mean: theirs, or (admins) all."""
+        if self.caller.admin:
+            every = [c.name for c in self.desired.containers]
+            shown = ", ".join(every[:NAMED]) or "none yet (devbox-ctl create NAME --owner USER)"
+            more = (
+                f", and {len(every) - NAMED} more (devbox-ctl list --all)"
+                if len(every) > NAMED
+                else ""
+            )
+            return f"declared: {shown}{more}"
+        mine = [c.name for c in self.desired.containers if c.owner == self.caller.name]
+        return f"yours: {', '.join(mine) or 'none yet (devbox-ctl create NAME)'}"
 
     def podman(self, owner: str) -> Podman:
         """Podman as a user of users.nix, by the absolute path config.json gives (or PATH's)."""
@@ -139,7 +148,7 @@ def build(
 ) -> Runtime:
     """The runtime of this process (`local`: from this host's deployed slice)."""
     path = config_path or hostconfig.locate(privileged=privileged)
-    config = hostconfig.load(path)
+    config = hostconfig.load(path, privileged=privileged)
     desired = declaration(config, local=local)
     caller = identity.identify(identity.system_uid(sudo_uid if privileged else None), desired.users)
     return Runtime(

@@ -244,17 +244,22 @@ class HostConfig(Model):
         return self.state_dir / "snapshots"
 
 
-def load(path: Path) -> HostConfig:
-    """Read and validate a host config file."""
+def load(path: Path, *, privileged: bool = False) -> HostConfig:
+    """Read and validate a host config file.
+
+    privileged: read for devbox-privileged, which reads only SYSTEM_CONFIG (locate): the
+    message never offers it a variable it ignores.
+    """
     if not path.is_file():
+        elsewhere = "" if privileged else f", or point {ENVIRONMENT_VARIABLE} at a config file"
         raise InputError(
             [
                 Problem(
                     str(path),
                     "",
                     "not found",
-                    "enable services.devbox in the NixOS configuration, or point "
-                    f"{ENVIRONMENT_VARIABLE} at a config file (docs/host-config.md)",
+                    f"enable services.devbox in the NixOS configuration{elsewhere} "
+                    "(docs/host-config.md)",
                 )
             ]
         )
