@@ -14,9 +14,10 @@ default (nixos/orchestrator.nix `services.devbox.fleet.sshCommand`: `ssh -o Batc
 `--`. OpenSSH reads ~/.ssh/config from root's passwd home, never $HOME, and a test must not
 write /root/.ssh on a shared machine; that file says what a NixOS control host's own
 ~/.ssh/config or DNS would: `<name>.fleet.test` is 127.0.0.1 at that host's port, with the
-fleet's key and the hosts' known keys. Reach values stay `root@<name>.fleet.test`, as
-users.nix declares them. A host that is down (`Fleet.down`) is a stopped sshd: ssh's real
-exit 255 and "Connection refused".
+fleet's key and the hosts' known keys (with -F, ssh reads neither ~/.ssh/config nor
+/etc/ssh/ssh_config: this machine's settings change nothing). Reach values stay
+`root@<name>.fleet.test`, as users.nix declares them. A host that is down (`Fleet.down`) is
+a stopped sshd: ssh's real exit 255 and "Connection refused".
 
 Stood in (tests/stand_ins/): the deploy tool colmena (`colmena.py`: `apply --on NODE`
 activates the node's slice with what the nixos-rebuild stand-in does on a host; it cannot be
