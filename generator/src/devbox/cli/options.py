@@ -50,7 +50,7 @@ def inputs(command: F) -> F:
     command = click.option(
         "--containers",
         type=PATH,
-        help="The containers file.  [default: ./containers.json]",
+        help="The containers file.  [default: containers.json beside users.nix]",
     )(command)
     return click.option(
         "--users", type=PATH, help="The users and policy file.  [default: ./users.nix]"

@@ -36,11 +36,15 @@ class Paths:
     def choose(
         cls, users: Path | None = None, containers: Path | None = None, out: Path | None = None
     ) -> Paths:
-        """The defaults: users.nix and containers.json here, generated/ beside users.nix."""
+        """The defaults: users.nix here; containers.json and generated/ beside users.nix.
+
+        Beside users.nix, as the NixOS module's containersFile and generatedDirInRepo are: one
+        `--users devbox/users.nix` finds the whole declaration wherever the command runs.
+        """
         users = users or Path(DEFAULT_USERS)
         return cls(
             users=users,
-            containers=containers or Path(DEFAULT_CONTAINERS),
+            containers=containers or users.parent / DEFAULT_CONTAINERS,
             out=out or users.parent / DEFAULT_OUT,
         )
 
