@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: set up (see scripts/setup.sh), then scripts/check.sh (ruff, mypy
+# The whole test suite: set up with the test suite's toolchain (scripts/setup.sh --tests: QEMU,
+# debootstrap, the Nix for lib.fileset, the stdenv tools, ...), then scripts/check.sh (ruff, mypy
 # --strict, pytest) with every real tool required (DEVBOX_REQUIRE_TOOLS=1: a missing tool
 # fails instead of skipping), then the flake's check in Nix's own sandbox (marker `sandbox`:
 # the fast suite once more, as the package's check phase runs it in a Nix build), then the
@@ -10,6 +11,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source-path=SCRIPTDIR source=setup.sh
+setup_tests=1
 source "$repo/scripts/setup.sh"
 cd "$repo"
 

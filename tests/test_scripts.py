@@ -110,3 +110,91 @@ def test_quickstart_leaves_the_example_it_tells_the_user_to_cd_into(tmp_path: Pa
     assert (copy / "build/example/generated/manifest.json").is_file()
     assert (copy / "build/example/generated/users/1001/devbox-web.container").is_file()
     assert list(scratch.iterdir()) == []
+
+
+def _checkout(tmp_path: Path) -> Path:
+    """A copy of the checkout that shares its .venv and .tools (set up already)."""
+    if not (REPO / ".venv" / "bin" / "python").exists():
+        pytest.skip("needs the repository's .venv (scripts/setup.sh makes it)")
+    copy = tmp_path / "clone"
+    _tracked_copy(copy)
+    (copy / ".venv").symlink_to(REPO / ".venv")
+    if (REPO / ".tools").is_dir():
+        (copy / ".tools").symlink_to(REPO / ".tools")
+    return copy
+
+
+@pytest.mark.slow
+def test_a_second_quickstart_keeps_an_edited_example(tmp_path: Path) -> None:
+    """The README: "Run again, it keeps your work"; --reset starts again from examples/basic."""
+    copy = _checkout(tmp_path)
+    quickstart = ["bash", str(copy / "scripts" / "quickstart.sh")]
+    first = subprocess.run(quickstart, capture_output=True, text=True, check=False)
+    assert first.returncode == 0, first.stdout + first.stderr
+    again = subprocess.run(quickstart, capture_output=True, text=True, check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "generated is up to date." in again.stdout  # unedited: the example is run again
+    users = copy / "build" / "example" / "users.nix"
+    edited = users.read_text() + "# my edit\n"
+    users.write_text(edited)
+    mine = copy / "build" / "example" / "notes.txt"
+    mine.write_text("mine\n")
+    kept = subprocess.run(quickstart, capture_output=True, text=True, check=False)
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    assert "build/example holds your work, so it is left as it is" in kept.stdout
+    assert "scripts/quickstart.sh --reset" in kept.stdout
+    assert (users.read_text(), mine.read_text()) == (edited, "mine\n")
+    reset = subprocess.run([*quickstart, "--reset"], capture_output=True, text=True, check=False)
+    assert reset.returncode == 0, reset.stdout + reset.stderr
+    assert users.read_text() == (REPO / "examples" / "basic" / "users.nix").read_text()
+    assert not mine.exists()
+
+
+_NOTHING_INSTALLED = """#!/bin/sh
+# dpkg-query that knows no package installed: setup.sh then asks apt-get for every one.
+exit 1
+"""
+_APT_GET = """#!/bin/sh
+# apt-get that records its arguments instead of installing (this machine is set up already).
+echo "$*" >> "$APT_LOG"
+"""
+
+
+def _asked_to_install(tmp_path: Path, *setup_args: str) -> set[str]:
+    """The Debian packages scripts/setup.sh asks apt-get for on a machine with none of them."""
+    copy = _checkout(tmp_path)
+    stand_ins = tmp_path / "bin"
+    stand_ins.mkdir()
+    for name, text in (("dpkg-query", _NOTHING_INSTALLED), ("apt-get", _APT_GET)):
+        (stand_ins / name).write_text(text)
+        (stand_ins / name).chmod(0o755)
+    log = tmp_path / "apt.log"
+    if os.geteuid() != 0:
+        pytest.skip("setup.sh runs apt-get through sudo unless it runs as root")
+    result = subprocess.run(
+        ["bash", str(copy / "scripts" / "setup.sh"), *setup_args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PATH": f"{stand_ins}:{os.environ['PATH']}", "APT_LOG": str(log)},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    installs = [
+        words for words in map(str.split, log.read_text().splitlines()) if "install" in words
+    ]
+    assert len(installs) == 1, log.read_text()
+    return {word for word in installs[0] if not word.startswith("-") and word != "install"}
+
+
+def test_the_quick_starts_setup_installs_only_what_the_generator_needs(tmp_path: Path) -> None:
+    asked = _asked_to_install(tmp_path)
+    assert {"nix-bin", "git"} <= asked
+    toolchain = {"qemu-system-x86", "qemu-utils", "debootstrap", "podman", "shellcheck", "gawk"}
+    assert not asked & toolchain
+
+
+def test_the_test_commands_setup_installs_the_host_tests_toolchain(tmp_path: Path) -> None:
+    asked = _asked_to_install(tmp_path, "--tests")
+    assert {"qemu-system-x86", "qemu-utils", "debootstrap", "e2fsprogs", "nix-bin", "gawk"} <= asked
+    test_sh = (REPO / "scripts" / "test.sh").read_text()
+    assert "setup_tests=1\nsource" in test_sh
