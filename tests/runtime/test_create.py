@@ -20,7 +20,7 @@ def test_create_declares_commits_applies_and_joins(host: Host) -> None:
             "created": host.records()[0]["created"],
         }
     ]
-    assert host.git_log()[0].startswith("devbox: alice created web")
+    assert host.git_log()[0].startswith("devbox: root created web for alice\n")
     assert host.running() == ["web"]
     assert "web is on the tailnet." in result.out
     assert "ssh dev@web" in result.out

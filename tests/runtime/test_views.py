@@ -59,7 +59,9 @@ def test_list_text_says_where_reality_differs(two: Host) -> None:
     assert lines[2].split()[:6] == ["web", "alice", "running", "running", "2", "4G"]
     assert "! api: the declaration is not applied yet: sudo nixos-rebuild switch" in result.out
     assert (
-        "! api: declared running but it is missing: devbox-ctl logs api shows why; devbox-ctl start api starts it"
+        "! api: declared running but it is missing: its unit's journal shows why: "
+        "journalctl --user -u container-api.service (as bob), or as root: "
+        "journalctl --user -M bob@ -u container-api.service; devbox-ctl start api starts it"
         in result.out
     )
 

@@ -12,6 +12,7 @@ from devbox.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
     from devbox.host.context import Runtime
+    from devbox.lifecycle.policy import Assessment
 
 COLUMNS = (
     "NAME",
@@ -66,7 +67,7 @@ def command(ctx: click.Context, all_users: bool, as_json: bool) -> None:
                 str(c.cpu),
                 c.memory,
                 when(c.created),
-                when(a.last_activity if a else None),
+                _last_activity(a),
                 when(a.stop_at if a else None),
                 when(a.destroy_at if a else None),
             )
@@ -79,6 +80,14 @@ def command(ctx: click.Context, all_users: bool, as_json: bool) -> None:
     for v in views:
         for line in v.disagreements:
             click.echo(f"! {v.container.name}: {line}")
+
+
+def _last_activity(a: Assessment | None) -> str:
+    """LAST ACTIVITY: to the minute; '-' none; 'unknown' when it could not be read."""
+    from devbox.runtime import listing  # noqa: PLC0415 - keep --help fast
+
+    shown = listing.last_activity(a)
+    return shown if shown == listing.UNKNOWN else when(a.last_activity if a else None)
 
 
 # A fleet's list has a single host's columns, each row with its host.

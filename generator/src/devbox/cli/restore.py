@@ -13,6 +13,10 @@ if TYPE_CHECKING:
     from devbox.host.context import Runtime
 
 
+# What `restore --list` says when there is nothing to restore (not an empty screen).
+_NONE = "No snapshots"
+
+
 @click.command()
 @click.argument("name", required=False)
 @click.option(
@@ -59,6 +63,8 @@ def command(
             click.echo(
                 f"{s['id']}  {s['container']} ({s['owner']})  {s['created']}  {s['size']} bytes"
             )
+        if not shown:
+            click.echo(_NONE + (f" of {name}." if name else "."))
         return
     if name is None:
         raise UsageError("restore needs NAME (or --list)")
@@ -104,6 +110,12 @@ def _fleet(
                 words = (s.get(key) for key in ("id", "container", "owner", "created", "size"))
                 sid, container, owner, created, size = (shown(word, 100) for word in words)
                 click.echo(f"{sid}  {container} ({owner})  {created}  {size} bytes  on {s['host']}")
+            if not found.rows:
+                # Said only when every host answered: a silent host may hold some.
+                missing = _NONE + (f" of {name}" if name else "")
+                click.echo(
+                    f"{missing} on the hosts that answered." if found.silent else f"{missing}."
+                )
             for host, why in sorted(found.silent.items()):
                 click.echo(f"! host {host} did not answer ({shown(why, 300)})", err=True)
         if found.silent:

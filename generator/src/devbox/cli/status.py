@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from devbox.cli import names
 from devbox.cli.options import as_json, echo_json, in_fleet, runtime, when
 from devbox.errors import ExitCode
 
@@ -46,7 +47,8 @@ def _text(view: View, *, why: bool) -> list[str]:
         lines.append(f"  tailscale:  {node.backend}{where}")
     if a is not None:
         lines.append(
-            f"  activity:   last {when(a.last_activity)}; idle stop {when(a.stop_at)}; "
+            f"  activity:   last {'unknown' if a.activity_unknown else when(a.last_activity)}; "
+            f"idle stop {when(a.stop_at)}; "
             f"destroy {when(a.destroy_at)} (UTC)"
         )
     if c.pin is not None:
@@ -66,7 +68,7 @@ def _text(view: View, *, why: bool) -> list[str]:
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=names.containers)
 @click.option("--why", is_flag=True, help="Explain the lifecycle: every signal, the rule applied.")
 @as_json
 @click.pass_context

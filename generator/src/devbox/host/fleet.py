@@ -250,12 +250,12 @@ def deploy(
     authorize_admin(rt, "deploy the fleet")
     for host in hosts:
         remote(rt, host)  # a name that is not a host is refused before anything runs
-    behind = dict.fromkeys(hosts, "named") if hosts else undeployed(rt)
+    behind = dict.fromkeys(hosts, "asked for by name") if hosts else undeployed(rt)
     if not behind:
         progress("Every host runs its committed slice; nothing to deploy.")
         return Deployment(), {}
     for host, why in sorted(behind.items()):
-        progress(f"{host}: {why}")
+        progress(f"Will deploy {host}: {why}.")
     done = deploy_hosts(rt, behind, progress=progress)
     return done, behind
 

@@ -61,6 +61,9 @@ class Assessment:
     warn_hours: int | None = None  # the lead time whose warning is due now
     record_stopped_at: bool = False  # declared stopped without a stop time
     work: Work | None = None  # what protectUnpushedWork found (when it looked)
+    # Its activity could not be read: last_activity is "now" only as the policy counts it (no
+    # stop, no destroy), never a time to show as when it was last used.
+    activity_unknown: bool = False
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,9 @@ def _unknown(facts: Facts, signals: dict[str, Any], now: datetime) -> Assessment
         )
     # A stop time is recorded all the same: it only starts the destroy clock.
     record = not facts.running and facts.stopped_at is None
-    return Assessment(now, None, None, NONE, reasons, signals, record_stopped_at=record)
+    return Assessment(
+        now, None, None, NONE, reasons, signals, record_stopped_at=record, activity_unknown=True
+    )
 
 
 def _pinned(facts: Facts, due: datetime, now: datetime) -> tuple[datetime, list[str]]:

@@ -132,7 +132,8 @@ def create(
         nonlocal resumed
         if operations.resumes(records, name, owner):
             resumed = True
-            return f"devbox: {owner} resumed the creation of {name}"
+            whose = operations.for_owner(rt, owner)
+            return f"devbox: {rt.caller.name} resumed the creation of {name}{whose}"
         operations.check_limits(rt, records, owner)
         policy = rt.desired.policy
         need = placement.Need(
@@ -154,7 +155,9 @@ def create(
                 labels=tuple(sorted(set(labels))),
             )
         )
-        return f"devbox: {owner} created {name} on {chosen}"
+        return (
+            f"devbox: {rt.caller.name} created {name}{operations.for_owner(rt, owner)} on {chosen}"
+        )
 
     before = link.slice_hashes(rt)
     rt.change(change)

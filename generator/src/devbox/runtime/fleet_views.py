@@ -9,6 +9,7 @@ and sends its own warnings; the stops and destroys are done from here as the fle
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -153,6 +154,15 @@ def status(rt: Runtime, name: str, *, why: bool, as_json: bool) -> tuple[str, in
     host = str(container.host)
     args = ["status", name, *(["--why"] if why else []), *(["--json"] if as_json else [])]
     reply = link.ask(rt, host, args, codes=(0, 1))
+    if reply.returncode == ExitCode.CHANGES and (
+        not reply.stdout.strip()
+        or any(line.startswith("error: ") for line in reply.stderr.splitlines())
+    ):
+        # Exit 1 with a status is "declared and actual disagree"; without one, the host failed.
+        raise ToolError(
+            f"on {host}: the status of {name} failed: {shown(reply.message, ANSWER_LINE)}",
+            hint=f"{name} is on host {host}; devbox-ctl there says why",
+        )
     if as_json:
         try:
             view = json.loads(reply.stdout)
@@ -166,13 +176,30 @@ def status(rt: Runtime, name: str, *, why: bool, as_json: bool) -> tuple[str, in
     return f"{name} is on host {host}.\n" + lines, reply.returncode
 
 
+# The exit codes of a host's `logs` that are its own answer: its `error: …` already said why.
+LOGS_ANSWERS = (ExitCode.OK, ExitCode.BAD_INPUT, ExitCode.FAILED, ExitCode.DENIED)
+
+
 def logs(rt: Runtime, name: str, *, follow: bool, since: str | None) -> int:
-    """Show a container's logs from its host on this terminal; the exit code of it."""
+    """Show a container's logs from its host on this terminal, as the host's own `logs` does.
+
+    The host's devbox-ctl speaks for itself: its `error: …` and its exit code (0, 2, 3 or 4)
+    come through as they are. A host that did not answer, or whose answer is no exit code of
+    devbox-ctl's, is an error naming it (exit 3).
+    """
     container = rt.container(name)
     authorize(rt.caller, container.owner, name, "read the logs of")
+    host = str(container.host)
     args = ["fleet-host", "logs", name, *(["--follow"] if follow else [])]
     args += ["--since", since] if since is not None else []
-    return process.run_attached(link.remote(rt, str(container.host)).argv(*args))
+    code, said = process.run_attached_said(link.remote(rt, host).argv(*args))
+    if code == ssh.EXIT_SSH:
+        raise ToolError(f"{host} is unreachable: {shown(said or ssh.QUIET_255, ANSWER_LINE)}")
+    if code not in LOGS_ANSWERS:
+        raise ToolError(f"on {host}: logs of {name} exited {code}: {shown(said, ANSWER_LINE)}")
+    if said:
+        sys.stderr.write(said + "\n")
+    return code
 
 
 @dataclass

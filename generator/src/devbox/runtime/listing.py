@@ -26,6 +26,7 @@ from devbox.escaping import shown
 from devbox.host import events, rebuild
 from devbox.host.context import Runtime
 from devbox.lifecycle import assessment, policy, snapshot_quota, snapshots
+from devbox.runtime import reach
 from devbox.tools import systemd, tailscale
 
 
@@ -67,7 +68,7 @@ class View:
             "startedAt": self.started_at,
             "stoppedAt": clock.timestamp(c.stopped_at),
             "pin": resolve.pin_json(c.pin),
-            "lastActivity": clock.timestamp(a.last_activity) if a else None,
+            "lastActivity": last_activity(a),
             "idleStopAt": clock.timestamp(a.stop_at) if a else None,
             "destroyAt": clock.timestamp(a.destroy_at) if a else None,
             "volume": self.volume,
@@ -85,6 +86,21 @@ class View:
             "disagreements": self.disagreements,
             "unknown": self.unknown or None,
         }
+
+
+def last_activity(a: policy.Assessment | None) -> str | None:
+    """The last activity as list and status --json show it; "unknown" when it was not read.
+
+    The policy counts activity it cannot read as activity now (nothing is stopped for it),
+    but that is a decision, not a time anyone was active: it is never shown as one.
+    """
+    if a is None:
+        return None
+    return UNKNOWN if a.activity_unknown else clock.timestamp(a.last_activity)
+
+
+# What a time is shown as when it could not be read (as a fleet's rows say it, fleet_views).
+UNKNOWN = "unknown"
 
 
 def listed(rt: Runtime, *, all_users: bool) -> list[Container]:
@@ -190,9 +206,14 @@ def _explain(view: View, rebuild_command: str) -> list[str]:
     if view.applied is False:
         said.append(f"the declaration is not applied yet: sudo {rebuild_command}")
     if c.state == "running" and view.actual != "running":
+        # A container that is gone took its podman logs with it (Quadlet's --rm).
+        why = (
+            f"devbox-ctl logs {c.name} shows why"
+            if view.actual == "stopped"
+            else f"its unit's journal shows why: {reach.journal(c)}"
+        )
         said.append(
-            f"declared running but it is {view.actual}: devbox-ctl logs {c.name} shows why; "
-            f"devbox-ctl start {c.name} starts it"
+            f"declared running but it is {view.actual}: {why}; devbox-ctl start {c.name} starts it"
         )
     if c.state == "stopped" and view.actual == "running":
         said.append(f"declared stopped but it is running: devbox-ctl stop {c.name}")

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from devbox import clock, rules
 from devbox.declare import edit, resolve
+from devbox.declare.models import Policy
 from devbox.declare.resolve import Container
 from devbox.errors import DevboxError, ToolError, UsageError
 from devbox.host import rebuild
@@ -202,7 +203,7 @@ def check_resources(cpu: float | None, memory: str | None) -> None:
             raise UsageError(f"{option}: {issue[0]}; {issue[1]}")
 
 
-def check_bounds(policy: resolve.Policy, cpu: float | None, memory: str | None) -> None:
+def check_bounds(policy: Policy, cpu: float | None, memory: str | None) -> None:
     """--cpu and --memory against users.nix's maxCpu and maxMemory, blamed on the option.
 
     The same bounds as containers.json's validation (declare/validate.py), which still
@@ -210,7 +211,7 @@ def check_bounds(policy: resolve.Policy, cpu: float | None, memory: str | None) 
     """
     if cpu is not None and cpu > policy.max_cpu:
         raise UsageError(
-            f"--cpu: {rules.show(cpu)} is more than maxCpu ({policy.max_cpu})",
+            f"--cpu: {cpu:g} is more than maxCpu ({policy.max_cpu})",
             hint=f"use at most {policy.max_cpu}, or ask an admin to raise containers.maxCpu",
         )
     size = rules.memory_bytes(memory) if memory is not None else None
@@ -221,9 +222,12 @@ def check_bounds(policy: resolve.Policy, cpu: float | None, memory: str | None) 
         )
 
 
-def asked(rt: Runtime, owner: str) -> str:
-    """Who asked for a change to owner's container, as every commit subject says it."""
-    return rt.caller.name if owner == rt.caller.name else f"{rt.caller.name} for {owner}"
+def for_owner(rt: Runtime, owner: str) -> str:
+    """The words " for OWNER" when the caller asked for another's container, else none.
+
+    Every commit subject names who asked (the caller), as the message's "Requested by" does.
+    """
+    return "" if owner == rt.caller.name else f" for {owner}"
 
 
 def create(
@@ -246,7 +250,7 @@ def create(
         nonlocal resumed
         if resumes(records, name, owner):
             resumed = True
-            return f"devbox: {asked(rt, owner)} resumed the creation of {name}"
+            return f"devbox: {rt.caller.name} resumed the creation of {name}{for_owner(rt, owner)}"
         check_limits(rt, records, owner)
         record = edit.new_record(
             name,
@@ -258,7 +262,7 @@ def create(
             created=clock.now(),
         )
         records.append(record)
-        return f"devbox: {asked(rt, owner)} created {name}"
+        return f"devbox: {rt.caller.name} created {name}{for_owner(rt, owner)}"
 
     rt.change(change)
     container = rt.container(name)

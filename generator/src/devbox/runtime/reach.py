@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from devbox.declare.resolve import Container
+from devbox.errors import ToolError
 from devbox.host.context import Runtime
 from devbox.host.identity import authorize
 from devbox.tools import process
@@ -60,9 +61,35 @@ def in_short(container: Container) -> str:
     return f"Connect: ssh dev@{name}   http://{name}:{CODE_SERVER_PORT}   Zed: dev@{name}"
 
 
-def logs(rt: Runtime, name: str, *, follow: bool, since: str | None) -> int:
-    """Show the output of NAME (podman logs) on this terminal; podman's exit code."""
+def journal(container: Container) -> str:
+    """Where a container's output is once its container is gone: its unit's journal.
+
+    Quadlet runs a container with --rm, so a container that stopped or died is removed with
+    its podman logs; the unit's journal keeps what it printed.
+    """
+    unit, owner = container.service, container.owner
+    return (
+        f"journalctl --user -u {unit} (as {owner}), or as root: "
+        f"journalctl --user -M {owner}@ -u {unit}"
+    )
+
+
+def logs(rt: Runtime, name: str, *, follow: bool, since: str | None) -> None:
+    """Show the output of NAME (podman logs) on this terminal.
+
+    A failure is an error of devbox's (exit 3), not podman's raw words: for a container that
+    is gone, where its output went instead.
+    """
     container = rt.container(name)
     authorize(rt.caller, container.owner, name, "read the logs of")
-    argv = rt.podman(container.owner).logs_argv(name, follow=follow, since=since)
-    return process.run_attached(argv)
+    podman = rt.podman(container.owner)
+    code, said = process.run_attached_said(podman.logs_argv(name, follow=follow, since=since))
+    if code == 0:
+        return
+    if podman.inspect_container(name) is None:
+        raise ToolError(
+            f"{name} has no container now, so podman has no logs of it (Quadlet removes a "
+            "container that stopped or failed, with its logs)",
+            hint=f"its unit's journal has what it printed: {journal(container)}",
+        )
+    raise ToolError(f"podman logs {name} failed: {said or f'exit {code}'}")

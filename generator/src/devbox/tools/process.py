@@ -19,6 +19,7 @@ import selectors
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -208,6 +209,39 @@ def run_attached(argv: Sequence[str]) -> int:
     return subprocess.run(
         _command(argv), stdin=subprocess.DEVNULL, check=False, **_options()
     ).returncode
+
+
+def run_attached_said(argv: Sequence[str]) -> tuple[int, str]:
+    """Run a program on the caller's terminal; its exit code and, when it failed, its last word.
+
+    Its standard output goes straight to the terminal. Its standard error is passed on line
+    by line, but for the last line, held until the program ends: when it failed, that line
+    (the program's own "Error: …") is returned for a message in devbox's voice instead of
+    being printed raw. An interrupt (Ctrl-C, which the program gets too) ends it as usual.
+    """
+    held = ""
+    with subprocess.Popen(
+        _command(argv),
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+        **_options(),
+    ) as child:
+        assert child.stderr is not None  # noqa: S101 - Popen with PIPE always has it
+        try:
+            for line in child.stderr:
+                if held:
+                    sys.stderr.write(held)
+                    sys.stderr.flush()
+                held = line
+        except KeyboardInterrupt:
+            child.wait()
+        code = child.wait()
+    if code == 0:
+        sys.stderr.write(held)
+        return code, ""
+    return code, held.strip()
 
 
 def run_lines(
