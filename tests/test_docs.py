@@ -346,6 +346,8 @@ def test_documented_creates_pass_creates_request_checks(tmp_path: Path, nix: str
     from devbox.host import context, identity
     from devbox.runtime import operations
 
+    if not (REPO / "README.md").is_file():
+        pytest.skip("no README.md here (the flake's check source holds docs/ only)")
     repo = tmp_path / "repo"
     for name in ("users.nix", "containers.json"):
         repo.mkdir(exist_ok=True)
