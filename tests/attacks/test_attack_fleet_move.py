@@ -10,7 +10,7 @@ host: the container declared and running or stopped where it was, no volume, no 
 file and no journal left.
 
 On a simulated fleet (tests/fleet.py): real podman, volumes, containers and devbox-ctl on each
-host; the ssh and colmena stand-ins between them.
+host; Debian's OpenSSH between them (an sshd per host), and the colmena stand-in.
 """
 
 from __future__ import annotations
