@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from devbox.cli import names
 from devbox.container import activity, monitor
 from devbox.errors import InputError
 from devbox.host import hostconfig
@@ -224,6 +223,8 @@ def test_completion_offers_the_declared_containers(tmp_path: Path) -> None:
 def test_completion_offers_a_user_only_their_own(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from devbox.cli import names  # new with the completion of names
+
     monkeypatch.setenv("DEVBOX_CONFIG", str(_config(tmp_path, "basic")))
     monkeypatch.setattr("os.getuid", lambda: 1002)  # bob
     assert [item.value for item in names.containers(None, None, "")] == ["api"]  # type: ignore[arg-type]
@@ -264,6 +265,8 @@ def test_completion_reads_the_config_hostconfig_locates(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """names.py does not import hostconfig (pydantic, at every Tab): the two must agree."""
+    from devbox.cli import names  # new with the completion of names
+
     monkeypatch.delenv("DEVBOX_CONFIG", raising=False)
     assert names.config_file() == hostconfig.locate(privileged=False)
     monkeypatch.setenv("DEVBOX_CONFIG", str(tmp_path / "c.json"))

@@ -238,7 +238,9 @@ def test_logs_show_the_container_output(web: Host, capfd: pytest.CaptureFixture[
     assert "hello-from-web" in capfd.readouterr().out
 
 
-def test_an_unknown_container_names_yours(web: Host) -> None:
-    result = web.cli("stop", "nope", uid=1001)
+def test_an_unknown_container_names_the_ones_the_caller_may_mean(web: Host) -> None:
+    result = web.cli("stop", "nope", uid=1001)  # alice, an admin: every declared one
     assert result.code == 2
-    assert "no container is named 'nope'; yours: web" in result.err
+    assert "no container is named 'nope'; declared: web" in result.err
+    result = web.cli("stop", "nope", uid=1002)  # bob: his own, none
+    assert "no container is named 'nope'; yours: none yet (devbox-ctl create NAME)" in result.err
