@@ -4,6 +4,13 @@ The snapshot (lifecycle/snapshots.py) is checked, the new container declared sto
 volume filled from the snapshot, its key provisioned, and only then declared running and
 applied, so a failure in between leaves a stopped container that status explains.
 
+A restore killed or failed on the way is finished by the same command run again. Before it
+declares anything it writes a journal, `<stateDir>/restores/<name>.json` (the snapshot, the
+owner and the new record's creation time): a record that matches it is this restore's own.
+Still stopped and never stopped since (no stoppedAt), its volume holds nothing but a partial
+filling, which is removed and filled again; declared running, the filling was done. Any other
+container of that name is never touched.
+
 In a fleet the snapshot is on the host where the container was destroyed: the control host
 declares and deploys (runtime/fleet.py), and that host runs `prepare` and `fill` below
 (runtime/fleet_host.py `restore`), the same checks and the same filling as here.
@@ -11,11 +18,14 @@ declares and deploys (runtime/fleet.py), and that host runs `prepare` and `fill`
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from devbox import clock, rules
+from devbox import clock, rules, write
 from devbox.declare import edit
 from devbox.declare.resolve import Container
 from devbox.errors import UsageError
@@ -72,18 +82,31 @@ def restore(
     issue = rules.container_name(target)
     if issue:
         raise UsageError(f"{issue[0]}; {issue[1]}")
-    if target in rt.desired.by_name():
-        raise UsageError(
-            f"a container named {target} exists",
-            hint=f"restore it under another name: devbox-ctl restore {name} --as NEWNAME",
-        )
-    prepare(rt, snapshot, target)
-    progress(f"Restoring {target} from snapshot {snapshot.id} ({snapshot.size} bytes)")
-    container = _declare(rt, snapshot, target)
-    fill(rt, snapshot, container)
-    progress(f"Filled the volume {container.volume} from {snapshot.path}")
-    operations.provision_key(rt, container)
-    container = _start(rt, snapshot, container)
+    container = _interrupted(rt, snapshot, target)
+    resumed = container is not None
+    if container is None:
+        if target in rt.desired.by_name():
+            raise UsageError(
+                f"a container named {target} exists",
+                hint=f"restore it under another name: devbox-ctl restore {name} --as NEWNAME",
+            )
+        prepare(rt, snapshot, target)
+        progress(f"Restoring {target} from snapshot {snapshot.id} ({snapshot.size} bytes)")
+        created = clock.now()
+        _write_journal(rt, snapshot, target, created)
+        container = _declare(rt, snapshot, target, created)
+    else:
+        progress(f"{target} is already being restored from snapshot {snapshot.id}; continuing.")
+    if container.state != "running":
+        if resumed:
+            # Declared stopped by this restore and never run: its volume is a partial filling.
+            rt.podman(container.owner).remove_volume(container.volume)
+            prepare(rt, snapshot, target)
+        fill(rt, snapshot, container)
+        progress(f"Filled the volume {container.volume} from {snapshot.path}")
+        operations.provision_key(rt, container)
+        container = _start(rt, snapshot, container)
+    write.remove_file(journal(rt, target))
     rt.event(
         "restore",
         target,
@@ -126,7 +149,45 @@ def fill(rt: Runtime, snapshot: snapshots.Snapshot, container: Container) -> Non
     snapshots.import_snapshot(rt, snapshot, container)
 
 
-def _declare(rt: Runtime, snapshot: snapshots.Snapshot, target: str) -> Container:
+def journal(rt: Runtime, target: str) -> Path:
+    """Where a restore under way to target keeps what a rerun needs to know it (docstring)."""
+    return rt.config.state_dir / "restores" / f"{target}.json"
+
+
+def _write_journal(
+    rt: Runtime, snapshot: snapshots.Snapshot, target: str, created: datetime
+) -> None:
+    entry = {"snapshot": snapshot.id, "owner": snapshot.owner, "created": clock.timestamp(created)}
+    write.ensure_directory(journal(rt, target).parent, mode=0o700)
+    write.write_file(journal(rt, target), json.dumps(entry).encode("utf-8"), mode=0o600)
+
+
+def _interrupted(rt: Runtime, snapshot: snapshots.Snapshot, target: str) -> Container | None:
+    """The container of this very restore, interrupted after it was declared; else None.
+
+    Its record matches the journal (owner, creation time, the same snapshot) and is either
+    declared running (filled) or stopped and never stopped since (no stoppedAt: not run).
+    """
+    container = rt.desired.by_name().get(target)
+    try:
+        entry = json.loads(journal(rt, target).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if container is None or not isinstance(entry, dict):
+        return None
+    same = (
+        entry.get("snapshot") == snapshot.id
+        and entry.get("owner") == container.owner == snapshot.owner
+        and entry.get("created") == clock.timestamp(container.created)
+    )
+    if not same or (container.state != "running" and container.stopped_at is not None):
+        return None
+    return container
+
+
+def _declare(
+    rt: Runtime, snapshot: snapshots.Snapshot, target: str, created: datetime
+) -> Container:
     """Record the restored container, stopped until its volume is full; return it.
 
     The name is checked again here, under the config lock: checked only before, a name another
@@ -149,7 +210,7 @@ def _declare(rt: Runtime, snapshot: snapshots.Snapshot, target: str) -> Containe
             memory=settings.get("memory"),
             syncthing=bool(settings.get("syncthing")),
             state="stopped",
-            created=clock.now(),
+            created=created,
         )
         records.append(record)
         return f"devbox: {rt.caller.name} is restoring {target} from snapshot {snapshot.id}"
