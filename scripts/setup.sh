@@ -167,7 +167,14 @@ fi
 installed_after() { # STAMP → whether STAMP is newer than what the installation follows
   [ -e "$1" ] && [ ! generator/pyproject.toml -nt "$1" ] && [ ! scripts/constraints.txt -nt "$1" ]
 }
-if [ "$setup_tests" = 1 ]; then
+if [ -L .venv ]; then
+  # Another checkout's environment (a copy that shares it, as the tests' copies do): it is
+  # used as it is, never installed into, which would point its devbox at this copy.
+  if ! .venv/bin/python -c 'import devbox' 2>/dev/null; then
+    echo "setup.sh: the shared .venv has no devbox: run scripts/setup.sh where it lives" >&2
+    exit 1
+  fi
+elif [ "$setup_tests" = 1 ]; then
   if ! .venv/bin/python -c 'import devbox, pytest, hypothesis, ruff' 2>/dev/null \
     || ! installed_after .venv/.devbox-installed; then
     say "installing devbox and the test tools into .venv"

@@ -110,6 +110,18 @@ def test_quickstart_leaves_the_example_it_tells_the_user_to_cd_into(tmp_path: Pa
     assert (copy / "build/example/generated/manifest.json").is_file()
     assert (copy / "build/example/generated/users/1001/devbox-web.container").is_file()
     assert list(scratch.iterdir()) == []
+    assert_shared_venv_untouched()
+
+
+def assert_shared_venv_untouched() -> None:
+    """A copy sharing the checkout's .venv never installs into it: its devbox stays this one."""
+    found = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "python"), "-c", "import devbox; print(devbox.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert found.stdout.startswith(str(REPO / "generator")), found.stdout
 
 
 def _checkout(tmp_path: Path) -> Path:
@@ -148,6 +160,7 @@ def test_a_second_quickstart_keeps_an_edited_example(tmp_path: Path) -> None:
     assert reset.returncode == 0, reset.stdout + reset.stderr
     assert users.read_text() == (REPO / "examples" / "basic" / "users.nix").read_text()
     assert not mine.exists()
+    assert_shared_venv_untouched()
 
 
 _NOTHING_INSTALLED = """#!/bin/sh
