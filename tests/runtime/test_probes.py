@@ -10,6 +10,7 @@ the user's bus cannot be reached (bus_log_connect_error() in src/shared/bus-util
 
 from __future__ import annotations
 
+import json
 import shutil
 import tarfile
 from pathlib import Path
@@ -163,3 +164,36 @@ def test_stop_with_the_manager_unreachable_says_so_and_keeps_the_record(web: Hos
     assert "Stopped" not in failed.out
     assert web.records()[0]["state"] == "running"
     assert web.running() == ["web"]
+
+
+def test_list_shows_a_container_podman_cannot_tell_as_unknown_and_the_others_as_they_are(
+    web: Host,
+) -> None:
+    """alice's manager is away: her container, volume and key are unknown in `list`, never
+    missing, and bob's container on the same host is listed as it is, with exit 0."""
+    created = web.cli("create", "api", "--owner", "bob", "--timeout", "30")
+    assert created.code == 0, created.err
+    away = [{**UNREACHABLE[0], "match": ["--machine=alice@"]}]
+    web.stand_ins.rules("systemctl", away)
+    web.stand_ins.rules("systemd-run", away)
+    listed = web.cli("list", "--all", "--json")
+    assert listed.code == 0, listed.err
+    rows = {row["name"]: row for row in json.loads(listed.out)}
+    assert (rows["web"]["actual"], rows["web"]["volume"], rows["web"]["keySecret"]) == (
+        "unknown",
+        None,
+        None,
+    )
+    assert rows["web"]["lastActivity"] == "unknown"
+    assert any("podman could not tell its state" in d for d in rows["web"]["disagreements"])
+    assert not any("does not exist" in d or "missing" in d for d in rows["web"]["disagreements"])
+    assert (rows["api"]["actual"], rows["api"]["volume"], rows["api"]["keySecret"]) == (
+        "running",
+        True,
+        True,
+    )
+    text = web.cli("list", "--all")
+    assert text.code == 0, text.err
+    (line,) = [line for line in text.out.splitlines() if line.startswith("web ")]
+    assert "unknown" in line
+    assert "missing" not in line

@@ -30,8 +30,8 @@ def _text(view: View, *, why: bool) -> list[str]:
     c, a, unit = view.container, view.assessment, view.unit
     syncthing = "on" if c.syncthing else "off"
     since = f" since {view.started_at}" if view.started_at and view.actual == "running" else ""
-    volume = "present" if view.volume else "MISSING"
-    secret = "present" if view.secret else "MISSING"
+    volume = {True: "present", False: "MISSING", None: "unknown"}[view.volume]
+    secret = {True: "present", False: "MISSING", None: "unknown"}[view.secret]
     lines = [
         f"{c.name} (owner {c.owner})",
         f"  declared:   {c.state} ({c.cpu} CPUs, {c.memory}, Syncthing {syncthing}), "

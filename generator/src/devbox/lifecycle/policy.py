@@ -311,4 +311,6 @@ def policy_summary(policy: Policy) -> dict[str, Any]:
 def failed(now: datetime, why: str) -> Assessment:
     """The assessment of a container whose assessment failed: unknown, so nothing happens."""
     reason = f"cannot be assessed: {shown(why)}: counted as activity now, nothing is done"
-    return Assessment(now, None, None, NONE, [reason], {"monitor": {"state": "unknown"}})
+    return Assessment(
+        now, None, None, NONE, [reason], {"monitor": {"state": "unknown"}}, activity_unknown=True
+    )

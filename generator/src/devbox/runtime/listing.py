@@ -21,13 +21,14 @@ from typing import Any
 from devbox import clock, volume
 from devbox.declare import resolve
 from devbox.declare.resolve import Container
-from devbox.errors import UsageError
+from devbox.errors import ToolError, UsageError
 from devbox.escaping import shown
 from devbox.host import events, rebuild
 from devbox.host.context import Runtime
 from devbox.lifecycle import assessment, policy, snapshot_quota, snapshots
 from devbox.runtime import reach
 from devbox.tools import systemd, tailscale
+from devbox.tools.podman import Podman
 
 
 @dataclass
@@ -37,8 +38,8 @@ class View:
     container: Container
     actual: str  # running | stopped | missing (no container) | unknown
     started_at: str | None = None
-    volume: bool = True
-    secret: bool = True
+    volume: bool | None = True  # None: podman could not tell
+    secret: bool | None = True
     applied: bool | None = None  # None: no deployed manifest to compare with
     assessment: policy.Assessment | None = None
     node: tailscale.NodeState | None = None
@@ -46,6 +47,7 @@ class View:
     shadows: list[str] = field(default_factory=list)
     disagreements: list[str] = field(default_factory=list)
     unknown: str = ""  # why its activity was not read (a time budget ran out)
+    probe: str = ""  # why podman could not tell its container, volume and secret
 
     def active_since(self) -> datetime | None:
         """When the unit became active, if it is and its manager says when."""
@@ -194,18 +196,23 @@ def shadowing_files(container: Container) -> list[str]:
 def _explain(view: View, rebuild_command: str) -> list[str]:
     c = view.container
     said = []
-    if not view.secret:
+    if view.probe:
+        said.append(
+            f"podman could not tell its state ({view.probe}): nothing is assumed about it; "
+            f"devbox-ctl status {c.name} asks again"
+        )
+    if view.secret is False:
         said.append(
             f"its key secret {c.secret} is missing, so it cannot start: devbox-ctl rotate-key "
             f"{c.name} (or devbox-ctl create {c.name} again to finish an interrupted create)"
         )
-    if not view.volume:
+    if view.volume is False:
         said.append(
             f"its volume {c.volume} does not exist (it is created empty when the container starts)"
         )
     if view.applied is False:
         said.append(f"the declaration is not applied yet: sudo {rebuild_command}")
-    if c.state == "running" and view.actual != "running":
+    if c.state == "running" and view.actual not in ("running", "unknown"):
         # A container that is gone took its podman logs with it (Quadlet's --rm).
         why = (
             f"devbox-ctl logs {c.name} shows why"
@@ -310,6 +317,37 @@ def view(
     """
     trees = trees or Trees.read(rt)
     podman = rt.podman(container.owner)
+    try:
+        result = _probed(podman, container)
+    except ToolError as exc:
+        # Its owner's podman could not tell (their manager unreachable, a podman failure):
+        # the container, its volume and its key are unknown, never missing, and its volume
+        # is not read; the others of the list are still shown.
+        result = View(container, "unknown", volume=None, secret=None, probe=shown(exc.message))
+    result.applied = _applied(container, trees.deployed, trees.generated)
+    seconds = assessment.CONTAINER_BUDGET_SECONDS if seconds is None else seconds
+    budget = volume.Budget.of(seconds, f"its time budget of {seconds:g} s", within=within)
+    if result.probe:
+        result.assessment = policy.failed(now, result.probe)
+    else:
+        result.assessment = assessment.assess(rt, container, now, budget)
+    if budget.deadline <= time.monotonic():
+        result.unknown = f"{budget.what} ran out"
+    if detail and not result.probe:
+        result.unit = systemd.properties(
+            container.owner,
+            container.service,
+            ["ActiveState", "SubState", "Result", "ExecMainStatus", "ActiveEnterTimestamp"],
+        )
+        if result.actual == "running":
+            result.node = tailscale.node_state(podman, container.name)
+        result.shadows = shadowing_files(container)
+    result.disagreements = _explain(result, rebuild.command_line(rt.config))
+    return result
+
+
+def _probed(podman: Podman, container: Container) -> View:
+    """The container, its volume and its key secret as its owner's podman says them."""
     inspected = podman.inspect_container(container.name)
     status = podman.status_of(inspected)
     actual = "running" if status == "running" else ("missing" if inspected is None else "stopped")
@@ -317,22 +355,6 @@ def view(
     result = View(container, actual, started_at=started_at)
     result.volume = podman.volume_exists(container.volume)
     result.secret = podman.secret_exists(container.secret)
-    result.applied = _applied(container, trees.deployed, trees.generated)
-    seconds = assessment.CONTAINER_BUDGET_SECONDS if seconds is None else seconds
-    budget = volume.Budget.of(seconds, f"its time budget of {seconds:g} s", within=within)
-    result.assessment = assessment.assess(rt, container, now, budget)
-    if budget.deadline <= time.monotonic():
-        result.unknown = f"{budget.what} ran out"
-    if detail:
-        result.unit = systemd.properties(
-            container.owner,
-            container.service,
-            ["ActiveState", "SubState", "Result", "ExecMainStatus", "ActiveEnterTimestamp"],
-        )
-        if actual == "running":
-            result.node = tailscale.node_state(podman, container.name)
-        result.shadows = shadowing_files(container)
-    result.disagreements = _explain(result, rebuild.command_line(rt.config))
     return result
 
 
