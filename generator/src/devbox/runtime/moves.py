@@ -140,6 +140,13 @@ def _relocate(rt: Runtime, container: Container, journal: Journal, progress: Pro
         progress(f"Stopping {name} on {source}")
         fleet.stop(rt, name, progress=progress, reason=f"moving to {to}")
         container = rt.container(name)
+    else:
+        # Declared stopped is not stopped: a move killed between its stop's commit and the
+        # source's deploy left the container running there, and its volume cannot be copied
+        # (the source refuses) until the source runs the committed slice.
+        behind = link.undeployed(rt, [source])
+        if behind:
+            link.require_deployed(link.deploy_hosts(rt, behind, progress=progress))
     _copy(rt, container, source, to, progress)
     link.ask(rt, to, ["set-key", name, "--owner", owner], stdin=operations.NEUTRALISED)
     stopped = container
