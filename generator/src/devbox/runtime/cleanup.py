@@ -18,10 +18,13 @@ budget ran out is unknown, so one user's stalling volumes never hold up the othe
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from devbox import clock, volume, write
@@ -131,25 +134,30 @@ def run(rt: Runtime, now: datetime, *, dry_run: bool, progress: Progress = print
     with write.locked(lock):
         # Expired snapshots go first: the room they free is there for this run's destroys.
         report.pruned = [s.id for s in snapshots.prune(rt, now)]
+        pending = _Pending.load(rt)
         changed = False
         declared = list(rt.desired.containers)
+        # A destroy begun on a container no longer declared is finished (or another's work).
+        pending.destroying = [i for i in pending.destroying if i in map(identity, declared)]
         for container in _by_owner(declared):
             row = _assessed(rt, container, now, shares, report)
             report.rows.append(row)
             if row.error:
                 continue
             try:
-                changed |= _act(rt, row, now)
+                changed |= _act_pending(rt, row, now, pending)
             except DevboxError as exc:
                 _failed(rt, row, report, exc.message)
             except Exception as exc:
                 log.debug("acting on %s failed", container.name, exc_info=True)
                 _failed(rt, row, report, f"{type(exc).__name__}: {exc}")
         report.rows.sort(key=_declared_order(declared))
-        if changed:
+        if changed or pending.rebuild:
             try:
                 rebuild.run(rt.config, lambda line: progress(f"  {line}"))
                 report.applied = True
+                pending.rebuild = False
+                pending.save(rt)
             except DevboxError as exc:
                 report.errors.append(exc.message)
     return report
@@ -213,6 +221,77 @@ def _failed(
             owner=row.container.owner,
             error=row.error,
         )
+
+
+@dataclass
+class _Pending:
+    """What a run began and did not see through: <stateDir>/cleanup/pending.json.
+
+    A run killed between a change and its rebuild, or inside a destroy (after its snapshot
+    and the volume's removal, before the record's), leaves work that the next run's
+    assessment cannot see: the change is declared but not deployed, and a container whose
+    volume is gone reads as one whose activity is unknown, which is never destroyed. The
+    next run rebuilds, and finishes each destroy named here (by cleanup.identity, so a
+    container that took the name since is not touched) once its volume is gone.
+    """
+
+    rebuild: bool = False
+    destroying: list[tuple[str, str, str | None]] = field(default_factory=list)
+
+    @staticmethod
+    def path(rt: Runtime) -> Path:
+        return rt.config.state_dir / "cleanup" / "pending.json"
+
+    @classmethod
+    def load(cls, rt: Runtime) -> _Pending:
+        try:
+            raw = json.loads(cls.path(rt).read_text(encoding="utf-8"))
+            destroying = [
+                (str(n), str(o), None if c is None else str(c)) for n, o, c in raw["destroying"]
+            ]
+            return cls(bool(raw["rebuild"]), destroying)
+        except FileNotFoundError:
+            return cls()
+        except (OSError, ValueError, KeyError, TypeError):
+            log.warning("%s cannot be read; a rebuild is done to be safe", cls.path(rt))
+            return cls(rebuild=True)
+
+    def save(self, rt: Runtime) -> None:
+        file = self.path(rt)
+        if not self.rebuild and not self.destroying:
+            write.remove_file(file)
+            return
+        write.ensure_directory(file.parent, mode=0o700)
+        document = {"rebuild": self.rebuild, "destroying": [list(i) for i in self.destroying]}
+        write.write_file(file, (json.dumps(document) + "\n").encode())
+
+
+def _act_pending(rt: Runtime, row: Row, now: datetime, pending: _Pending) -> bool:
+    """_act, with what it is about to change recorded first, and a begun destroy finished."""
+    if rt.deployed_only:
+        return _act(rt, row, now)
+    mine = identity(row.container)
+    if mine in pending.destroying and row.assessment.action != policy.DESTROY:
+        # A probe that cannot tell raises: nothing is done to the container this run.
+        if rt.podman(row.container.owner).volume_exists(row.container.volume):
+            # The destroy stopped before the volume went: the assessment decides afresh.
+            pending.destroying.remove(mine)
+            pending.save(rt)
+            return _act(rt, row, now)
+        if row.container.pin is None:
+            # Its files are in the snapshot the destroy took; only the record is left.
+            row.assessment = dataclasses.replace(row.assessment, action=policy.DESTROY)
+    if row.assessment.action in (policy.STOP, policy.DESTROY):
+        pending.rebuild = True
+        if row.assessment.action == policy.DESTROY and mine not in pending.destroying:
+            pending.destroying.append(mine)
+        pending.save(rt)
+    changed = _act(rt, row, now)
+    # Destroyed, or no longer declared as assessed (destroyed by someone else): finished.
+    if mine in pending.destroying and row.done.startswith(("destroyed", "left alone")):
+        pending.destroying.remove(mine)
+        pending.save(rt)
+    return changed
 
 
 def _details(row: Row, rt: Runtime) -> dict[str, object]:
