@@ -10,8 +10,8 @@
 # `-k snapshot`). Safe to run twice.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# shellcheck source-path=SCRIPTDIR source=setup.sh
 setup_tests=1
+# shellcheck source-path=SCRIPTDIR source=setup.sh
 source "$repo/scripts/setup.sh"
 cd "$repo"
 
