@@ -80,8 +80,9 @@ class Killer:
         (self.directory / "calls").write_text("")
         (self.directory / "at").write_text(at or "")
 
-    def spawn_and_kill(self, host: Host, delay: float, *args: str) -> None:
-        """devbox-ctl as in run, SIGKILLed after delay seconds (or left to finish before)."""
+    def spawn_and_kill(self, host: Host, delay: float, *args: str) -> int:
+        """devbox-ctl as in run, SIGKILLed after delay seconds (or left to finish before);
+        its exit status (-SIGKILL when the kill came first)."""
         child = subprocess.Popen(
             [sys.executable, "-m", "devbox", *args],
             stdin=subprocess.DEVNULL,
@@ -92,7 +93,7 @@ class Killer:
         )
         time.sleep(delay)
         child.send_signal(signal.SIGKILL)
-        child.wait()
+        return child.wait()
 
     def calls(self) -> list[str]:
         return (self.directory / "calls").read_text().splitlines()

@@ -146,14 +146,21 @@ def restore_killed(host: Host, killer: Killer, trial: int, at: str | None, delay
     args = ("restore", "src", "--as", name, "--no-apply")
     snapshot = complete_snapshots(host)
     killer.arm(at)
+    finished = False
     if at is None:
-        killer.spawn_and_kill(host, delay, *args)
+        finished = killer.spawn_and_kill(host, delay, *args) == 0
     else:
         killed = killer.run(host, *args)
         assert killed.returncode == -signal.SIGKILL, (at, killed.stderr)
     assert complete_snapshots(host) == snapshot, "the snapshot went"
     assert_nothing_lost(host, name, SOURCE)
     again = host.cli(*args)
+    if finished:
+        # The restore ended before the kill came: done, so a rerun says the name is taken.
+        assert again.code == 2, again.err
+        assert f"a container named {name} exists" in again.err
+        assert host.records()[-1]["name"] == name
+        return
     assert again.code == 0, (at, delay, again.err)
     if name in declared(host) and at not in ("before 1", "before 2"):
         assert "continuing" in again.out or at is None, (at, again.out)

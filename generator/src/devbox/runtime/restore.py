@@ -8,8 +8,9 @@ A restore killed or failed on the way is finished by the same command run again.
 declares anything it writes a journal, `<stateDir>/restores/<name>.json` (the snapshot, the
 owner and the new record's creation time): a record that matches it is this restore's own.
 Still stopped and never stopped since (no stoppedAt), its volume holds nothing but a partial
-filling, which is removed and filled again; declared running, the filling was done. Any other
-container of that name is never touched.
+filling, which is removed and filled again; declared running, the filling was done, and the
+rebuild, the wait and the key's neutralising are done again. The journal is removed last.
+Any other container of that name is never touched.
 
 In a fleet the snapshot is on the host where the container was destroyed: the control host
 declares and deploys (runtime/fleet.py), and that host runs `prepare` and `fill` below
@@ -106,7 +107,6 @@ def restore(
         progress(f"Filled the volume {container.volume} from {snapshot.path}")
         operations.provision_key(rt, container)
         container = _start(rt, snapshot, container)
-    write.remove_file(journal(rt, target))
     rt.event(
         "restore",
         target,
@@ -114,14 +114,19 @@ def restore(
         snapshot=snapshot.id,
         fromContainer=snapshot.container,
         sha256=snapshot.sha256,
+        resumed=resumed or None,
     )
     done = Restored(container, snapshot)
+    # The journal goes last: a restore killed after its record was declared running, but
+    # before its rebuild, its wait or its key's neutralising, is finished by a rerun too.
     if not rebuild.run_or_print(rt.config, apply, progress):
+        write.remove_file(journal(rt, target))
         return done
     done.applied = True
     operations.wait_until_joined(rt, container, timeout, progress)
     operations.neutralise_key(rt, container)
     done.joined = True
+    write.remove_file(journal(rt, target))
     return done
 
 
