@@ -92,6 +92,20 @@ def writable_file_copy(source: Path, target: Path) -> Path:
     return target
 
 
+def tracked_copy(destination: Path) -> None:
+    """The files git tracks, as they are in this checkout, with their times kept (so setup.sh
+    in the copy sees the shared .venv installed after them)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True
+    ).stdout.decode()
+    for relative in filter(None, listed.split("\0")):
+        source = REPO / relative
+        if source.is_file():
+            target = destination / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+
 def find_quadlet() -> str | None:
     """Podman's Quadlet generator: $DEVBOX_QUADLET, PATH, podman's libexec, or .tools/."""
     explicit = os.environ.get("DEVBOX_QUADLET")

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from support import REPO, USERS_NIX, require_root, run_cli
+from support import REPO, USERS_NIX, require_root, run_cli, tracked_copy
 
 SHELLS = {"sh", "bash", "console", "shell"}
 TRY = "/tmp/devbox-try"  # the README's scratch directory (Trying the verbs without an orchestrator)
@@ -176,19 +176,6 @@ def test_markers_are_read_with_their_expectations(tmp_path: Path) -> None:
     assert third.kind is None
 
 
-def _tracked_copy(destination: Path) -> None:
-    """The files git tracks, as they are in this checkout, with their times kept."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True
-    ).stdout.decode()
-    for relative in filter(None, listed.split("\0")):
-        source = REPO / relative
-        if source.is_file():
-            target = destination / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-
-
 def _run(block: Block, cwd: Path, env: dict[str, str], scratch: Path) -> str:
     """Run one block; a failure message, or ''."""
     script = block.text.replace(TRY, str(scratch / "devbox-try"))
@@ -220,7 +207,7 @@ def test_the_runnable_blocks_run(tmp_path: Path) -> None:
     if not (REPO / "README.md").is_file():
         pytest.skip("no README.md here (the flake's check source holds docs/ only)")
     checkout = tmp_path / "checkout"
-    _tracked_copy(checkout)
+    tracked_copy(checkout)
     (checkout / ".venv").symlink_to(REPO / ".venv")
     scratch = tmp_path / "scratch"
     scratch.mkdir()
