@@ -74,6 +74,31 @@ def test_wait_for_apt_passes_free_and_missing_locks_silently(tmp_path: Path) -> 
     assert (result.returncode, result.stderr) == (0, "")
 
 
+@pytest.mark.slow
+def test_quickstart_leaves_the_example_it_tells_the_user_to_cd_into(tmp_path: Path) -> None:
+    """On Debian 12, setup.sh fetches Quadlet into a scratch directory of its own; removing that
+    directory must not remove quickstart's build/example (both once used a variable `work`)."""
+    if not (REPO / ".venv" / "bin" / "python").exists():
+        pytest.skip("needs the repository's .venv (scripts/setup.sh makes it)")
+    copy = tmp_path / "clone"
+    tracked_copy(copy)
+    (copy / ".venv").symlink_to(REPO / ".venv")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    result = subprocess.run(
+        ["bash", str(copy / "scripts" / "quickstart.sh")],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "TMPDIR": str(scratch)},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (copy / "build/example/generated/manifest.json").is_file()
+    assert (copy / "build/example/generated/users/1001/devbox-web.container").is_file()
+    assert list(scratch.iterdir()) == []
+    assert_shared_venv_untouched()
+
+
 def assert_shared_venv_untouched() -> None:
     """A copy sharing the checkout's .venv never installs into it: its devbox stays this one."""
     found = subprocess.run(
