@@ -29,6 +29,7 @@
   openssh,
   curl,
   jq,
+  nix,
   iana-etc,
   tzdata,
   glibcLocales,
@@ -87,6 +88,10 @@ let
         name = "etc/bashrc";
         path = ./bashrc.sh;
       }
+      {
+        name = "etc/nix/nix.conf";
+        path = ./nix.conf;
+      }
     ]
     ++ lib.optional (gitConfig != null || gitIgnore != null) {
       name = "etc/gitconfig";
@@ -134,6 +139,8 @@ dockerTools.buildLayeredImage {
     procps
     which
     openssh
+    # The client of the host's daemon: the unit mounts the store and the socket.
+    nix
 
     tini
     tailscale
@@ -170,7 +177,7 @@ dockerTools.buildLayeredImage {
       "USER=dev"
       "LOGNAME=dev"
       "SHELL=/bin/bash"
-      "PATH=${home}/.local/bin:/bin"
+      "PATH=${home}/.local/bin:${home}/.nix-profile/bin:/bin"
       "SSL_CERT_FILE=/etc/ssl/certs/ca-bundle.crt"
       "NIX_SSL_CERT_FILE=/etc/ssl/certs/ca-bundle.crt"
       "LANG=C.UTF-8"

@@ -48,6 +48,7 @@ syncthing_folder=$HOME/sync
 syncthing_gui=127.0.0.1:8384
 code_server_bind=127.0.0.1:8080
 zed_server_dir=${DEVBOX_ZED_SERVER_DIR:-}
+nix_roots=${DEVBOX_NIX_ROOTS:-/nix/var/nix/gcroots/devbox}
 monitor_restart_seconds=${DEVBOX_MONITOR_RESTART_SECONDS:-5}
 
 [[ -n $CONTAINER_NAME ]] || die 2 "CONTAINER_NAME is not set; the generated unit sets it to the container's name"
@@ -198,6 +199,27 @@ link_zed_server() {
 	done
 }
 
+# --- Nix ------------------------------------------------------------------
+# With the host's daemon (NIX_REMOTE, docs/nix-in-containers.md), the unit mounts
+# the owner's GC roots directory at the same path as on the host. Links in it are
+# roots of the host's GC; links in the home volume are not (the host cannot see
+# them). So the default profile of `nix profile` lives there, one directory per
+# container: ~/.nix-profile → <roots>/<owner>/<container>/profile, made when the
+# home has no ~/.nix-profile of its own (a link the user made is left alone).
+link_nix_profile() {
+	local owner_roots=$nix_roots/${DEVBOX_OWNER:-} own
+	[[ -n ${NIX_REMOTE:-} && -n ${DEVBOX_OWNER:-} && -d $owner_roots && -w $owner_roots ]] || return 0
+	own=$owner_roots/$CONTAINER_NAME
+	mkdir -p "$own" || {
+		log "nix: cannot create $own; nix profile generations will not be GC roots"
+		return 0
+	}
+	if [[ ! -e $HOME/.nix-profile && ! -L $HOME/.nix-profile ]]; then
+		ln -s "$own/profile" "$HOME/.nix-profile"
+		log "nix: ~/.nix-profile is $own/profile, kept by the host's GC"
+	fi
+}
+
 # --- code-server ------------------------------------------------------------
 start_code_server() {
 	# --auth none: the only way in is the tailnet, whose ACLs already decide
@@ -303,6 +325,7 @@ supervise_monitor() {
 mkdir -p "$state_dir"
 bring_up_tailscale
 link_zed_server
+link_nix_profile
 start_code_server
 if [[ $DEVBOX_SYNCTHING == 1 ]]; then
 	start_syncthing

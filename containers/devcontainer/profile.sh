@@ -9,8 +9,14 @@ DEVBOX_PROFILE_DONE=1
 export DEVBOX_PROFILE_DONE
 
 # Everything the image installs is linked into /bin; ~/.local/bin (on the
-# volume) comes first so that people can add their own tools.
-export PATH="$HOME/.local/bin:/bin"
+# volume) comes first so that people can add their own tools, then what
+# `nix profile install` put into ~/.nix-profile.
+export PATH="$HOME/.local/bin:$HOME/.nix-profile/bin:/bin"
+# Nix goes through the host's daemon when devbox mounts its socket
+# (docs/nix-in-containers.md): a login shell gets that too, whatever its parent had.
+if [ -S /nix/var/nix/daemon-socket/socket ]; then
+	export NIX_REMOTE=daemon
+fi
 export SSL_CERT_FILE=/etc/ssl/certs/ca-bundle.crt
 export NIX_SSL_CERT_FILE=/etc/ssl/certs/ca-bundle.crt
 export GIT_SSL_CAINFO=/etc/ssl/certs/ca-bundle.crt

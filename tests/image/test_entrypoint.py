@@ -291,3 +291,42 @@ def test_zed_server_is_linked_where_zed_looks(entrypoint: EntrypointRunner, tmp_
     assert (zed_dir / "zed-remote-server-stable-0.301.0").read_text() == "uploaded"
     assert os.access(zed_dir, os.W_OK)
     assert run.terminate() == 0
+
+
+def test_the_nix_profile_lives_among_the_owners_gc_roots(
+    entrypoint: EntrypointRunner, tmp_path: Path
+) -> None:
+    # The unit mounts /nix/var/nix/gcroots/devbox/<owner> (docs/nix-in-containers.md): a
+    # profile there is a root of the host's GC; one in the home volume would not be.
+    roots = tmp_path / "gcroots-devbox"
+    (roots / "alice").mkdir(parents=True)
+    env = {"NIX_REMOTE": "daemon", "DEVBOX_OWNER": "alice", "DEVBOX_NIX_ROOTS": str(roots)}
+    run = entrypoint.start(extra_env=env)
+    run.wait_up()
+    assert run.terminate() == 0
+    own = roots / "alice" / "web"  # the harness's CONTAINER_NAME
+    assert own.is_dir()
+    assert os.readlink(entrypoint.home / ".nix-profile") == str(own / "profile")
+
+
+def test_a_nix_profile_of_the_users_own_is_left_alone(
+    entrypoint: EntrypointRunner, tmp_path: Path
+) -> None:
+    roots = tmp_path / "gcroots-devbox"
+    (roots / "alice").mkdir(parents=True)
+    (entrypoint.home / ".nix-profile").symlink_to("/somewhere/of/mine")
+    env = {"NIX_REMOTE": "daemon", "DEVBOX_OWNER": "alice", "DEVBOX_NIX_ROOTS": str(roots)}
+    run = entrypoint.start(extra_env=env)
+    run.wait_up()
+    assert run.terminate() == 0
+    assert os.readlink(entrypoint.home / ".nix-profile") == "/somewhere/of/mine"
+
+
+def test_without_the_hosts_daemon_no_nix_profile_is_made(
+    entrypoint: EntrypointRunner, tmp_path: Path
+) -> None:
+    # nixDaemon = false: nothing is mounted, and the home gets no link to a missing place.
+    run = entrypoint.start(extra_env={"DEVBOX_NIX_ROOTS": str(tmp_path / "absent")})
+    run.wait_up()
+    assert run.terminate() == 0
+    assert not (entrypoint.home / ".nix-profile").is_symlink()

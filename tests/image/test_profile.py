@@ -64,7 +64,7 @@ def shell_env(argv: list[str]) -> dict[str, str]:
 def test_a_login_shell_gets_the_whole_environment(etc: Path) -> None:
     sh = shutil.which("sh") or "/bin/sh"
     env = shell_env([sh, "-c", f". {etc / 'profile'}; {PRINT_ENVIRONMENT}"])
-    assert env["PATH"] == "/home/dev/.local/bin:/bin"
+    assert env["PATH"] == "/home/dev/.local/bin:/home/dev/.nix-profile/bin:/bin"
     assert env["SSL_CERT_FILE"] == "/etc/ssl/certs/ca-bundle.crt"
     assert env["NIX_SSL_CERT_FILE"] == "/etc/ssl/certs/ca-bundle.crt"
     assert env["LOCALE_ARCHIVE"] == PLACEHOLDERS["localeArchive"]

@@ -33,6 +33,7 @@ let
     "openssh"
     "curl"
     "jq"
+    "nix"
     "iana-etc"
     "tzdata"
     "tini"

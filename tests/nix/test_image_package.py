@@ -39,6 +39,14 @@ def test_the_image_runs_the_entrypoint_under_tini_as_dev() -> None:
     assert config["Volumes"] == {"/home/dev": {}}
 
 
+def test_the_image_has_the_client_of_the_hosts_nix_daemon() -> None:
+    value = image()
+    # docs/nix-in-containers.md: nix in every container, its profile's programs on PATH.
+    assert "nix" in value["contents"]
+    env = dict(item.split("=", 1) for item in value["config"]["Env"])
+    assert env["PATH"] == "/home/dev/.local/bin:/home/dev/.nix-profile/bin:/bin"
+
+
 def test_the_entrypoint_is_the_script_file() -> None:
     entrypoint = image()["entrypoint"]
     text = (IMAGE / "entrypoint.sh").read_text()
@@ -59,12 +67,15 @@ def test_two_locales_and_the_same_archive_in_the_profile() -> None:
 
 def test_etc_holds_profile_bashrc_and_the_git_configuration() -> None:
     etc = {entry["name"]: entry for entry in image()["etc"]}
-    assert sorted(etc) == ["etc/bashrc", "etc/gitconfig", "etc/profile"]
+    assert sorted(etc) == ["etc/bashrc", "etc/gitconfig", "etc/nix/nix.conf", "etc/profile"]
     assert etc["etc/bashrc"]["path"] == str(IMAGE / "bashrc.sh")
+    # The client of the host's daemon reads flakes (docs/nix-in-containers.md).
+    assert etc["etc/nix/nix.conf"]["path"] == str(IMAGE / "nix.conf")
+    assert "experimental-features = nix-command flakes" in (IMAGE / "nix.conf").read_text()
     assert 'excludesFile = "/hm/git/ignore"' in etc["etc/gitconfig"]["text"]
     assert 'path = "/hm/git/config"' in etc["etc/gitconfig"]["text"]
     without = {entry["name"] for entry in image(with_git=False)["etc"]}
-    assert without == {"etc/bashrc", "etc/profile"}
+    assert without == {"etc/bashrc", "etc/nix/nix.conf", "etc/profile"}
 
 
 def test_the_customisation_layer_gets_its_modes_and_owners(tmp_path: Path) -> None:

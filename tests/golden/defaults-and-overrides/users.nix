@@ -14,5 +14,7 @@
     cleanupRandomizedDelay = "15min";
     idleStopDays = 3;
     stoppedDestroyDays = 3;
+    # the image brings no Nix of its own, or the host has no nix-daemon
+    nixDaemon = false;
   };
 }

@@ -154,6 +154,7 @@ class Policy(Model):
     max_pins_per_user: StrictInt = 2
     max_pin_days: StrictInt = 90
     protect_unpushed_work: StrictBool = True
+    nix_daemon: StrictBool = True
 
     @field_validator("op_vault", "op_field")
     @classmethod

@@ -47,6 +47,7 @@ class Container:
     pin: Pin | None = None
     host: str | None = None  # the fleet host it runs on; None on a single host
     labels: tuple[str, ...] = ()  # the host labels it needs
+    nix_daemon: bool = True  # the host's store, daemon socket and GC roots are mounted
 
     @property
     def running(self) -> bool:
@@ -184,6 +185,7 @@ def resolve(
             pin=record.pin,
             host=record.host,
             labels=tuple(record.labels),
+            nix_daemon=policy.nix_daemon,
         )
         for record in sorted(records, key=lambda r: r.name)
     )
