@@ -250,6 +250,8 @@ rec {
     in
     {
       inherit supported users;
+      # users.nix containers.nixDaemon (default true; a manifest older than the setting: true).
+      nixDaemon = supported && (manifest.settings.nixDaemon or true);
       # users/<UID>/… (Quadlet units of one user) and system/… (the cleanup service and timer)
       userUnitFiles = filterAttrs (_: file: file.uid != null) files;
       systemUnitFiles = filterAttrs (_: file: file.uid == null) files;

@@ -36,6 +36,7 @@ let
 
   devbox = import ./lib.nix { inherit lib; };
   inherit (devbox.fromManifest manifest)
+    nixDaemon
     supported
     users
     userUnitFiles
@@ -54,6 +55,7 @@ let
   overlaps = devbox.overlaps users config.users.users;
 
   podman = config.virtualisation.podman.package;
+  nixRoots = "/nix/var/nix/gcroots/devbox";
   # The one command the sudo rule allows. The runtime verbs run git, nix-instantiate,
   # nixos-rebuild, op and systemd's systemctl/systemd-run (podman itself runs as the owner, in
   # the owner's systemd manager, by the path config.json's `podman` gives).
@@ -484,6 +486,58 @@ in
       '';
     };
 
+    nix = {
+      maxJobs = mkOption {
+        type = types.ints.positive;
+        default = 2;
+        description = ''
+          With users.nix `containers.nixDaemon` (the default): the daemon's `max-jobs`, the builds
+          it runs at once for every container together (docs/nix-in-containers.md).
+        '';
+      };
+      cores = mkOption {
+        type = types.ints.positive;
+        default = 2;
+        description = "The daemon's `cores`: the CPUs one build may use (NIX_BUILD_CORES).";
+      };
+      memoryMax = mkOption {
+        type = types.str;
+        default = "50%";
+        example = "16G";
+        description = ''
+          MemoryMax of devbox-nix.slice, where nix-daemon and every build it runs live: builds run
+          outside the containers' own limits, so this bounds them all together.
+        '';
+      };
+      cpuQuota = mkOption {
+        type = types.str;
+        default = "200%";
+        description = "CPUQuota of devbox-nix.slice (100% is one CPU).";
+      };
+      minFree = mkOption {
+        type = types.ints.unsigned;
+        default = 5 * 1024 * 1024 * 1024;
+        description = ''
+          The daemon's `min-free` in bytes: when the store's disk has less free, a build triggers a
+          garbage collection (up to `maxFree`), so that one user's builds cannot fill the disk.
+        '';
+      };
+      maxFree = mkOption {
+        type = types.ints.unsigned;
+        default = 20 * 1024 * 1024 * 1024;
+        description = "The daemon's `max-free` in bytes: what such a collection frees up to.";
+      };
+      gcDates = mkOption {
+        type = types.str;
+        default = "weekly";
+        description = ''
+          When the host's automatic garbage collection (`nix.gc`) runs. It keeps what containers
+          link under /nix/var/nix/gcroots/devbox/ and takes what only a container's home refers
+          to (docs/nix-in-containers.md).
+        '';
+      };
+    };
+
     restartOnImageChange = mkOption {
       type = types.bool;
       default = false;
@@ -595,6 +649,31 @@ in
           value = cfg.tailscaleApiKeyFile;
         }
       ]
+    ++ optionals nixDaemon [
+      {
+        assertion = builtins.all (
+          user: !(builtins.elem user (config.nix.settings.trusted-users or [ ]))
+        ) (builtins.attrNames users);
+        message = ''
+          nix.settings.trusted-users names a devbox user; a trusted user of the daemon can change its settings and import unsigned paths, which every container would then run.
+          Remove devbox users from nix.settings.trusted-users (docs/nix-in-containers.md).
+        '';
+      }
+      {
+        assertion = builtins.elem "*" (config.nix.settings.allowed-users or [ "*" ]);
+        message = ''
+          nix.settings.allowed-users does not contain "*": a container's user reaches the daemon as an unnamed subordinate uid, which no other entry can name.
+          Add "*" to nix.settings.allowed-users, or set users.nix containers.nixDaemon = false.
+        '';
+      }
+      {
+        assertion = cfg.image ? storeContents;
+        message = ''
+          services.devbox.image has no `storeContents`: with users.nix containers.nixDaemon the containers see this host's /nix/store in place of the image's, so the image's store paths must be kept here.
+          Use the devbox flake's image (it lists them), add `storeContents = [ … ]` to yours, or set users.nix containers.nixDaemon = false.
+        '';
+      }
+    ]
     ++ map (message: {
       assertion = false;
       inherit message;
@@ -629,13 +708,49 @@ in
       }
     ];
 
-    systemd.tmpfiles.rules = [ "d ${cfg.stateDir} 0700 root root - -" ];
+    systemd.tmpfiles.rules = [
+      "d ${cfg.stateDir} 0700 root root - -"
+    ]
+    # Each owner's GC roots, mounted into their containers (the unit chowns it to dev).
+    ++ optionals nixDaemon (
+      [ "d ${nixRoots} 0755 root root - -" ]
+      ++ mapAttrsToList (name: _: "d ${nixRoots}/${name} 0755 ${name} users - -") users
+    );
 
     systemd.services =
       mapAttrs' (name: user: nameValuePair "devbox-apply-${name}" (applyService name user)) users
       // mapAttrs' (
         name: user: nameValuePair "devbox-image-${name}" (imageService name user)
-      ) usersWithContainers;
+      ) usersWithContainers
+      // lib.optionalAttrs nixDaemon {
+        # Builds run in the daemon's cgroup, outside every container's limits: the slice bounds them.
+        nix-daemon.serviceConfig.Slice = "devbox-nix.slice";
+      };
+
+    # Nix in every container through this host's daemon (docs/nix-in-containers.md).
+    nix.settings = mkIf nixDaemon {
+      sandbox = true;
+      max-jobs = cfg.nix.maxJobs;
+      inherit (cfg.nix) cores;
+      min-free = cfg.nix.minFree;
+      max-free = cfg.nix.maxFree;
+    };
+
+    nix.gc = mkIf nixDaemon {
+      automatic = true;
+      dates = cfg.nix.gcDates;
+    };
+
+    systemd.slices.devbox-nix = mkIf nixDaemon {
+      description = "nix-daemon and the builds of devbox containers";
+      sliceConfig = {
+        MemoryMax = cfg.nix.memoryMax;
+        CPUQuota = cfg.nix.cpuQuota;
+      };
+    };
+
+    # The containers run the image's programs from the host's store.
+    system.extraDependencies = mkIf nixDaemon (cfg.image.storeContents or [ ]);
 
     security.sudo.extraRules = mkIf config.security.sudo.enable [ sudoRule ];
     security.sudo.extraConfig = mkIf config.security.sudo.enable sudoDefaults;

@@ -99,26 +99,6 @@ let
     }
   );
 
-  entrypoint = writeShellApplication {
-    name = "devbox-entrypoint";
-    runtimeInputs = [
-      coreutils
-      gnugrep
-      curl
-      jq
-      tailscale
-      code-server
-      syncthing
-      devbox-ctl
-    ];
-    # writeShellApplication writes its own #! line and shell options.
-    text = lib.removePrefix "#!/usr/bin/env bash\n" (builtins.readFile ./entrypoint.sh);
-  };
-in
-dockerTools.buildLayeredImage {
-  name = "devbox/devcontainer";
-  tag = "latest";
-
   contents = [
     nss
     dockerTools.binSh
@@ -150,6 +130,31 @@ dockerTools.buildLayeredImage {
     entrypoint
   ]
   ++ toolkit;
+
+  entrypoint = writeShellApplication {
+    name = "devbox-entrypoint";
+    runtimeInputs = [
+      coreutils
+      gnugrep
+      curl
+      jq
+      tailscale
+      code-server
+      syncthing
+      devbox-ctl
+    ];
+    # writeShellApplication writes its own #! line and shell options.
+    text = lib.removePrefix "#!/usr/bin/env bash\n" (builtins.readFile ./entrypoint.sh);
+  };
+in
+# `storeContents`: with the host's daemon (users.nix nixDaemon) the containers see the host's
+# /nix/store in place of the image's, so the NixOS module keeps these paths, and everything they
+# refer to, in the host's store (system.extraDependencies).
+dockerTools.buildLayeredImage {
+  name = "devbox/devcontainer";
+  tag = "latest";
+
+  inherit contents;
 
   # customise-root.sh runs in the customisation layer's root (relative paths);
   # fakeroot makes the ownership stick in the layer without root at build time.
@@ -191,4 +196,11 @@ dockerTools.buildLayeredImage {
         "Tailscale SSH, code-server, the Zed remote server and optional Syncthing, as the user dev";
     };
   };
+}
+// {
+  storeContents = contents ++ [
+    zedRemoteServer
+    locales
+    tzdata
+  ];
 }

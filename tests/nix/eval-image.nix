@@ -82,6 +82,7 @@ in
     fakeRootCommands
     ;
   contents = map (content: content.name) image.contents;
+  storeContents = map (content: content.name) image.storeContents;
   etc = map (entry: {
     inherit (entry) name;
     path = toString entry.path;

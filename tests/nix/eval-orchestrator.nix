@@ -35,7 +35,10 @@ let
           enable = true;
           inherit generatedDir;
           package = stubPackage "devbox";
-          image = stubPackage "devcontainer.tar.gz";
+          # The devbox image names the store paths the host must keep (containers/devcontainer).
+          image = stubPackage "devcontainer.tar.gz" // {
+            storeContents = [ (stubPackage "tini") ];
+          };
         };
       }
       extraConfig
@@ -91,6 +94,10 @@ in
     }) (package.entries or [ ]);
   }) config.systemd.packages;
   tmpfiles = config.systemd.tmpfiles.rules;
+  nixSettings = config.nix.settings;
+  nixGc = config.nix.gc;
+  slices = config.systemd.slices;
+  extraDependencies = map toString config.system.extraDependencies;
   sudo = config.security.sudo.extraRules;
   sudoConfig = config.security.sudo.extraConfig;
   sudoRs = config.security.sudo-rs.extraRules;

@@ -236,6 +236,53 @@ in
       type = types.package;
       default = stubPackage "nix";
     };
+    # nixos/modules/config/nix.nix: a freeform submodule; these two have defaults there.
+    nix.settings = mkOption {
+      type = types.submodule {
+        freeformType = types.attrsOf types.anything;
+        options = {
+          trusted-users = mkOption {
+            type = types.listOf types.str;
+            default = [ "root" ];
+          };
+          allowed-users = mkOption {
+            type = types.listOf types.str;
+            default = [ "*" ];
+          };
+        };
+      };
+      default = { };
+    };
+    # nixos/modules/services/misc/nix-gc.nix
+    nix.gc = {
+      automatic = mkOption {
+        type = types.bool;
+        default = false;
+      };
+      dates = mkOption {
+        type = types.either types.singleLineStr (types.listOf types.str);
+        default = [ "03:15" ];
+      };
+    };
+    systemd.slices = mkOption {
+      type = types.attrsOf (
+        types.submodule {
+          options = unitCommon // {
+            description = mkOption {
+              type = types.str;
+              default = "";
+            };
+            sliceConfig = mkOption {
+              type = types.attrsOf types.anything;
+              default = { };
+            };
+          };
+        }
+      );
+      default = { };
+    };
+    # nixos/modules/system/activation/top-level.nix
+    system.extraDependencies = list types.pathInStore;
     system.build = mkOption {
       type = types.lazyAttrsOf types.unspecified;
       default = { };

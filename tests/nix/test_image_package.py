@@ -47,6 +47,21 @@ def test_the_image_has_the_client_of_the_hosts_nix_daemon() -> None:
     assert env["PATH"] == "/home/dev/.local/bin:/home/dev/.nix-profile/bin:/bin"
 
 
+def test_the_image_names_every_store_path_the_host_must_keep() -> None:
+    # The containers see the host's /nix/store (nixDaemon): what the image's config and files
+    # refer to must stay in it, so the module roots storeContents (system.extraDependencies).
+    value = image()
+    store = set(value["storeContents"])
+    assert set(value["contents"]) <= store
+    assert {"zed-remote-server", "glibc-locales-2", "tzdata", "tini", "nix"} <= store
+    env = dict(item.split("=", 1) for item in value["config"]["Env"])
+    referred = [env["LOCALE_ARCHIVE"], env["TZDIR"], env["DEVBOX_ZED_SERVER_DIR"]]
+    referred += value["config"]["Entrypoint"][0::2]
+    for path in referred:
+        name = path.split("/")[3].split("-", 1)[1]
+        assert name in store, path
+
+
 def test_the_entrypoint_is_the_script_file() -> None:
     entrypoint = image()["entrypoint"]
     text = (IMAGE / "entrypoint.sh").read_text()

@@ -282,8 +282,86 @@ def test_config_json_names_paths_and_the_privileged_command(nix: str) -> None:
         "privilegedEnvironment": {"PATH": config.privileged_environment["PATH"]},
     }
     assert config.podman == Path(f"{STUB_STORE}-podman/bin/podman")
-    assert result["tmpfiles"] == ["d /var/lib/devbox 0700 root root - -"]
+    assert result["tmpfiles"][0] == "d /var/lib/devbox 0700 root root - -"
     assert result["failedAssertions"] == []
+
+
+# --- Nix in the containers through the host's daemon (docs/nix-in-containers.md) -------------
+
+
+def test_the_hosts_daemon_is_bounded_sandboxed_and_collected(nix: str) -> None:
+    result = evaluate(nix)
+    assert manifest()["settings"]["nixDaemon"] is True
+    settings = result["nixSettings"]
+    assert settings["sandbox"] is True
+    assert (settings["max-jobs"], settings["cores"]) == (2, 2)
+    assert (settings["min-free"], settings["max-free"]) == (5 << 30, 20 << 30)
+    # Untrusted: nothing the module adds makes a container's user a trusted user.
+    assert settings["trusted-users"] == ["root"]
+    assert result["nixGc"] == {"automatic": True, "dates": "weekly"}
+    slice_ = result["slices"]["devbox-nix"]
+    assert slice_["sliceConfig"] == {"MemoryMax": "50%", "CPUQuota": "200%"}
+    assert result["services"]["nix-daemon"]["serviceConfig"] == {"Slice": "devbox-nix.slice"}
+    assert result["tmpfiles"][1:] == [
+        "d /nix/var/nix/gcroots/devbox 0755 root root - -",
+        "d /nix/var/nix/gcroots/devbox/alice 0755 alice users - -",
+        "d /nix/var/nix/gcroots/devbox/bob 0755 bob users - -",
+    ]
+    assert result["extraDependencies"] == [f"{STUB_STORE}-tini"]
+    bounded = evaluate(
+        nix,
+        extra="""{ services.devbox.nix = {
+          maxJobs = 1; cores = 4; memoryMax = "8G"; cpuQuota = "400%";
+          minFree = 1024; maxFree = 4096; gcDates = "daily"; }; }""",
+    )
+    assert (bounded["nixSettings"]["max-jobs"], bounded["nixSettings"]["cores"]) == (1, 4)
+    assert (bounded["nixSettings"]["min-free"], bounded["nixSettings"]["max-free"]) == (1024, 4096)
+    assert bounded["slices"]["devbox-nix"]["sliceConfig"] == {
+        "MemoryMax": "8G",
+        "CPUQuota": "400%",
+    }
+    assert bounded["nixGc"]["dates"] == "daily"
+
+
+def test_without_the_daemon_setting_the_module_leaves_nix_alone(nix: str, tmp_path: Path) -> None:
+    generated = generate(
+        tmp_path,
+        "{ users.alice.uid = 1001; containers.nixDaemon = false; }",
+        [{"name": "web", "owner": "alice"}],
+    )
+    result = evaluate(nix, generated)
+    assert "sandbox" not in result["nixSettings"]
+    assert result["nixGc"]["automatic"] is False
+    assert result["slices"] == {}
+    assert "nix-daemon" not in result["services"]
+    assert result["extraDependencies"] == []
+    assert result["tmpfiles"] == ["d /var/lib/devbox 0700 root root - -"]
+    assert "/nix/store" not in (generated / "users/1001/devbox-web.container").read_text()
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            '{ nix.settings.trusted-users = [ "root" "bob" ]; }',
+            r"nix\.settings\.trusted-users names a devbox user.*Remove devbox users",
+        ),
+        (
+            '{ nix.settings.allowed-users = [ "@wheel" ]; }',
+            r'nix\.settings\.allowed-users does not contain "\*".*containers\.nixDaemon = false',
+        ),
+        (
+            '{ lib, ... }: { services.devbox.image = lib.mkForce { type = "derivation"; name = "i"; '
+            'outPath = "/nix/store/00000000000000000000000000000000-i"; }; }',
+            r"services\.devbox\.image has no `storeContents`.*containers\.nixDaemon = false",
+        ),
+    ],
+)
+def test_a_daemon_setting_that_breaks_the_containers_is_refused(
+    nix: str, extra: str, expected: str
+) -> None:
+    messages = " ".join(evaluate(nix, extra=extra)["failedAssertions"])
+    assert re.search(expected, messages, re.DOTALL), messages
 
 
 @pytest.mark.parametrize(

@@ -15,21 +15,29 @@
 let
   generated = ./orchestrator/generated;
 
-  # busybox and a PID 1 that exits on SIGTERM, so that a stop does not wait for StopTimeout.
-  testImage = pkgs.dockerTools.buildImage {
-    name = "devbox-test-image";
-    tag = "latest";
-    copyToRoot = pkgs.buildEnv {
-      name = "devbox-test-image-root";
-      paths = [ pkgs.busybox ];
-      pathsToLink = [ "/bin" ];
-    };
-    config.Cmd = [
-      "/bin/sh"
-      "-c"
-      "trap 'exit 0' TERM; while :; do sleep 1; done"
-    ];
+  imageRoot = pkgs.buildEnv {
+    name = "devbox-test-image-root";
+    paths = [ pkgs.busybox ];
+    pathsToLink = [ "/bin" ];
   };
+
+  # busybox and a PID 1 that exits on SIGTERM, so that a stop does not wait for StopTimeout.
+  # Its storeContents: the containers see the VM's /nix/store (users.nix nixDaemon, the default),
+  # so the module keeps the image's root, busybox with it, there.
+  testImage =
+    pkgs.dockerTools.buildImage {
+      name = "devbox-test-image";
+      tag = "latest";
+      copyToRoot = imageRoot;
+      config.Cmd = [
+        "/bin/sh"
+        "-c"
+        "trap 'exit 0' TERM; while :; do sleep 1; done"
+      ];
+    }
+    // {
+      storeContents = [ imageRoot ];
+    };
 
   # The 1Password CLI is unfree, and runNixOSTest gives the nodes this read-only pkgs, which
   # refuses unfree packages; the test never reaches 1Password anyway (stand-ins/op.sh).
