@@ -56,6 +56,24 @@ let
 
   podman = config.virtualisation.podman.package;
   nixRoots = "/nix/var/nix/gcroots/devbox";
+  # Devbox users the daemon would trust: named, through a group of theirs (a normal user's
+  # primary group is "users"), or everyone ("*"). Read only when nix.enable (no value otherwise).
+  trustedDevboxUsers =
+    let
+      trusted = config.nix.settings.trusted-users;
+      groupsOf =
+        name:
+        let
+          user = config.users.users.${name};
+        in
+        [ user.group ] ++ user.extraGroups;
+    in
+    builtins.filter (
+      name:
+      builtins.elem "*" trusted
+      || builtins.elem name trusted
+      || builtins.any (group: builtins.elem "@${group}" trusted) (groupsOf name)
+    ) (builtins.attrNames users);
   # The one command the sudo rule allows. The runtime verbs run git, nix-instantiate,
   # nixos-rebuild, op and systemd's systemctl/systemd-run (podman itself runs as the owner, in
   # the owner's systemd manager, by the path config.json's `podman` gives).
@@ -169,9 +187,12 @@ let
     wantedBy = [ "multi-user.target" ];
     requires = [ "user@${toString user.uid}.service" ];
     wants = [ "linger-users.service" ] ++ optional (user.containers != [ ]) "devbox-image-${name}.service";
+    # systemd-tmpfiles-resetup: a switch that adds a user makes their GC-roots directory, which
+    # the containers mount, before apply starts them.
     after = [
       "linger-users.service"
       "user@${toString user.uid}.service"
+      "systemd-tmpfiles-resetup.service"
     ]
     ++ optional (user.containers != [ ]) "devbox-image-${name}.service";
     restartTriggers = [ user.unitsSha256 ] ++ optional cfg.restartOnImageChange "${cfg.image}";
@@ -491,14 +512,19 @@ in
         type = types.ints.positive;
         default = 2;
         description = ''
-          With users.nix `containers.nixDaemon` (the default): the daemon's `max-jobs`, the builds
-          it runs at once for every container together (docs/nix-in-containers.md).
+          With users.nix `containers.nixDaemon` (the default): the host's `max-jobs`, a default
+          (mkDefault). It is not a bound on the containers: each client sends its own `max-jobs`
+          per connection, and the daemon applies it; devbox-nix.slice is what bounds all their
+          builds together (docs/nix-in-containers.md).
         '';
       };
       cores = mkOption {
         type = types.ints.positive;
         default = 2;
-        description = "The daemon's `cores`: the CPUs one build may use (NIX_BUILD_CORES).";
+        description = ''
+          The host's `cores` (NIX_BUILD_CORES of a build), a default like `maxJobs`: a client's own
+          value wins for its builds.
+        '';
       };
       memoryMax = mkOption {
         type = types.str;
@@ -651,19 +677,31 @@ in
       ]
     ++ optionals nixDaemon [
       {
-        assertion = builtins.all (
-          user: !(builtins.elem user (config.nix.settings.trusted-users or [ ]))
-        ) (builtins.attrNames users);
+        assertion = config.nix.enable;
         message = ''
-          nix.settings.trusted-users names a devbox user; a trusted user of the daemon can change its settings and import unsigned paths, which every container would then run.
-          Remove devbox users from nix.settings.trusted-users (docs/nix-in-containers.md).
+          users.nix containers.nixDaemon is true, but nix.enable is false: the containers would mount a daemon socket and a store this host does not run.
+          Enable Nix (nix.enable = true), or set users.nix containers.nixDaemon = false and run `devbox-ctl generate`.
         '';
       }
       {
-        assertion = builtins.elem "*" (config.nix.settings.allowed-users or [ "*" ]);
+        assertion = !config.nix.enable || trustedDevboxUsers == [ ];
+        message = ''
+          nix.settings.trusted-users makes ${lib.concatStringsSep ", " trustedDevboxUsers} trusted by the daemon (by name, by a group of theirs, or "*"); a trusted user can change the daemon's settings and import unsigned paths, which every container would then run.
+          Remove those entries from nix.settings.trusted-users (docs/nix-in-containers.md).
+        '';
+      }
+      {
+        assertion = !config.nix.enable || builtins.elem "*" config.nix.settings.allowed-users;
         message = ''
           nix.settings.allowed-users does not contain "*": a container's user reaches the daemon as an unnamed subordinate uid, which no other entry can name.
           Add "*" to nix.settings.allowed-users, or set users.nix containers.nixDaemon = false.
+        '';
+      }
+      {
+        assertion = !config.nix.enable || config.nix.settings.sandbox == true;
+        message = ''
+          nix.settings.sandbox is ${builtins.toJSON config.nix.settings.sandbox}: the containers' builds run as the host's build users, and only the sandbox keeps them from the host's files and each other's (with "relaxed", a derivation may turn it off).
+          Remove the setting (NixOS's default is true), or set users.nix containers.nixDaemon = false.
         '';
       }
       {
@@ -728,17 +766,17 @@ in
       };
 
     # Nix in every container through this host's daemon (docs/nix-in-containers.md).
+    # Defaults only: a host that sets its own values keeps them (the sandbox is asserted above).
     nix.settings = mkIf nixDaemon {
-      sandbox = true;
-      max-jobs = cfg.nix.maxJobs;
-      inherit (cfg.nix) cores;
-      min-free = cfg.nix.minFree;
-      max-free = cfg.nix.maxFree;
+      max-jobs = mkDefault cfg.nix.maxJobs;
+      cores = mkDefault cfg.nix.cores;
+      min-free = mkDefault cfg.nix.minFree;
+      max-free = mkDefault cfg.nix.maxFree;
     };
 
     nix.gc = mkIf nixDaemon {
-      automatic = true;
-      dates = cfg.nix.gcDates;
+      automatic = mkDefault true;
+      dates = mkDefault cfg.nix.gcDates;
     };
 
     systemd.slices.devbox-nix = mkIf nixDaemon {

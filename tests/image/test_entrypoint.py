@@ -306,7 +306,7 @@ def test_the_nix_profile_lives_among_the_owners_gc_roots(
     assert run.terminate() == 0
     own = roots / "alice" / "web"  # the harness's CONTAINER_NAME
     assert own.is_dir()
-    assert os.readlink(entrypoint.home / ".nix-profile") == str(own / "profile")
+    assert (entrypoint.home / ".nix-profile").readlink() == own / "profile"
 
 
 def test_a_nix_profile_of_the_users_own_is_left_alone(
@@ -319,7 +319,7 @@ def test_a_nix_profile_of_the_users_own_is_left_alone(
     run = entrypoint.start(extra_env=env)
     run.wait_up()
     assert run.terminate() == 0
-    assert os.readlink(entrypoint.home / ".nix-profile") == "/somewhere/of/mine"
+    assert str((entrypoint.home / ".nix-profile").readlink()) == "/somewhere/of/mine"
 
 
 def test_without_the_hosts_daemon_no_nix_profile_is_made(

@@ -48,6 +48,11 @@ let
           type = types.nullOr types.bool;
           default = null;
         };
+        group = mkOption {
+          type = types.str;
+          default = "";
+        };
+        extraGroups = list types.str;
         autoSubUidGidRange = mkOption {
           type = types.bool;
           default = false;
@@ -58,6 +63,7 @@ let
       # As in nixos/modules/config/users-groups.nix.
       config = lib.mkIf config.isNormalUser {
         home = lib.mkDefault "/home/${name}";
+        group = lib.mkDefault "users";
         autoSubUidGidRange = lib.mkIf (config.subUidRanges == [ ] && config.subGidRanges == [ ]) (
           lib.mkDefault true
         );
@@ -236,7 +242,12 @@ in
       type = types.package;
       default = stubPackage "nix";
     };
-    # nixos/modules/config/nix.nix: a freeform submodule; these two have defaults there.
+    nix.enable = mkOption {
+      type = types.bool;
+      default = true;
+    };
+    # nixos/modules/config/nix.nix: a freeform submodule. trusted-users is [ "root" ] only when
+    # nix.enable (nixos/modules/services/system/nix-daemon.nix); sandbox defaults to true.
     nix.settings = mkOption {
       type = types.submodule {
         freeformType = types.attrsOf types.anything;
@@ -248,6 +259,10 @@ in
           allowed-users = mkOption {
             type = types.listOf types.str;
             default = [ "*" ];
+          };
+          sandbox = mkOption {
+            type = types.either types.bool (types.enum [ "relaxed" ]);
+            default = true;
           };
         };
       };

@@ -293,7 +293,7 @@ def test_the_hosts_daemon_is_bounded_sandboxed_and_collected(nix: str) -> None:
     result = evaluate(nix)
     assert manifest()["settings"]["nixDaemon"] is True
     settings = result["nixSettings"]
-    assert settings["sandbox"] is True
+    assert result["failedAssertions"] == []
     assert (settings["max-jobs"], settings["cores"]) == (2, 2)
     assert (settings["min-free"], settings["max-free"]) == (5 << 30, 20 << 30)
     # Untrusted: nothing the module adds makes a container's user a trusted user.
@@ -321,6 +321,20 @@ def test_the_hosts_daemon_is_bounded_sandboxed_and_collected(nix: str) -> None:
         "CPUQuota": "400%",
     }
     assert bounded["nixGc"]["dates"] == "daily"
+    # Defaults only: a host's own Nix settings win, with no conflicting definitions.
+    own = evaluate(
+        nix,
+        extra="""{ nix.settings = { max-jobs = 8; cores = 0; min-free = 1; max-free = 2; };
+          nix.gc = { automatic = false; dates = "monthly"; }; }""",
+    )
+    assert own["failedAssertions"] == []
+    assert [own["nixSettings"][key] for key in ("max-jobs", "cores", "min-free", "max-free")] == [
+        8,
+        0,
+        1,
+        2,
+    ]
+    assert own["nixGc"] == {"automatic": False, "dates": "monthly"}
 
 
 def test_without_the_daemon_setting_the_module_leaves_nix_alone(nix: str, tmp_path: Path) -> None:
@@ -330,7 +344,7 @@ def test_without_the_daemon_setting_the_module_leaves_nix_alone(nix: str, tmp_pa
         [{"name": "web", "owner": "alice"}],
     )
     result = evaluate(nix, generated)
-    assert "sandbox" not in result["nixSettings"]
+    assert "max-jobs" not in result["nixSettings"]
     assert result["nixGc"]["automatic"] is False
     assert result["slices"] == {}
     assert "nix-daemon" not in result["services"]
@@ -344,7 +358,32 @@ def test_without_the_daemon_setting_the_module_leaves_nix_alone(nix: str, tmp_pa
     [
         (
             '{ nix.settings.trusted-users = [ "root" "bob" ]; }',
-            r"nix\.settings\.trusted-users names a devbox user.*Remove devbox users",
+            r"trusted-users makes bob trusted by the daemon.*Remove those entries",
+        ),
+        (
+            # Every devbox user's primary group.
+            '{ nix.settings.trusted-users = [ "root" "@users" ]; }',
+            r"trusted-users makes alice, bob trusted by the daemon",
+        ),
+        (
+            '{ nix.settings.trusted-users = [ "@wheel" ]; users.users.alice.extraGroups = [ "wheel" ]; }',
+            r"trusted-users makes alice trusted by the daemon",
+        ),
+        (
+            '{ nix.settings.trusted-users = [ "*" ]; }',
+            r"trusted-users makes alice, bob trusted by the daemon",
+        ),
+        (
+            "{ nix.settings.sandbox = false; }",
+            r"nix\.settings\.sandbox is false: .*Remove the setting",
+        ),
+        (
+            '{ nix.settings.sandbox = "relaxed"; }',
+            r'nix\.settings\.sandbox is "relaxed": .*a derivation may turn it off',
+        ),
+        (
+            "{ nix.enable = false; }",
+            r"nix\.enable is false: .*containers\.nixDaemon = false",
         ),
         (
             '{ nix.settings.allowed-users = [ "@wheel" ]; }',
