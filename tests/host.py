@@ -34,7 +34,9 @@ USERS_NIX = """{
     bob = { uid = 1002; };
     carol = { uid = 1003; };
   };
-  containers = { opVault = "DevBox"; };
+  # A simulated host has no nix-daemon: the containers of the tests that run podman here get
+  # no Nix mounts. The host test (tests/system/) runs them with a real daemon.
+  containers = { opVault = "DevBox"; nixDaemon = false; };
 }
 """
 

@@ -54,8 +54,8 @@ def set_users_nix(host: Host, containers_block: str) -> None:
     users = host.repo / "devbox/users.nix"
     users.write_text(
         users.read_text().replace(
-            'containers = { opVault = "DevBox"; };',
-            f'containers = {{ opVault = "DevBox"; {containers_block} }};',
+            'containers = { opVault = "DevBox"; nixDaemon = false; };',
+            f'containers = {{ opVault = "DevBox"; nixDaemon = false; {containers_block} }};',
         )
     )
 

@@ -36,11 +36,11 @@ def quota_fleet(fleet: Fleet) -> Fleet:
     """alpha, beta, gamma; alice's snapshots (and what a move brings her) bounded at 64M."""
     users = fleet.control.repo / "devbox" / "users.nix"
     text = users.read_text()
-    assert 'containers = { opVault = "DevBox"; };' in text
+    assert 'containers = { opVault = "DevBox"; nixDaemon = false; };' in text
     users.write_text(
         text.replace(
-            'containers = { opVault = "DevBox"; };',
-            f'containers = {{ opVault = "DevBox"; {QUOTA} }};',
+            'containers = { opVault = "DevBox"; nixDaemon = false; };',
+            f'containers = {{ opVault = "DevBox"; nixDaemon = false; {QUOTA} }};',
         )
     )
     return fleet

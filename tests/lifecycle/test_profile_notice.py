@@ -18,7 +18,7 @@ def login(tmp_path: Path, *flags: str) -> str:
     text = re.sub(r"@[A-Za-z]+@", "", PROFILE.read_text()).replace("/etc/bashrc", "/nonexistent")
     # The image links every program into /bin; here the environment's PATH stands for it (a
     # Nix build has only sh in /bin, and no /usr/bin).
-    image_bin = 'export PATH="$HOME/.local/bin:/bin"'
+    image_bin = 'export PATH="$HOME/.local/bin:$HOME/.nix-profile/bin:/bin"'
     assert image_bin in text
     text = text.replace(image_bin, f"export PATH={shlex.quote(os.environ.get('PATH', os.defpath))}")
     (tmp_path / "profile").write_text(text)

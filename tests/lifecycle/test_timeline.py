@@ -32,6 +32,7 @@ USERS_NIX = """{
   };
   containers = {
     opVault = "DevBox";
+    nixDaemon = false; # tests/host.py: a simulated host has no nix-daemon
     idleStopDays = 4;
     stoppedDestroyDays = 7;
     webhookUrl = "%s";

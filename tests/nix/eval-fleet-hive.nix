@@ -91,12 +91,17 @@ let
         {
           services.devbox = {
             package = stubPackage "devbox";
-            image = stubPackage "devcontainer.tar.gz";
+            inherit image;
           };
         }
       ]
       ++ configsFor name;
     }).config;
+
+  # The flake's image names the store paths a host keeps for it (containers/devcontainer).
+  image = stubPackage "devcontainer.tar.gz" // {
+    storeContents = [ (stubPackage "tini") ];
+  };
 
   # fleetModules as nixosSystem would take them: NixOS's options only (no colmena `deployment`),
   # so a definition of an option NixOS does not declare fails the evaluation.
@@ -115,7 +120,7 @@ let
             {
               services.devbox = {
                 package = stubPackage "devbox";
-                image = stubPackage "devcontainer.tar.gz";
+                inherit image;
               };
             }
           ]
