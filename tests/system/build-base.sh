@@ -60,7 +60,9 @@ mkdir -p "$work/out"
 cp "$rootfs"/boot/vmlinuz-* "$work/out/vmlinuz"
 cp "$rootfs"/boot/initrd.img-* "$work/out/initrd.img"
 say "making the ext4 image ($(du -sm "$rootfs" | cut -f1) MiB of files)"
-mkfs.ext4 -q -F -L devbox-root -d "$rootfs" "$work/out/base.img" 8G
+# 12G (sparse): room for the daemon's min-free (5 GiB, services.devbox.nix.minFree) beside the
+# images and volumes, so that no build of step 9 starts a collection of its own.
+mkfs.ext4 -q -F -L devbox-root -d "$rootfs" "$work/out/base.img" 12G
 rm -rf "$cache"
 mv "$work/out" "$cache"
 touch "$cache/complete"

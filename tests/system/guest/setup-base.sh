@@ -61,6 +61,17 @@ PROFILE
 # sudo: NixOS sets no secure_path, so sudo keeps the caller's PATH.
 sed -i 's/^Defaults[[:space:]]*secure_path/# NixOS sets none: &/' /etc/sudoers
 
+# The host's nix-daemon as NixOS's nix-daemon module sets it up (Debian's nix-setup-systemd
+# gives the units): the socket's directory world-searchable, 0755 root root (Debian's is 0770
+# root nix-users, which a container's user, a subordinate uid, is not in); no per-user
+# ~/.nix-profile or NIX_REMOTE in users' managers (Debian's user-tmpfiles and environment.d
+# entries; NixOS has neither). /etc/nix/nix.conf is the module's (guest/activate.sh).
+echo 'd /nix/var/nix/daemon-socket 0755 root root - -' >/etc/tmpfiles.d/nix-daemon.conf
+install -d -m 0755 -o root -g root /nix/var/nix/daemon-socket
+mkdir -p /etc/user-tmpfiles.d /etc/environment.d
+ln -sfn /dev/null /etc/user-tmpfiles.d/nix-daemon.conf
+ln -sfn /dev/null /etc/environment.d/nix-daemon.conf
+
 # Debian's own sshd on port 22 is not used: the scenario starts one of its own on loopback.
 systemctl mask ssh.service ssh.socket >/dev/null 2>&1 || true
 
