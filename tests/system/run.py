@@ -5,7 +5,8 @@
 1. build-base.sh builds the guest (debootstrap trixie, cached outside the repository by the
    hash of its package list and build scripts) or reuses it;
 2. a test disk is made with what changes with the code: the devbox source, the image's real
-   entrypoint, the module's load-image script, the stand-ins, the scenario and its config;
+   entrypoint and nix.conf, the module's load-image script, the stand-ins, the scenario and
+   its config;
 3. the guest boots from a qcow2 overlay of the cached image (the cache stays clean) and runs
    the scenario's boot 1 (guest/scenario.py), then powers off; a reboot is a second boot of
    the same disk (boot 2), on an overlay of boot 1's. A boot whose guest kernel panicked
@@ -93,7 +94,8 @@ def stage(work: Path, bench: bool) -> Path:
     )
     files = root / "files"
     files.mkdir()
-    shutil.copy(REPO / "containers" / "devcontainer" / "entrypoint.sh", files / "entrypoint.sh")
+    for name in ("entrypoint.sh", "nix.conf"):
+        shutil.copy(REPO / "containers" / "devcontainer" / name, files / name)
     shutil.copytree(HERE / "guest" / "image", files / "image")
     for name in ("op.py", "common.py"):
         shutil.copy(REPO / "tests" / "stand_ins" / name, files / name)

@@ -39,7 +39,15 @@ WANTED = [
     "python3-deepdiff",
     "base-files",
     "debianutils",
+    # Nix's client (the real image's `nix`), which builds through the host's daemon; its
+    # bash-static comes with it. busybox's chmod is what the test's builds use (no nixpkgs).
+    "nix-bin",
+    "busybox-static",
 ]
+# Dependencies the image does without: nix-bin's perl ones (for Debian's Perl bindings; the
+# client itself is C++, and the real image's nix has no Perl) and bash-static's passwd (for its
+# maintainer script, which an image never runs).
+LEFT_OUT = {"perl", "libdbd-sqlite3-perl", "libwww-curl-perl", "passwd"}
 ALIASES = ("bin", "sbin", "lib", "lib64")
 # Entries this script writes itself; the packages' entries of the same name are left out, as
 # a second entry of one name is refused by podman.
@@ -100,7 +108,7 @@ def closure(graph: dict[str, list[str]]) -> set[str]:
     todo = list(WANTED)
     while todo:
         name = todo.pop()
-        if name in seen or name not in graph:
+        if name in seen or name not in graph or name in LEFT_OUT:
             continue
         seen.add(name)
         todo.extend(graph[name])

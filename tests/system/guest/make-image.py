@@ -3,9 +3,10 @@
 Stands in for the flake's `dockerTools.buildLayeredImage` (no Nix build is possible here):
 layer 1 is the root file system assembled from Debian packages when the guest was built
 (guest/image-rootfs.py); layer 2 holds the real entrypoint (containers/devcontainer/
-entrypoint.sh), the devbox package (for `devbox-ctl monitor`) and the stand-ins for tailscale,
-tailscaled and code-server, which Debian does not package. The image configuration is
-default.nix's: tini as PID 1 running the entrypoint, user 1000:1000, home /home/dev.
+entrypoint.sh) and nix.conf, the devbox package (for `devbox-ctl monitor`) and the stand-ins
+for tailscale, tailscaled and code-server, which Debian does not package. The image
+configuration is default.nix's: tini as PID 1 running the entrypoint, user 1000:1000, home
+/home/dev, ~/.nix-profile/bin on PATH.
 
 usage: make-image.py ROOTFS_TAR FILES_DIR DEVBOX_SRC OUT_ARCHIVE
 """
@@ -43,6 +44,8 @@ def top_layer(files: Path, devbox_src: Path, out: Path) -> None:
         for name in ("tailscale", "tailscaled", "code-server"):
             tar.add(files / "image" / name, f"usr/local/bin/{name}", filter=root)
         tar.add(devbox_src, "usr/lib/python3/dist-packages/devbox", filter=root)
+        # The real image's /etc/nix/nix.conf (containers/devcontainer/nix.conf).
+        tar.add(files / "nix.conf", "etc/nix/nix.conf", filter=root)
         # /bin/sh is bash, as dockerTools.binSh gives the flake's image (docs/image.md).
         sh = tarfile.TarInfo("usr/bin/sh")
         sh.type, sh.linkname = tarfile.SYMTYPE, "bash"
@@ -75,7 +78,7 @@ def main() -> None:
                 "USER=dev",
                 "LOGNAME=dev",
                 "SHELL=/bin/bash",
-                "PATH=/home/dev/.local/bin:/usr/local/bin:/usr/bin:/bin",
+                "PATH=/home/dev/.local/bin:/home/dev/.nix-profile/bin:/usr/local/bin:/usr/bin:/bin",
                 "LANG=C.UTF-8",
             ],
         },
