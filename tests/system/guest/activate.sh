@@ -78,6 +78,9 @@ reference=$(jq -r '.settings.image' "$manifest")
 privileged_command=$(opt .privileged)/bin/devbox-privileged
 state_dir=$(opt .stateDir)
 mapfile -t users < <(jq -r '.users | keys[]' "$manifest")
+# users.nix containers.nixDaemon: the containers build through this host's nix-daemon.
+nix_daemon=$(jq -r '.settings.nixDaemon // false' "$manifest")
+nix_roots=/nix/var/nix/gcroots/devbox
 
 # mirrors: virtualisation.podman.enable (orchestrator.nix: podman, its Quadlet generator and
 # containers' policy are in the guest's base image, at the store paths setup-base.sh made)
@@ -93,7 +96,11 @@ for user in "${users[@]}"; do
 	start=$(jq -r --arg u "$user" '.users[$u].subUidRange.start' "$manifest")
 	count=$(jq -r --arg u "$user" '.users[$u].subUidRange.count' "$manifest")
 	if ! id -u "$user" >/dev/null 2>&1; then
-		useradd --create-home --uid "$uid" --user-group --shell /bin/bash "$user"
+		# isNormalUser as NixOS gives it: the primary group users (the group rootless podman
+		# maps to the containers' gid 0, which the :U mount of the user's GC roots needs), a
+		# home of mode 0700.
+		useradd --create-home --uid "$uid" --gid users --shell /bin/bash "$user"
+		chmod 0700 "$(getent passwd "$user" | cut -d: -f6)"
 		say "created user $user (uid $uid)"
 	elif [[ $(id -u "$user") != "$uid" ]]; then
 		echo "users.users.$user.uid is $(id -u "$user"), but users.nix gives $user uid $uid" >&2
@@ -145,8 +152,19 @@ jq -n --slurpfile o "$options" --arg privileged "$privileged_command" \
 	else {} end' >/etc/devbox/config.json.new
 mv /etc/devbox/config.json.new /etc/devbox/config.json
 
-# mirrors: systemd.tmpfiles.rules (orchestrator.nix: d stateDir 0700 root root)
-install -d -m 0700 -o root -g root "$state_dir"
+# mirrors: systemd.tmpfiles.rules (orchestrator.nix: d stateDir 0700 root root; with nixDaemon
+# d /nix/var/nix/gcroots/devbox 0755 root root and d …/devbox/<user> 0755 <user> users for each
+# user), in NixOS's file for them, applied as its activation does and again at every boot
+{
+	echo "d $state_dir 0700 root root - -"
+	if [[ $nix_daemon == true ]]; then
+		echo "d $nix_roots 0755 root root - -"
+		for user in "${users[@]}"; do
+			echo "d $nix_roots/$user 0755 $user users - -"
+		done
+	fi
+} >/etc/tmpfiles.d/00-nixos.conf
+systemd-tmpfiles --create /etc/tmpfiles.d/00-nixos.conf
 
 # Unit files: written, compared with the previous generation's, then acted on after the
 # reload (switch-to-configuration).
@@ -225,6 +243,22 @@ RestartSec=30s
 WantedBy=multi-user.target"
 done
 
+# (systemd.services, with nixDaemon: nix-daemon.serviceConfig.Slice = "devbox-nix.slice", as a
+# drop-in for Debian's unit; the daemon restarts when it changed, as NixOS restarts a changed unit)
+nix_daemon_changed=false
+nix_dropin=$units_dir/nix-daemon.service.d/devbox.conf
+nix_dropin_text=
+[[ $nix_daemon == true ]] && nix_dropin_text=$'[Service]\nSlice=devbox-nix.slice'
+if [[ $(cat "$nix_dropin" 2>/dev/null) != "$nix_dropin_text" ]]; then
+	nix_daemon_changed=true
+	if [[ -n $nix_dropin_text ]]; then
+		mkdir -p "${nix_dropin%/*}"
+		printf '%s\n' "$nix_dropin_text" >"$nix_dropin"
+	else
+		rm -f "$nix_dropin"
+	fi
+fi
+
 # mirrors: security.sudo-rs.extraRules (orchestrator.nix: the same rule when sudo-rs is the
 # sudo; this guest has sudo)
 # mirrors: security.sudo.extraRules (orchestrator.nix: sudoRule, every user in users.nix may run
@@ -268,7 +302,7 @@ for user in "${users[@]}"; do
 done
 cat >"$units_dir/devbox-cleanup.service.d/overrides.conf" <<DROPIN
 [Service]
-Environment=PATH=$package/bin:$podman/bin:$(opt .nix)/bin:$(opt .nixosRebuild)/bin:$(opt .git)/bin:/usr/bin:/run/wrappers/bin${control_path:+:${control_path%:}}
+Environment=PATH=$package/bin:$podman/bin:$(opt .nixPackage)/bin:$(opt .nixosRebuild)/bin:$(opt .git)/bin:/usr/bin:/run/wrappers/bin${control_path:+:${control_path%:}}
 Environment=XDG_CACHE_HOME=/var/cache/devbox
 CacheDirectory=devbox
 ProtectSystem=strict
@@ -284,6 +318,78 @@ RestrictRealtime=true
 RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
 SystemCallArchitectures=native
 DROPIN
+
+# mirrors: nix.settings (orchestrator.nix, with nixDaemon: sandbox, max-jobs, cores, min-free,
+# max-free). /etc/nix/nix.conf as NixOS writes it, with NixOS's defaults for what the module does
+# not set (build-users-group nixbld, allowed-users *, trusted-users root; max-jobs auto and cores
+# 0 without nixDaemon); no substituters: no binary cache is reachable from the guest, and an
+# unreachable one would make every build wait for it. The daemon restarts when it changed
+# (NixOS: nix-daemon's restartTriggers).
+nix_conf="# /etc/nix/nix.conf, as NixOS writes it from nix.settings (tests/system/guest/activate.sh)
+allowed-users = *
+build-users-group = nixbld
+require-sigs = true
+sandbox = true
+sandbox-fallback = false
+substituters =
+trusted-users = root"
+if [[ $nix_daemon == true ]]; then
+	nix_conf+="
+max-jobs = $(opt .nix.maxJobs)
+cores = $(opt .nix.cores)
+min-free = $(opt .nix.minFree)
+max-free = $(opt .nix.maxFree)"
+else
+	nix_conf+="
+max-jobs = auto
+cores = 0"
+fi
+if [[ $(cat /etc/nix/nix.conf 2>/dev/null) != "$nix_conf" ]]; then
+	printf '%s\n' "$nix_conf" >/etc/nix/nix.conf.new
+	mv /etc/nix/nix.conf.new /etc/nix/nix.conf
+	nix_daemon_changed=true
+fi
+
+# mirrors: nix.gc (orchestrator.nix, with nixDaemon: automatic, dates = services.devbox.nix.gcDates)
+# NixOS's nix-gc.service (nix-collect-garbage with nix.gc.options, empty by default) and its
+# timer (Persistent, no randomized delay)
+if [[ $nix_daemon == true ]]; then
+	write_unit nix-gc.service "[Unit]
+Description=Nix Garbage Collector
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/nix-collect-garbage"
+	write_unit nix-gc.timer "[Unit]
+Description=Nix Garbage Collector (timer)
+
+[Timer]
+OnCalendar=$(opt .nix.gcDates)
+Persistent=true
+RandomizedDelaySec=0
+
+[Install]
+WantedBy=timers.target"
+	ln -sfn "$units_dir/nix-gc.timer" "$units_dir/timers.target.wants/nix-gc.timer"
+else
+	rm -f "$units_dir/timers.target.wants/nix-gc.timer"
+fi
+
+# mirrors: systemd.slices.devbox-nix (orchestrator.nix, with nixDaemon: MemoryMax and CPUQuota
+# from services.devbox.nix; nix-daemon and every build it runs live in it)
+if [[ $nix_daemon == true ]]; then
+	write_unit devbox-nix.slice "[Unit]
+Description=nix-daemon and the builds of devbox containers
+
+[Slice]
+MemoryMax=$(opt .nix.memoryMax)
+CPUQuota=$(opt .nix.cpuQuota)"
+fi
+
+# mirrors: system.extraDependencies (orchestrator.nix, with nixDaemon: the image's store paths,
+# which the containers see in the host's store in place of the image's own). Nothing to keep
+# here: the guest's image is assembled from Debian packages and has no store paths; its archive
+# is one of the system's paths the NixOS build's stand-in roots (guest/scenario.py, keep).
 
 # Units of the previous generation that are gone: stopped and removed.
 if [[ -f $state/units ]]; then
@@ -313,15 +419,21 @@ for user in "${users[@]}"; do
 done
 systemctl start timers.target devbox-cleanup.timer
 restart=() start=()
+# The daemon in its slice with its settings (its builds run in its cgroup).
+if [[ $nix_daemon_changed == true ]] && systemctl is-active --quiet nix-daemon.service; then
+	say "restarting nix-daemon.service"
+	systemctl restart nix-daemon.service
+fi
 for unit in "${changed[@]}"; do
 	case $unit in
-	devbox-cleanup.service | *.timer) ;;
+	# A changed slice takes its new limits at the reload; restarting it would stop its units.
+	devbox-cleanup.service | nix-gc.service | *.timer | *.slice) ;;
 	*) systemctl is-active --quiet "$unit" && restart+=("$unit") || start+=("$unit") ;;
 	esac
 done
 for unit in "${added[@]}"; do
 	case $unit in
-	devbox-cleanup.service) ;;
+	devbox-cleanup.service | nix-gc.service) ;;
 	*.timer) systemctl restart "$unit" ;;
 	*) start+=("$unit") ;;
 	esac

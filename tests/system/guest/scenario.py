@@ -178,11 +178,23 @@ def container_info(user: str, name: str) -> dict[str, Any] | None:
     return found[0] if found else None
 
 
+# Nix's base-32 alphabet: a store path's hash part is 32 of these (no e, o, u, t), or Nix
+# refuses the name (and its garbage collector deletes the entry as no store path at all).
+NIX32 = "0123456789abcdfghijklmnpqrsvwxyz"
+
+
+def store_hash(digest: bytes) -> str:
+    """A store path's hash part (32 characters of NIX32) from the first 160 bits of a digest."""
+    number = int.from_bytes(digest[:20], "big")
+    return "".join(NIX32[(number >> (5 * i)) & 31] for i in range(32))
+
+
 def sha(path: Path) -> str:
+    """The store hash of a directory's files (their names and contents)."""
     digest = hashlib.sha256()
     for file in sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
         digest.update(str(file.relative_to(path)).encode() + b"\0" + file.read_bytes())
-    return digest.hexdigest()[:32]
+    return store_hash(digest.digest())
 
 
 def write(path: Path, text: str, mode: int = 0o755) -> None:
@@ -261,13 +273,36 @@ class Recorder:
 
 def links(name: str, programs: list[str]) -> Path:
     """A store path whose bin/ links to the guest's programs (a package NixOS would have)."""
-    out = STORE / f"{hashlib.sha256(name.encode()).hexdigest()[:32]}-{name}"
+    out = STORE / f"{store_hash(hashlib.sha256(name.encode()).digest())}-{name}"
     for program in programs:
         link = out / "bin" / program
         link.parent.mkdir(parents=True, exist_ok=True)
         if not link.is_symlink():
             link.symlink_to(shutil.which(program) or f"/usr/bin/{program}")
     return out
+
+
+# The system's store paths are roots of the host's garbage collector: NixOS roots them through
+# /nix/var/nix/gcroots/current-system → /run/current-system, whose closure they are. The
+# stand-in's paths are not built by Nix, so each is registered as valid (nix-store
+# --register-validity, which hashes it) and linked here; without that the GC (step 9f) and the
+# daemon's own min-free collections would delete podman, git, devbox and the image archive,
+# which Nix sees as entries of the store that are no valid path.
+SYSTEM_ROOTS = Path("/nix/var/nix/gcroots/devbox-test-system")
+
+
+def keep(*paths: Path) -> None:
+    """Store paths of the NixOS build's stand-in, valid and rooted as a system's paths are."""
+    new = [path for path in paths if not (SYSTEM_ROOTS / path.name).is_symlink()]
+    if new:
+        # One nix-store for all (each start costs about a second under TCG).
+        run(
+            ["/usr/bin/nix-store", "--register-validity"],
+            input_text="".join(f"{path}\n\n0\n" for path in new),
+        )
+    SYSTEM_ROOTS.mkdir(parents=True, exist_ok=True)
+    for path in new:
+        (SYSTEM_ROOTS / path.name).symlink_to(path)
 
 
 def install() -> dict[str, str]:
@@ -358,10 +393,12 @@ exec {systemd}/bin/systemd-run --wait --collect --quiet --pipe \\
         f'exec {devbox}/bin/devbox-privileged "$@"\n',
     )
 
-    image = (
-        STORE
-        / f"{sha(src)[:8]}{sha(FILES / 'image')[:8]}{hashlib.sha256((FILES / 'entrypoint.sh').read_bytes()).hexdigest()[:16]}-devcontainer.tar"
-    )
+    image_inputs = hashlib.sha256()
+    for part in (sha(src), sha(FILES / "image")):
+        image_inputs.update(part.encode())
+    for name in ("entrypoint.sh", "nix.conf"):
+        image_inputs.update((FILES / name).read_bytes())
+    image = STORE / f"{store_hash(image_inputs.digest())}-devcontainer.tar"
     if not image.exists():
         run(
             [
@@ -373,6 +410,10 @@ exec {systemd}/bin/systemd-run --wait --collect --quiet --pipe \\
                 str(image),
             ]
         )
+    start = time.monotonic()
+    keep(PODMAN.parent.parent, GIT.parent.parent, devbox, nix, systemd, op, rebuild, load_image)
+    keep(privileged, image)
+    say(f"the system's store paths registered and rooted in {time.monotonic() - start:.1f} s")
     return {
         "package": str(devbox),
         "privileged": str(privileged),
@@ -383,7 +424,8 @@ exec {systemd}/bin/systemd-run --wait --collect --quiet --pipe \\
         "podman": str(PODMAN.parent.parent),
         "image": str(image),
         "loadImage": str(load_image),
-        "nix": str(nix),
+        # config.nix.package ("nix" is services.devbox.nix: host_options)
+        "nixPackage": str(nix),
         "nixosRebuild": str(rebuild),
         "git": str(GIT.parent.parent),
         "systemd": str(systemd),
@@ -406,6 +448,16 @@ def host_options(paths: dict[str, str]) -> None:
         "stateDir": str(STATE_DIR),
         "restartOnImageChange": False,
         "cleanupSchedule": None,
+        # services.devbox.nix: the module's defaults (the guest's disk holds min-free's 5 GiB).
+        "nix": {
+            "maxJobs": 2,
+            "cores": 2,
+            "minFree": 5 << 30,
+            "maxFree": 20 << 30,
+            "memoryMax": "50%",
+            "cpuQuota": "200%",
+            "gcDates": "weekly",
+        },
     }
     HOST_OPTIONS.write_text(json.dumps(options, indent=2))
 
@@ -841,7 +893,7 @@ def sudo_environment_attack(d: dict[str, Any]) -> None:
             evil / name,
             f"#!/bin/sh\n/usr/bin/touch {evil}/RAN-{name}-as-$(/usr/bin/id -u)\nexit 1\n",
         )
-        shutil.chown(evil / name, "bob", "bob")
+        shutil.chown(evil / name, "bob", "users")
     write(
         evil / "users.nix",
         "{ users = { bob = { uid = 1002; admin = true; }; }; containers = {}; }\n",
@@ -1126,6 +1178,7 @@ def fleet_cleanup_scenario(rec: Recorder, d: dict[str, Any]) -> None:
     openssh = links("openssh-10.0p1", ["ssh"])
     rebuild = STORE / "00000000000000000000000000000004-nixos-rebuild-stand-in"
     colmena = colmena_stand_in(rebuild)
+    keep(openssh, colmena)
     users = REPO / "devbox" / "users.nix"
     users.write_text(
         users.read_text().replace(
