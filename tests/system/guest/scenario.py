@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pwd
 import shlex
 import shutil
 import subprocess
@@ -260,6 +261,12 @@ class Recorder:
     def timing(self, name: str, seconds: float) -> None:
         self.data["timings"][name] = round(seconds, 2)
         say(f"timing {name}: {seconds:.1f} s")
+        self.save()
+
+    def size(self, name: str, size: int) -> None:
+        """A size in bytes, among the timings."""
+        self.data["timings"][name] = size
+        say(f"size {name}: {size} bytes ({size / (1 << 20):.1f} MiB)")
         self.save()
 
     def finding(self, text: str) -> None:
@@ -834,6 +841,8 @@ def boot1(rec: Recorder) -> None:
     ) as d:
         volume_link_attack(d)
 
+    nix_steps(rec)
+
     with rec.step("4b bob leaves a file in bobbox and stops it (for the cleanup after the reboot)"):
         user_podman("bob", "exec", "bobbox", "sh", "-c", "echo kept > /home/dev/kept.txt")
         as_user("bob", "devbox-ctl stop bobbox")
@@ -841,6 +850,367 @@ def boot1(rec: Recorder) -> None:
 
     with rec.step("before the reboot: what must survive it"):
         (RESULTS / "before-reboot.json").write_text(json.dumps(snapshot_state(), sort_keys=True))
+
+
+# --- Step 9: Nix in the containers, through the host's daemon -----------------------------------
+
+NIX_ROOTS = Path("/nix/var/nix/gcroots/devbox")
+
+
+def nix_client(user: str, container: str, params: dict[str, Any]) -> dict[str, Any]:
+    """guest/nix_client.py in the user's container, as its user dev: its JSON answer."""
+    params = {**params, "expression": (TEST / "guest" / "nix-steps.nix").read_text()}
+    result = run(
+        [
+            *("systemd-run", "--user", f"--machine={user}@", "--wait", "--collect", "--quiet"),
+            # systemd would expand the expression's ${…} as its own variables (to nothing).
+            *("--pipe", "--expand-environment=no"),
+            *(str(PODMAN), "exec", "-i", container, "python3", "-", json.dumps(params)),
+        ],
+        input_text=(TEST / "guest" / "nix_client.py").read_text(),
+        check_ok=False,
+    )
+    if result.returncode != 0:
+        raise ScenarioError(
+            f"nix_client.py {params['action']} in {container} exited {result.returncode}:\n"
+            f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+        )
+    return json.loads(result.stdout)
+
+
+def ran(rec: Recorder, timing: str, result: dict[str, Any] | None, problems: list[str]) -> bool:
+    """One command of nix_client.py: its time recorded, its failure added to the problems."""
+    if result is None:
+        problems.append(f"{timing}: not run")
+        return False
+    rec.timing(timing, result["seconds"])
+    if result["exit"] != 0:
+        problems.append(
+            f"{shlex.join(result['argv'])} exited {result['exit']}: {result['stderr'][-1500:]}"
+        )
+        return False
+    return True
+
+
+def expect(problems: list[str], condition: bool, message: str) -> None:
+    if not condition:
+        problems.append(message)
+
+
+def store_bytes() -> int:
+    return int(run(["du", "-sb", str(STORE)]).stdout.split()[0])
+
+
+def auto_roots() -> dict[str, str]:
+    """The daemon's indirect roots: the links a client asked it to keep, by what they name."""
+    auto = Path("/nix/var/nix/gcroots/auto")
+    return {str(p.readlink()): p.name for p in auto.iterdir()} if auto.is_dir() else {}
+
+
+def nix_steps(rec: Recorder) -> None:
+    """Step 9: alice's web and bob's bobbox use the host's nix-daemon (the units' NIX_REMOTE, its
+    socket, the store read-only, each owner's GC roots); the host bounds, sandboxes and collects."""
+    state: dict[str, Any] = {"nonce": f"{int(time.time())}-{os.getpid()}"}
+    with rec.step(
+        "9a nix: alice's web builds through the host's daemon, one result linked under her GC"
+        " roots, one from her home",
+        fatal=False,
+    ) as d:
+        nix_build(rec, d, state)
+    with rec.step(
+        "9b nix: bob's bobbox asks for the same derivation: the same path, not built again",
+        fatal=False,
+    ) as d:
+        nix_rebuild(rec, d, state)
+    with rec.step(
+        "9c nix: nix shell, nix develop and nix profile install in web; the profile is a GC root",
+        fatal=False,
+    ) as d:
+        nix_tools(rec, d, state)
+    with rec.step(
+        "9d attack: alice's client is untrusted, her build sandboxed despite her options and"
+        " blind to the host; she cannot write the store or bob's roots",
+        fatal=False,
+    ) as d:
+        nix_attack(rec, d, state)
+    with rec.step(
+        "9e nix: builds run in devbox-nix.slice, with its configured limits", fatal=False
+    ) as d:
+        nix_bounds(d, state)
+    with rec.step(
+        "9f nix: the host's GC (nix-gc.service) keeps what is linked under the GC roots and takes"
+        " what only a home links to",
+        fatal=False,
+    ) as d:
+        nix_gc(rec, d, state)
+
+
+def nix_build(rec: Recorder, d: dict[str, Any], state: dict[str, Any]) -> None:
+    state["store bytes"] = store_bytes()
+    rec.size("nix.store_bytes_before", state["store bytes"])
+    d["free bytes"] = shutil.disk_usage(STORE).free
+    out = nix_client("alice", "web", {"action": "build", "nonce": state["nonce"]})
+    d.update(out)
+    check(out["NIX_REMOTE"] == "daemon", f"web has NIX_REMOTE={out['NIX_REMOTE']!r}")
+    check(out["roots writable"], f"web cannot write {out['roots']} (the entrypoint's, on :U)")
+    problems: list[str] = []
+    own = NIX_ROOTS / "alice" / "web"
+    if ran(rec, "nix.build_kept", out["kept build"], problems):
+        kept = state["kept"] = out["kept"]
+        expect(problems, "will be built" in out["kept build"]["stderr"], "kept was not built")
+        output = out["kept run"]["stdout"]
+        expect(
+            problems,
+            out["kept run"]["exit"] == 0 and f"devbox-test-kept {state['nonce']}," in output,
+            f"kept's program said {output!r} ({out['kept run']['stderr'][-500:]})",
+        )
+        state["kept output"] = output
+        state["kept registered"] = out["kept info"]["registrationTime"]
+        link = own / "kept"
+        expect(
+            problems,
+            link.is_symlink() and str(link.readlink()) == kept,
+            f"the host has no {link} → {kept}",
+        )
+        expect(problems, str(link) in auto_roots(), f"the daemon has no indirect root for {link}")
+    if ran(rec, "nix.build_scratch", out["scratch build"], problems):
+        state["scratch"] = out["scratch"]
+        result = volume_file("alice", "web-data", "result")
+        expect(
+            problems,
+            result.is_symlink() and str(result.readlink()) == out["scratch"],
+            f"web's home has no result → {out['scratch']}",
+        )
+        # The daemon keeps a root for the link at the container's path, which the host lacks.
+        expect(
+            problems,
+            "/home/dev/result" in auto_roots() and not Path("/home/dev/result").exists(),
+            f"the indirect roots are {auto_roots()}",
+        )
+    check(not problems, "; ".join(problems))
+
+
+def nix_rebuild(rec: Recorder, d: dict[str, Any], state: dict[str, Any]) -> None:
+    kept = state.get("kept")
+    check(bool(kept), "step 9a built nothing to ask for again")
+    out = nix_client("bob", "bobbox", {"action": "rebuild", "nonce": state["nonce"], "kept": kept})
+    d.update(out)
+    problems: list[str] = []
+    expect(problems, out["before"]["valid"], f"{kept} is not valid for bob before his build")
+    if ran(rec, "nix.build_again_by_bob", out["build"], problems):
+        expect(
+            problems,
+            out["build"]["stdout"].strip() == kept,
+            f"bob's build gave {out['build']['stdout'].strip()!r}, not {kept}",
+        )
+        stderr = out["build"]["stderr"]
+        expect(
+            problems,
+            "will be built" not in stderr and "building '" not in stderr,
+            f"bob's build built: {stderr[-1000:]}",
+        )
+    registered = {out["before"]["registrationTime"], out["after"]["registrationTime"]}
+    expect(
+        problems,
+        registered == {state.get("kept registered")},
+        f"{kept} was registered at {state.get('kept registered')}, for bob {registered}",
+    )
+    expect(
+        problems,
+        out["run"]["exit"] == 0 and out["run"]["stdout"] == state.get("kept output"),
+        f"kept's program said {out['run']['stdout']!r} to bob, {state.get('kept output')!r} to"
+        " alice",
+    )
+    link = NIX_ROOTS / "bob" / "bobbox" / "kept"
+    expect(
+        problems,
+        link.is_symlink() and str(link.readlink()) == kept,
+        f"the host has no {link} → {kept}",
+    )
+    check(not problems, "; ".join(problems))
+
+
+def nix_tools(rec: Recorder, d: dict[str, Any], state: dict[str, Any]) -> None:
+    out = nix_client("alice", "web", {"action": "tools", "nonce": state["nonce"]})
+    d.update(out)
+    problems: list[str] = []
+    said = f"devbox-test-kept {state['nonce']},"
+    if ran(rec, "nix.shell", out["shell"], problems):
+        expect(problems, said in out["shell"]["stdout"], f"nix shell: {out['shell']['stdout']!r}")
+    if ran(rec, "nix.develop", out["develop"], problems):
+        expect(
+            problems,
+            f"develop-{state['nonce']}" in out["develop"]["stdout"],
+            f"nix develop's shell had no DEVBOX_TEST_MARKER: {out['develop']['stdout']!r}",
+        )
+    if ran(rec, "nix.profile_install", out["profile install"], problems):
+        own = NIX_ROOTS / "alice" / "web"
+        expect(
+            problems,
+            out["~/.nix-profile"] == str(own / "profile"),
+            f"~/.nix-profile is {out['~/.nix-profile']!r}, not {own / 'profile'} (the entrypoint's)",
+        )
+        expect(
+            problems,
+            out["profile run"]["exit"] == 0 and said in out["profile run"]["stdout"],
+            f"~/.nix-profile/bin/devbox-test-kept: {out['profile run']}",
+        )
+        profile = (own / "profile").resolve()
+        expect(
+            problems,
+            profile.parent == STORE and profile.exists(),
+            f"the host's {own / 'profile'} leads to {profile}",
+        )
+        state["profile"] = str(profile)
+    check(not problems, "; ".join(problems))
+
+
+def nix_attack(rec: Recorder, d: dict[str, Any], state: dict[str, Any]) -> None:
+    params = {
+        "action": "attack",
+        "nonce": state["nonce"],
+        "kept": state.get("kept", str(PODMAN.parent.parent)),
+        "other": "bob",
+    }
+    out = nix_client("alice", "web", params)
+    d.update(out)
+    problems: list[str] = []
+    info = out["store info"]
+    if info["exit"] == 0:
+        trusted = json.loads(info["stdout"]).get("trusted")
+        expect(problems, trusted in (0, False), f"the daemon trusts alice's client: {trusted!r}")
+    else:
+        problems.append(f"nix store info exited {info['exit']}: {info['stderr'][-500:]}")
+    if ran(rec, "nix.build_probe", out["probe build"], problems):
+        stderr = out["probe build"]["stderr"]
+        for setting in ("sandbox", "build-users-group"):
+            expect(
+                problems,
+                f"ignoring the client-specified setting '{setting}'" in stderr,
+                f"the daemon did not say it ignores the client's {setting}: {stderr[-800:]}",
+            )
+        probe = out.get("probe", "")
+        state["probe"] = probe
+        lines = [line.partition(" ")[::2] for line in probe.splitlines()]
+        seen: dict[str, list[str]] = {key: [] for key in ("reached", "read", "store")}
+        for key, value in lines:
+            if key in seen:
+                seen[key].append(value)
+        d["the build saw"] = seen
+        expect(problems, not seen["reached"], f"the build reached {seen['reached']}")
+        expect(problems, not seen["read"], f"the build read {seen['read']}")
+        probe_path = out["probe build"]["stdout"].strip()
+        expect(
+            problems,
+            seen["store"] == [probe_path],
+            f"the build saw these store paths: {seen['store']}",
+        )
+        uid_map = next((value.split() for key, value in lines if key == "uid_map"), [])
+        outer = int(uid_map[1]) if len(uid_map) == 3 else 0
+        try:
+            builder = pwd.getpwuid(outer).pw_name
+        except KeyError:
+            builder = str(outer)
+        d["the build ran as"] = f"uid {uid_map[:1]} in the sandbox, {builder} ({outer}) outside"
+        expect(
+            problems,
+            builder.startswith("nixbld"),
+            f"the build ran as {builder} (uid {outer}) on the host",
+        )
+    writes = out["writes"]
+    expect(
+        problems,
+        all(result != "done" for result in writes.values()),
+        f"alice wrote where she must not: {writes}",
+    )
+    owners = out["owners' roots seen"]
+    expect(problems, owners == ["alice"], f"web sees these owners' roots: {owners}")
+    for leftover in (
+        NIX_ROOTS / "bob" / "devbox-test-from-alice",
+        STORE / "devbox-test-from-alice",
+        Path("/nix/var/nix/gcroots/devbox-test-from-alice"),
+    ):
+        expect(problems, not leftover.exists(), f"{leftover} exists on the host")
+    check(not problems, "; ".join(problems))
+
+
+def percent_or_size(value: str, whole: int) -> int:
+    """A systemd limit (MemoryMax=50%, 4G) in bytes; a percentage of `whole` as systemd takes
+    it (whole pages)."""
+    if value.endswith("%"):
+        pages = whole // 4096
+        return pages * int(value[:-1]) // 100 * 4096
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    return int(value[:-1]) * units[value[-1]] if value[-1] in units else int(value)
+
+
+def nix_bounds(d: dict[str, Any], state: dict[str, Any]) -> None:
+    probe = state.get("probe", "")
+    cgroup = next(
+        (line.split("::", 1)[1] for line in probe.splitlines() if line.startswith("cgroup 0::")), ""
+    )
+    d["the build's cgroup"] = cgroup
+    check(
+        "/devbox-nix.slice/" in cgroup + "/", f"the build ran in {cgroup!r}, not devbox-nix.slice"
+    )
+    slice_dir = Path("/sys/fs/cgroup" + cgroup.split("/devbox-nix.slice")[0] + "/devbox-nix.slice")
+    found = {name: (slice_dir / name).read_text().strip() for name in ("memory.max", "cpu.max")}
+    d["slice"] = {"dir": str(slice_dir), **found}
+    d["nix-daemon"] = run(
+        ["systemctl", "show", "nix-daemon.service", "--property=Slice,ControlGroup"]
+    ).stdout
+    configured = json.loads(HOST_OPTIONS.read_text())["nix"]
+    memory_total = next(
+        int(line.split()[1]) * 1024
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal:")
+    )
+    memory = percent_or_size(configured["memoryMax"], memory_total)
+    quota = int(configured["cpuQuota"].rstrip("%")) * 1000
+    d["expected"] = {"memory.max": memory, "cpu.max": f"{quota} 100000"}
+    check(
+        found["memory.max"].isdigit() and abs(int(found["memory.max"]) - memory) <= 1 << 20,
+        f"devbox-nix.slice's memory.max is {found['memory.max']}, not {memory}"
+        f" ({configured['memoryMax']} of {memory_total})",
+    )
+    check(
+        found["cpu.max"] == f"{quota} 100000",
+        f"devbox-nix.slice's cpu.max is {found['cpu.max']!r}, not {quota} 100000",
+    )
+
+
+def nix_gc(rec: Recorder, d: dict[str, Any], state: dict[str, Any]) -> None:
+    options = json.loads(HOST_OPTIONS.read_text())
+    kept, scratch, profile = state.get("kept"), state.get("scratch"), state.get("profile")
+    check(bool(kept and scratch), "steps 9a gave no kept and scratch paths to collect")
+    check(Path(scratch).exists(), f"{scratch} is gone before the GC (a min-free collection?)")
+    rec.size("nix.store_bytes_after_builds", store_bytes())
+    cursor = run(["journalctl", "--show-cursor", "-n", "0", "-q"]).stdout.strip().split()[-1]
+    start = time.monotonic()
+    result = run(["systemctl", "start", "nix-gc.service"], check_ok=False)
+    rec.timing("nix.gc", time.monotonic() - start)
+    log = run(
+        ["journalctl", "-u", "nix-gc.service", f"--after-cursor={cursor}", "-o", "cat"]
+    ).stdout
+    d["log"] = log[-2000:]
+    check(result.returncode == 0, f"nix-gc.service failed: {log[-2000:]}")
+    after = store_bytes()
+    rec.size("nix.store_bytes_after_gc", after)
+    problems: list[str] = []
+    expect(problems, Path(kept).exists(), f"the GC took {kept}, linked under alice's roots")
+    expect(problems, not Path(scratch).exists(), f"the GC kept {scratch}, linked from a home only")
+    if profile:
+        expect(problems, Path(profile).exists(), f"the GC took alice's profile {profile}")
+    for name in ("package", "privileged", "image", "loadImage", "podman", "git", "nixPackage"):
+        expect(problems, Path(options[name]).exists(), f"the GC took the system's {options[name]}")
+    link = NIX_ROOTS / "bob" / "bobbox" / "kept"
+    expect(problems, link.resolve().exists(), f"bob's {link} leads nowhere after the GC")
+    expect(
+        problems,
+        active("alice", "container-web.service") == "active",
+        "web is not running after the GC",
+    )
+    check(not problems, "; ".join(problems))
 
 
 def volume_link_attack(d: dict[str, Any]) -> None:
