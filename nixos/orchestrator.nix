@@ -752,7 +752,11 @@ in
     # Each owner's GC roots, mounted into their containers (the unit chowns it to dev).
     ++ optionals nixDaemon (
       [ "d ${nixRoots} 0755 root root - -" ]
-      ++ mapAttrsToList (name: _: "d ${nixRoots}/${name} 0755 ${name} users - -") users
+      ++ mapAttrsToList (
+        # The owner's own primary group: it is mapped in their podman's user namespace, where :U
+        # chowns the directory to dev.
+        name: _: "d ${nixRoots}/${name} 0755 ${name} ${config.users.users.${name}.group} - -"
+      ) users
     );
 
     systemd.services =

@@ -308,6 +308,9 @@ def test_the_hosts_daemon_is_bounded_sandboxed_and_collected(nix: str) -> None:
         "d /nix/var/nix/gcroots/devbox/bob 0755 bob users - -",
     ]
     assert result["extraDependencies"] == [f"{STUB_STORE}-tini"]
+    # The owner's own primary group, whatever it is: podman's :U chowns in their namespace.
+    grouped = evaluate(nix, extra='{ users.users.bob.group = "bob"; }')
+    assert "d /nix/var/nix/gcroots/devbox/bob 0755 bob bob - -" in grouped["tmpfiles"]
     bounded = evaluate(
         nix,
         extra="""{ services.devbox.nix = {
