@@ -296,8 +296,10 @@ in
       );
       default = { };
     };
-    # nixos/modules/system/activation/top-level.nix
-    system.extraDependencies = list types.pathInStore;
+    # nixos/modules/system/activation/top-level.nix: listOf pathInStore. The stand-in packages'
+    # paths are /nix/store/0…-name strings, which are not in the store of the sandboxed check's
+    # evaluation (pathInStore compares with builtins.storeDir): a derivation passes as well.
+    system.extraDependencies = list (types.either types.pathInStore types.package);
     system.build = mkOption {
       type = types.lazyAttrsOf types.unspecified;
       default = { };
