@@ -56,6 +56,11 @@ let
 
   podman = config.virtualisation.podman.package;
   nixRoots = "/nix/var/nix/gcroots/devbox";
+  # What each owner loads. With the host's daemon the containers mount this host's /nix/store over
+  # the image's, and the module keeps the image's store paths here (system.extraDependencies), so
+  # the owners load the image without them (the devbox image's hostStoreImage): stored once for
+  # every user, and a new image is a load of seconds (docs/image.md, "Where the image is stored").
+  loadedImage = if nixDaemon then cfg.image.hostStoreImage or cfg.image else cfg.image;
   # Devbox users the daemon would trust: named, through a group of theirs (a normal user's
   # primary group is "users"), or everyone ("*"). Read only when nix.enable (no value otherwise).
   trustedDevboxUsers =
@@ -169,7 +174,7 @@ let
       # nixos-rebuild switch restarts it; an unchanged one is skipped by the stamp.
       ExecStart = escapeShellArgs [
         "${programs.loadImage}/bin/devbox-load-image"
-        "${cfg.image}"
+        "${loadedImage}"
         manifest.settings.image
       ];
       TimeoutStartSec = "15min";
@@ -195,7 +200,7 @@ let
       "systemd-tmpfiles-resetup.service"
     ]
     ++ optional (user.containers != [ ]) "devbox-image-${name}.service";
-    restartTriggers = [ user.unitsSha256 ] ++ optional cfg.restartOnImageChange "${cfg.image}";
+    restartTriggers = [ user.unitsSha256 ] ++ optional cfg.restartOnImageChange "${loadedImage}";
     path = [ podman ];
     # No mount sandboxing: apply acts through the user's systemd manager, and a podman it ran
     # directly must not pin a private mount namespace into the owner's rootless namespace.
@@ -215,7 +220,7 @@ let
         ]
         ++ optionals cfg.restartOnImageChange [
           "--image"
-          "${cfg.image}"
+          "${loadedImage}"
           "--restart-on-image-change"
         ]
       );
@@ -258,6 +263,11 @@ in
         `dockerTools.streamLayeredImage`). It is loaded into each container owner's rootless
         storage and tagged with the name the units run (`containers.image` of users.nix). The
         devbox flake's `nixosModules.orchestrator` sets its own image.
+
+        With users.nix `containers.nixDaemon` (the default) the containers mount this host's
+        /nix/store, so the image must name the store paths it refers to in `storeContents`
+        (they are kept in this host's store), and each owner loads its `hostStoreImage` (the
+        same image built with `includeStorePaths = false`) when it has one.
       '';
       example = literalExpression "inputs.devbox.packages.x86_64-linux.devcontainer";
     };
@@ -717,6 +727,11 @@ in
       inherit message;
     }) source.problems
     ++ concatLists (mapAttrsToList userAssertions users);
+
+    warnings = optional (nixDaemon && !(cfg.image ? hostStoreImage)) ''
+      services.devbox.image has no `hostStoreImage`: every container owner loads the whole image, store paths included, although the containers mount this host's /nix/store over them (users.nix containers.nixDaemon).
+      Add `hostStoreImage = dockerTools.buildLayeredImage (<the same arguments> // { includeStorePaths = false; })` to the image, as the devbox flake's image does (docs/image.md).
+    '';
 
     virtualisation.podman.enable = true;
 

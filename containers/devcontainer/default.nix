@@ -146,61 +146,70 @@ let
     # writeShellApplication writes its own #! line and shell options.
     text = lib.removePrefix "#!/usr/bin/env bash\n" (builtins.readFile ./entrypoint.sh);
   };
-in
-# `storeContents`: with the host's daemon (users.nix nixDaemon) the containers see the host's
-# /nix/store in place of the image's, so the NixOS module keeps these paths, and everything they
-# refer to, in the host's store (system.extraDependencies).
-dockerTools.buildLayeredImage {
-  name = "devbox/devcontainer";
-  tag = "latest";
 
-  inherit contents;
+  # The image: dockerTools.buildLayeredImage takes the arguments of streamLayeredImage.
+  arguments = {
+    name = "devbox/devcontainer";
+    tag = "latest";
 
-  # customise-root.sh runs in the customisation layer's root (relative paths);
-  # fakeroot makes the ownership stick in the layer without root at build time.
-  fakeRootCommands = ''
-    bash ${./customise-root.sh} ${toString uid} ${toString gid} ${home}
-  '';
+    inherit contents;
 
-  config = {
-    # tini reaps orphans and passes signals to the entrypoint, which stops
-    # the services (the unit sets RunInit=false: this is the only init).
-    Entrypoint = [
-      "${tini}/bin/tini"
-      "--"
-      "${entrypoint}/bin/devbox-entrypoint"
-    ];
-    # Unprivileged, tailscaled included: as root, Tailscale SSH would start
-    # sessions through login/su, which fail without PAM.
-    User = "${toString uid}:${toString gid}";
-    WorkingDir = home;
-    Volumes = {
-      ${home} = { };
-    };
-    Env = [
-      "HOME=${home}"
-      "USER=dev"
-      "LOGNAME=dev"
-      "SHELL=/bin/bash"
-      "PATH=${home}/.local/bin:${home}/.nix-profile/bin:/bin"
-      "SSL_CERT_FILE=/etc/ssl/certs/ca-bundle.crt"
-      "NIX_SSL_CERT_FILE=/etc/ssl/certs/ca-bundle.crt"
-      "LANG=C.UTF-8"
-      "LOCALE_ARCHIVE=${localeArchive}"
-      "TZDIR=${tzdir}"
-      "DEVBOX_ZED_SERVER_DIR=${zedRemoteServer}/bin"
-    ];
-    Labels = {
-      "org.opencontainers.image.title" = "devbox dev container";
-      "org.opencontainers.image.description" =
-        "Tailscale SSH, code-server, the Zed remote server and optional Syncthing, as the user dev";
+    # customise-root.sh runs in the customisation layer's root (relative paths);
+    # fakeroot makes the ownership stick in the layer without root at build time.
+    fakeRootCommands = ''
+      bash ${./customise-root.sh} ${toString uid} ${toString gid} ${home}
+    '';
+
+    config = {
+      # tini reaps orphans and passes signals to the entrypoint, which stops
+      # the services (the unit sets RunInit=false: this is the only init).
+      Entrypoint = [
+        "${tini}/bin/tini"
+        "--"
+        "${entrypoint}/bin/devbox-entrypoint"
+      ];
+      # Unprivileged, tailscaled included: as root, Tailscale SSH would start
+      # sessions through login/su, which fail without PAM.
+      User = "${toString uid}:${toString gid}";
+      WorkingDir = home;
+      Volumes = {
+        ${home} = { };
+      };
+      Env = [
+        "HOME=${home}"
+        "USER=dev"
+        "LOGNAME=dev"
+        "SHELL=/bin/bash"
+        "PATH=${home}/.local/bin:${home}/.nix-profile/bin:/bin"
+        "SSL_CERT_FILE=/etc/ssl/certs/ca-bundle.crt"
+        "NIX_SSL_CERT_FILE=/etc/ssl/certs/ca-bundle.crt"
+        "LANG=C.UTF-8"
+        "LOCALE_ARCHIVE=${localeArchive}"
+        "TZDIR=${tzdir}"
+        "DEVBOX_ZED_SERVER_DIR=${zedRemoteServer}/bin"
+      ];
+      Labels = {
+        "org.opencontainers.image.title" = "devbox dev container";
+        "org.opencontainers.image.description" =
+          "Tailscale SSH, code-server, the Zed remote server and optional Syncthing, as the user dev";
+      };
     };
   };
-}
+in
+# The image for use anywhere: every store path it refers to in a layer of its own.
+dockerTools.buildLayeredImage arguments
 // {
+  # With the host's daemon (users.nix nixDaemon, the default) the containers mount the host's
+  # /nix/store over the image's. The NixOS module keeps these paths, and everything they refer to,
+  # in the host's store (system.extraDependencies) ...
   storeContents = contents ++ [
     zedRemoteServer
     locales
     tzdata
   ];
+  # ... and loads into each owner's storage this image instead: the same configuration and
+  # customisation layer (the links into the store, /etc, the home), without the store paths'
+  # layers, which the mount hides anyway. A few hundred KiB per owner in place of the whole
+  # closure, and a new image is loaded in seconds (docs/image.md, "Where the image is stored").
+  hostStoreImage = dockerTools.buildLayeredImage (arguments // { includeStorePaths = false; });
 }

@@ -83,6 +83,19 @@ in
     ;
   contents = map (content: content.name) image.contents;
   storeContents = map (content: content.name) image.storeContents;
+  # The image each owner loads when the containers mount the host's store: the same arguments,
+  # store paths left out.
+  hostStoreImage = {
+    inherit (image.hostStoreImage) includeStorePaths;
+    sameArguments =
+      builtins.toJSON (builtins.removeAttrs image.hostStoreImage [ "includeStorePaths" ])
+      == builtins.toJSON (
+        builtins.removeAttrs image [
+          "storeContents"
+          "hostStoreImage"
+        ]
+      );
+  };
   etc = map (entry: {
     inherit (entry) name;
     path = toString entry.path;

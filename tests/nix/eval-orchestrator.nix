@@ -38,6 +38,7 @@ let
           # The devbox image names the store paths the host must keep (containers/devcontainer).
           image = stubPackage "devcontainer.tar.gz" // {
             storeContents = [ (stubPackage "tini") ];
+            hostStoreImage = stubPackage "devcontainer-host-store.tar.gz";
           };
         };
       }

@@ -62,6 +62,12 @@ def test_the_image_names_every_store_path_the_host_must_keep() -> None:
         assert name in store, path
 
 
+def test_the_image_loaded_beside_the_hosts_store_is_the_same_image_without_store_paths() -> None:
+    # docs/image.md, "Where the image is stored": each owner loads hostStoreImage, whose
+    # customisation layer links into the store paths the module keeps on the host.
+    assert image()["hostStoreImage"] == {"includeStorePaths": False, "sameArguments": True}
+
+
 def test_the_entrypoint_is_the_script_file() -> None:
     entrypoint = image()["entrypoint"]
     text = (IMAGE / "entrypoint.sh").read_text()

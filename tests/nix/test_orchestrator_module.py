@@ -42,6 +42,8 @@ STUB_STORE = "/nix/store/00000000000000000000000000000000"
 DEVBOX = f"{STUB_STORE}-devbox"
 PRIVILEGED = f"{STUB_STORE}-devbox-privileged/bin/devbox-privileged"
 IMAGE = f"{STUB_STORE}-devcontainer.tar.gz"
+# What the owners load when the containers mount the host's store (nixDaemon, the example's).
+HOST_STORE_IMAGE = f"{STUB_STORE}-devcontainer-host-store.tar.gz"
 
 
 @functools.cache
@@ -138,8 +140,11 @@ def test_apply_unit_per_user_restarts_when_that_users_units_change(nix: str) -> 
 def test_apply_restarts_on_a_new_image_only_when_the_admin_opts_in(nix: str) -> None:
     services = evaluate(nix, extra="{ services.devbox.restartOnImageChange = true; }")["services"]
     unit = services["devbox-apply-alice"]
-    assert unit["restartTriggers"] == [manifest()["users"]["alice"]["unitsSha256"], IMAGE]
-    assert argv(unit)[-3:] == ["--image", IMAGE, "--restart-on-image-change"]
+    assert unit["restartTriggers"] == [
+        manifest()["users"]["alice"]["unitsSha256"],
+        HOST_STORE_IMAGE,
+    ]
+    assert argv(unit)[-3:] == ["--image", HOST_STORE_IMAGE, "--restart-on-image-change"]
 
 
 def test_image_is_loaded_as_the_owner_keyed_on_its_store_path(nix: str) -> None:
@@ -149,11 +154,36 @@ def test_image_is_loaded_as_the_owner_keyed_on_its_store_path(nix: str) -> None:
         unit = services[f"devbox-image-{name}"]
         command = argv(unit)
         assert command[0].endswith("/bin/devbox-load-image")
-        assert command[1:] == [IMAGE, image]
+        assert command[1:] == [HOST_STORE_IMAGE, image]
         assert unit["serviceConfig"]["User"] == name
         assert unit["serviceConfig"]["RemainAfterExit"] is True
         assert unit["environment"]["XDG_RUNTIME_DIR"] == f"/run/user/{entry['uid']}"
         assert unit["requires"] == [f"user@{entry['uid']}.service"]
+
+
+def test_without_the_hosts_daemon_the_owners_load_the_whole_image(nix: str, tmp_path: Path) -> None:
+    generated = generate(
+        tmp_path,
+        "{ users = { alice = { uid = 1001; }; }; containers = { nixDaemon = false; }; }",
+        [{"name": "web", "owner": "alice"}],
+    )
+    result = evaluate(nix, generated, extra="{ services.devbox.restartOnImageChange = true; }")
+    assert argv(result["services"]["devbox-image-alice"])[1] == IMAGE
+    assert argv(result["services"]["devbox-apply-alice"])[-2] == IMAGE
+    assert result["warnings"] == []
+
+
+def test_an_image_without_a_host_store_form_is_loaded_whole_with_a_warning(nix: str) -> None:
+    result = evaluate(
+        nix,
+        extra='{ lib, ... }: { services.devbox.image = lib.mkForce { type = "derivation"; '
+        'name = "i"; outPath = "/nix/store/00000000000000000000000000000000-i"; '
+        "storeContents = [ ]; }; }",
+    )
+    assert argv(result["services"]["devbox-image-alice"])[1] == f"{STUB_STORE}-i"
+    assert result["failedAssertions"] == []
+    (warning,) = result["warnings"]
+    assert "has no `hostStoreImage`: every container owner loads the whole image" in warning
 
 
 def test_a_user_without_containers_gets_no_image_but_an_apply_unit(

@@ -22,21 +22,29 @@ let
   };
 
   # busybox and a PID 1 that exits on SIGTERM, so that a stop does not wait for StopTimeout.
-  # Its storeContents: the containers see the VM's /nix/store (users.nix nixDaemon, the default),
-  # so the module keeps the image's root, busybox with it, there.
+  testImageArguments = {
+    name = "devbox-test-image";
+    tag = "latest";
+    config.Cmd = [
+      "/bin/sh"
+      "-c"
+      "trap 'exit 0' TERM; while :; do sleep 1; done"
+    ];
+  };
+  # The containers see the VM's /nix/store (users.nix nixDaemon, the default): the module keeps
+  # the image's root, busybox with it, there (storeContents), and alice loads the image without
+  # its store paths (hostStoreImage), as with the devbox image.
   testImage =
-    pkgs.dockerTools.buildImage {
-      name = "devbox-test-image";
-      tag = "latest";
-      copyToRoot = imageRoot;
-      config.Cmd = [
-        "/bin/sh"
-        "-c"
-        "trap 'exit 0' TERM; while :; do sleep 1; done"
-      ];
-    }
+    pkgs.dockerTools.buildImage (testImageArguments // { copyToRoot = imageRoot; })
     // {
       storeContents = [ imageRoot ];
+      hostStoreImage = pkgs.dockerTools.buildLayeredImage (
+        testImageArguments
+        // {
+          contents = [ imageRoot ];
+          includeStorePaths = false;
+        }
+      );
     };
 
   # The 1Password CLI is unfree, and runNixOSTest gives the nodes this read-only pkgs, which
