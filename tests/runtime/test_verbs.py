@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import re
+import shutil
 import threading
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
 
+from devbox import volume
 from host import Host
+from support import require_root
 
 
 @pytest.fixture
@@ -244,3 +248,65 @@ def test_an_unknown_container_names_the_ones_the_caller_may_mean(web: Host) -> N
     assert "no container is named 'nope'; declared: web" in result.err
     result = web.cli("stop", "nope", uid=1002)  # bob: his own, none
     assert "no container is named 'nope'; yours: none yet (devbox-ctl create NAME)" in result.err
+
+
+# --- A destroyed container's Nix GC roots (docs/nix-in-containers.md) -------------------------
+
+DEV = 1001 * 65536 + 999  # alice's container's dev, who owns her roots once a unit mounted them
+
+
+@pytest.fixture
+def roots(web: Host, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """alice's GC roots as her containers leave them: web's and notes', and a link out."""
+    require_root("the roots belong to alice's subordinate uid")
+    base = tmp_path / "gcroots"
+    monkeypatch.setattr(volume, "NIX_ROOTS", base)
+    own = base / "alice"
+    (own / "web" / "deep" / "er").mkdir(parents=True)
+    (own / "web" / "deep" / "er" / "file").write_text("x")
+    (own / "web" / "profile").symlink_to("/nix/store/00000000000000000000000000000000-profile")
+    bait = tmp_path / "bait"
+    bait.mkdir()
+    (bait / "root-only").write_text("root's\n")
+    (own / "web" / "out").symlink_to(bait)
+    (own / "notes").mkdir()
+    (own / "notes" / "kept").symlink_to("/nix/store/00000000000000000000000000000000-kept")
+    for path in [own, *own.rglob("*")]:
+        os.lchown(path, DEV, DEV)
+    return own
+
+
+def test_destroy_removes_the_containers_gc_roots_and_only_them(web: Host, roots: Path) -> None:
+    result = web.cli("destroy", "web", "--yes")
+    assert result.code == 0, result.err
+    assert f"Removed its Nix GC roots {roots / 'web'}." in result.out
+    assert not (roots / "web").exists()
+    assert (roots / "notes" / "kept").is_symlink()
+    # The link out was removed, not followed.
+    assert (roots.parents[1] / "bait" / "root-only").read_text() == "root's\n"
+
+
+def test_destroy_keeping_the_volume_keeps_the_gc_roots(web: Host, roots: Path) -> None:
+    result = web.cli("destroy", "web", "--yes", "--keep-volume")
+    assert result.code == 0, result.err
+    assert (roots / "web" / "profile").is_symlink()
+    assert "GC roots" not in result.out
+
+
+def test_a_roots_directory_swapped_for_a_link_is_left_and_said(
+    web: Host, roots: Path, tmp_path: Path
+) -> None:
+    # alice's container replaces her roots directory's entry for web with a link to a place of
+    # root's: the link itself goes. Her own directory replaced by a link is not opened at all.
+    target = tmp_path / "root-only"
+    (target / "web").mkdir(parents=True)
+    (target / "web" / "file").write_text("root's\n")
+    shutil.rmtree(roots)
+    roots.symlink_to(target)
+    result = web.cli("destroy", "web", "--yes")
+    assert result.code == 0, result.err
+    assert f"Left its Nix GC roots {roots / 'web'}: alice's Nix GC roots: alice is a link" in (
+        result.out
+    )
+    assert (target / "web" / "file").read_text() == "root's\n"
+    assert web.records() == []

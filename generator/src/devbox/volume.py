@@ -32,6 +32,7 @@ import errno
 import json
 import os
 import select
+import shutil
 import signal
 import stat
 import tempfile
@@ -44,6 +45,8 @@ from typing import Any, Self
 from devbox.errors import ToolError
 from devbox.tools.podman import Podman
 
+# Each owner's GC roots on the host, mounted into their containers (the units' Volume=).
+NIX_ROOTS = Path("/nix/var/nix/gcroots/devbox")
 SUBUID_COUNT = 65536  # the size of each user's subordinate range (manifest.SUBUID_COUNT)
 DEV_UID = 1000  # the image's user dev, who owns /home/dev in the container
 # A child's answer larger than this is refused (the largest is a file of MAX_BYTES, in base64).
@@ -188,6 +191,28 @@ def open_volume(podman: Podman, name: str, budget: Budget, *, new: bool = False)
         budget=budget,
         mount_point=False,
     )
+
+
+def remove_nix_roots(uid: int, owner: str, container: str, budget: Budget) -> bool:
+    """Remove a container's GC roots, `NIX_ROOTS/<owner>/<container>`, as their owner.
+
+    The owner's directory is mounted into every container of theirs (docs/nix-in-containers.md),
+    so it and all below it are the user's: it is opened as a volume is, and the container's
+    directory removed, links never followed, by a child that has become the directory's owner
+    (dev, as rootless podman maps it, once a container has mounted it). True when it was there.
+    """
+    if not os.path.lexists(NIX_ROOTS / owner):
+        return False
+    dev = mapped(uid, DEV_UID)
+    with open_tree(
+        NIX_ROOTS / owner,
+        uid=uid,
+        owners=frozenset({uid, dev}),
+        gid=dev,
+        what=f"{owner}'s Nix GC roots",
+        budget=budget,
+    ) as tree:
+        return bool(tree.call(lambda fd: remove_tree_below(fd, container)))
 
 
 def open_home(uid: int, gid: int, home: Path, budget: Budget) -> Tree:
@@ -576,6 +601,26 @@ def remove_below(root: int, relative: PurePosixPath | str) -> bool:
         return False
     finally:
         os.close(directory)
+    return True
+
+
+def remove_tree_below(root: int, name: str) -> bool:
+    """Remove root/name: a directory with all below it, or any other file (a link itself).
+
+    shutil.rmtree on a descriptor opens each directory without following a link, and checks
+    that what it opened is what it listed. True if it was there.
+    """
+    parts = parts_of(name)
+    if len(parts) != 1:
+        raise Unreadable(f"{name} is not a name in the directory")
+    try:
+        info = os.stat(name, dir_fd=root, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    if stat.S_ISDIR(info.st_mode):
+        shutil.rmtree(name, dir_fd=root)
+    else:
+        os.unlink(name, dir_fd=root)
     return True
 
 

@@ -10,7 +10,7 @@ import functools
 
 import jinja2
 
-from devbox import rules
+from devbox import rules, volume
 from devbox.declare import manifest, unitfile
 from devbox.declare.generated_tree import Contents
 from devbox.declare.resolve import Container, Desired
@@ -54,7 +54,10 @@ def container_units(container: Container) -> Contents:
     """The Quadlet container and volume units of one container."""
     return {
         container.container_file: _render(
-            "container.container.j2", c=container, cpu=rules.format_cpu(container.cpu)
+            "container.container.j2",
+            c=container,
+            cpu=rules.format_cpu(container.cpu),
+            nix_roots=f"{volume.NIX_ROOTS}/{container.owner}",
         ),
         container.volume_file: _render("data.volume.j2", c=container),
     }

@@ -384,9 +384,15 @@ def destroy(
         _set_state(rt, container, "stopped", apply=True, progress=progress)
         container = rt.container(name)
     done = operations.Destroyed(container, kept_volume=container.volume if keep_volume else None)
-    done.snapshot = _purge(rt, container, keep_volume=keep_volume, snapshot=snapshot)
+    purged = _purge(rt, container, keep_volume=keep_volume, snapshot=snapshot)
+    taken = purged.get("snapshot")
+    done.snapshot = taken if isinstance(taken, str) else None
     if done.snapshot:
         progress(f"Saved the volume {container.volume} on {host} to {done.snapshot}")
+    # What the host said of the container's Nix GC roots (operations.remove_nix_roots), its text.
+    said = purged.get("nixRoots")
+    for line in said if isinstance(said, list) else []:
+        progress(f"{host}: {shown(str(line))}")
     operations.remove_device(rt, container, done)
 
     def forget(records: edit.Records) -> str:
@@ -413,16 +419,17 @@ def destroy(
     return done
 
 
-def _purge(rt: Runtime, container: Container, *, keep_volume: bool, snapshot: bool) -> str | None:
-    """Snapshot (unless asked not to) and remove the data on the host; the snapshot's path."""
+def _purge(
+    rt: Runtime, container: Container, *, keep_volume: bool, snapshot: bool
+) -> dict[str, Any]:
+    """Snapshot (unless asked not to) and remove the data on the host; the host's answer."""
     args = ["purge", container.name, "--owner", container.owner]
     created = clock.timestamp(container.created)
     args += ["--created", created] if created else []
     args += ["--keep-volume"] if keep_volume else []
     args += [] if snapshot else ["--no-snapshot"]
     purged = link.ask_json(rt, str(container.host), args, timeout=link.ACT_TIMEOUT)
-    taken = purged.get("snapshot") if isinstance(purged, dict) else None
-    return taken if isinstance(taken, str) else None
+    return purged if isinstance(purged, dict) else {}
 
 
 def rotate_key(

@@ -328,6 +328,8 @@ def _purge(
     removed = has_volume and not keep_volume
     if removed:
         podman.remove_volume(container.volume)
+    said: list[str] = []
+    operations.remove_nix_roots(container, podman.uid, said.append, volume_kept=keep_volume)
     rt.event(
         "fleet-purge",
         name,
@@ -336,7 +338,7 @@ def _purge(
         snapshot=taken,
         keptVolume=container.volume if keep_volume and has_volume else None,
     )
-    return {"name": name, "snapshot": taken, "volumeRemoved": removed}
+    return {"name": name, "snapshot": taken, "volumeRemoved": removed, "nixRoots": said}
 
 
 def volume(rt: Runtime, name: str, owner: str) -> dict[str, Any]:

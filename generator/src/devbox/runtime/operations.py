@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from devbox import clock, rules
+from devbox import clock, rules, volume
 from devbox.declare import edit, resolve
 from devbox.declare.models import Policy
 from devbox.declare.resolve import Container
@@ -423,6 +423,7 @@ def destroy(
             "was not saved, so it was not removed",
             hint=f"run devbox-ctl destroy {name} again",
         )
+    remove_nix_roots(container, podman.uid, progress, volume_kept=keep_volume)
     remove_device(rt, container, done)
 
     rt.change(forget)
@@ -464,6 +465,31 @@ def _start_again(container: Container, progress: Progress) -> None:
             f"{container.name} did not start again: "
             f"{result.stderr.strip() or result.returncode}; devbox-ctl start {container.name}"
         )
+
+
+def remove_nix_roots(
+    container: Container, uid: int, progress: Progress, *, volume_kept: bool
+) -> None:
+    """Remove the container's GC roots with its volume; a volume kept keeps them.
+
+    Then the host's GC may collect what only they kept (docs/nix-in-containers.md). Never fails
+    the destroy: what could not be removed is said, with the fix.
+    """
+    if volume_kept:
+        return
+    path = volume.NIX_ROOTS / container.owner / container.name
+    try:
+        removed = volume.remove_nix_roots(
+            uid, container.owner, container.name, volume.Budget.of(60, "removing its GC roots")
+        )
+    except volume.Unreadable as exc:
+        progress(
+            f"Left its Nix GC roots {path}: {exc}. Until they are removed (as root: "
+            f"rm -r {path}), the host's GC keeps what they link to."
+        )
+        return
+    if removed:
+        progress(f"Removed its Nix GC roots {path}.")
 
 
 def remove_device(rt: Runtime, container: Container, done: Destroyed) -> None:
