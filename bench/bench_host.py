@@ -16,6 +16,10 @@ podman with Quadlet and sudo. From inside the guest it measures:
   baseline: the guest's own boot to multi-user.target;
 - list: `devbox-ctl list --all` by an admin (through sudo).
 
+Then, for create, stop and start, where the verb's time went (`devbox-ctl --timings`,
+docs/cli.md): the caller's devbox-ctl, sudo and the login shell, root's start and imports,
+each program root ran, the config lock, devbox's own work.
+
 Each figure is printed beside its baseline, as a ratio: the ratio takes the TCG factor out.
 
 Run (as root): .venv/bin/python bench/bench_host.py [--out DIR]
@@ -47,6 +51,23 @@ PAIRS = [
 ]
 
 
+def print_stages(timings: dict[str, float]) -> None:
+    """Each verb's `--timings` stages, as the host test recorded them (`<verb>.<who>.<what>`)."""
+    for verb in ("create", "stop", "start"):
+        stages = {
+            key.removeprefix(f"{verb}."): value
+            for key, value in timings.items()
+            if key.startswith(f"{verb}.")
+            and key.count(".") >= 1
+            and key.split(".")[1] in ("caller", "root", "sudo_and_login")
+        }
+        if not stages:
+            continue
+        print(f"\n{verb}: where the time went")
+        for name, seconds in sorted(stages.items(), key=lambda item: -item[1]):
+            print(f"  {name:<58} {seconds:8.2f}s")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="Where the host test keeps its results.")
@@ -71,6 +92,7 @@ def main() -> int:
         shown_base = f"{base:8.1f}s" if base is not None else "       —"
         ratio = f"{value / base:6.2f}" if value is not None and base else "     —"
         print(f"{label:<40} {shown:>9} {shown_base:>9} {ratio:>6}")
+    print_stages(timings)
     print(f"\nphases: {json.dumps(summary.get('phases', {}))}")
     print(f"host test ok: {summary.get('ok')} (results in {out})")
     return 0

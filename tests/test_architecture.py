@@ -33,6 +33,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "devbox.wording",
             "devbox.rules",
             "devbox.write",
+            "devbox.timings",
         ),
     ),
     ("tools", ("devbox.tools",)),

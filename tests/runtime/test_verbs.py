@@ -310,3 +310,27 @@ def test_a_roots_directory_swapped_for_a_link_is_left_and_said(
     )
     assert (target / "web" / "file").read_text() == "root's\n"
     assert web.records() == []
+
+
+def test_timings_say_where_a_verbs_time_went(web: Host) -> None:
+    result = web.cli("stop", "web", "--timings")
+    assert result.code == 0, result.err
+    lines = [line for line in result.err.splitlines() if line.startswith("timing: root: ")]
+    said = {line.split(": ")[2]: line for line in lines}
+    # Every program the verb ran is named with its count: the rebuild, git, podman and
+    # systemctl in alice's manager (the stand-ins of tests/host.py), nix-instantiate.
+    assert re.fullmatch(
+        r"timing: root: program nixos-rebuild: [0-9.]+ s \(1 run\)", said["program nixos-rebuild"]
+    )
+    assert "program git" in said
+    assert "program nix-instantiate" in said
+    for part in ("start and imports", "devbox itself", "total", "waiting for the config lock"):
+        assert re.fullmatch(rf"timing: root: {part}: [0-9.]+ s", said[part]), part
+    total = float(said["total"].split(": ")[-1].removesuffix(" s"))
+    parts = sum(
+        float(line.split(": ")[3].split(" s")[0]) for name, line in said.items() if name != "total"
+    )
+    assert parts <= total + 0.05
+    # Off again for the next command of the process.
+    again = web.cli("start", "web")
+    assert "timing:" not in again.err

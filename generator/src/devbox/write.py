@@ -18,6 +18,8 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from devbox import timings
+
 # Sparse files: the block a hole is made of, and how often a new unique name is tried.
 _BLOCK = 4096
 _ZEROS = memoryview(bytes(4 << 20))
@@ -40,7 +42,8 @@ def locked(directory: Path) -> Iterator[None]:
         return
     fd = os.open(key, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        with timings.stage("waiting for the config lock"):
+            fcntl.flock(fd, fcntl.LOCK_EX)
         _held.add(key)
         yield
     finally:

@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from devbox import timings
 from devbox.errors import DevboxError, ExitCode, NotAllowedError, ToolError
 
 # Each command's module imports only click at the top, so listing them all stays cheap.
@@ -131,7 +132,8 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="devbox", prog_name="devbox-ctl")
 @click.option("--debug", is_flag=True, help="Show debug logs and tracebacks.")
-def cli(debug: bool) -> None:
+@click.option("--timings", is_flag=True, help="Say on stderr where the command's time went.")
+def cli(debug: bool, timings: bool) -> None:
     """Self-hosted development containers declared in Nix.
 
     Exit codes: 0 ok; 1 drift or pending change; 2 bad input or usage (nothing was changed);
@@ -202,6 +204,11 @@ def _through_sudo(args: list[str]) -> None:
             "devbox-ctl needs root for this, and no privileged command is configured",
             hint="run it as root, or enable services.devbox (it installs the sudo rule)",
         )
+    if timings.enabled():
+        # The caller's share ends here: exec replaces this process, and root's says the rest.
+        for line in timings.report("caller"):
+            click.echo(line, err=True)
+        args = ["--timings", *args]
     try:
         os.execvp("sudo", ["sudo", "-n", "--", config.privileged_command, *args])  # noqa: S606, S607
     except OSError as exc:
@@ -215,12 +222,24 @@ def main(argv: list[str] | None = None, *, session: Session | None = None) -> An
     """The console script: run the CLI and turn every failure into a message and exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(args)
-    # --debug is accepted anywhere on the line, not only before the subcommand.
-    args = [arg for arg in args if arg != "--debug"]
+    # --debug and --timings are accepted anywhere on the line, not only before the subcommand.
+    if "--timings" in args:
+        timings.enable()
+    args = [arg for arg in args if arg not in ("--debug", "--timings")]
+    try:
+        return _main(args, debug, session or Session())
+    finally:
+        if timings.enabled():
+            who = "root" if (session and session.privileged) or os.geteuid() == 0 else "caller"
+            for line in timings.report(who):
+                click.echo(line, err=True)
+            timings.finish()
+
+
+def _main(args: list[str], debug: bool, session: Session) -> Any:
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s: %(message)s"
     )
-    session = session or Session()
     try:
         if (
             not session.privileged

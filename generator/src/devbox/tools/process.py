@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import logging
 import os
 import selectors
@@ -25,11 +26,14 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, ParamSpec, TypeVar
 
+from devbox import timings
 from devbox.errors import ToolError
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class TimedOutError(ToolError):
@@ -139,6 +143,27 @@ def absolute(program: str, configured: Path | None = None) -> str:
     return found
 
 
+def _label(argv: Sequence[str]) -> str:
+    """What `--timings` calls a run: the program, or the one systemd-run runs for a user."""
+    name = Path(argv[0]).name if argv else "?"
+    if name == "systemd-run":
+        inner = next((arg for arg in argv[1:] if not arg.startswith("-")), None)
+        return f"{Path(inner).name} (systemd-run)" if inner else name
+    return name
+
+
+def _timed(function: Callable[P, R]) -> Callable[P, R]:
+    """Time every run of a function whose first argument is a program's argv (--timings)."""
+
+    @functools.wraps(function)
+    def timed(*args: P.args, **kwargs: P.kwargs) -> R:
+        argv = args[0] if args else kwargs.get("argv", kwargs.get("source"))
+        with timings.program(_label(argv) if isinstance(argv, Sequence) else "?"):
+            return function(*args, **kwargs)
+
+    return timed
+
+
 def _command(argv: Sequence[str]) -> list[str]:
     """The argv with the program resolved on PATH (a ToolError if missing), logged."""
     executable = find(argv[0])
@@ -146,6 +171,7 @@ def _command(argv: Sequence[str]) -> list[str]:
     return [executable, *argv[1:]]
 
 
+@_timed
 def run(
     argv: Sequence[str],
     *,
@@ -178,6 +204,7 @@ def run(
     return Result(tuple(argv), completed.returncode, completed.stdout, completed.stderr)
 
 
+@_timed
 def run_binary(
     argv: Sequence[str],
     *,
@@ -204,6 +231,7 @@ def run_binary(
     )
 
 
+@_timed
 def run_attached(argv: Sequence[str]) -> int:
     """Run a program on the caller's terminal (logs -f); return its exit code."""
     return subprocess.run(
@@ -211,6 +239,7 @@ def run_attached(argv: Sequence[str]) -> int:
     ).returncode
 
 
+@_timed
 def run_attached_said(argv: Sequence[str]) -> tuple[int, str]:
     """Run a program on the caller's terminal; its exit code and, when it failed, its last word.
 
@@ -244,6 +273,7 @@ def run_attached_said(argv: Sequence[str]) -> tuple[int, str]:
     return code, held.strip()
 
 
+@_timed
 def run_lines(
     argv: Sequence[str], on_line: Callable[[str], None], *, cwd: Path | None = None
 ) -> Result:
@@ -264,6 +294,7 @@ def run_lines(
     return Result(tuple(argv), child.returncode, "".join(kept), "")
 
 
+@_timed
 def run_while(argv: Sequence[str], every: float, on_tick: Callable[[], None]) -> int:
     """Run a program on the caller's terminal, calling on_tick every `every` seconds.
 
@@ -334,6 +365,7 @@ def _output_pipe(owner: int | None) -> tuple[int, int]:
     return read_end, write_end
 
 
+@_timed
 def run_streamed(
     argv: Sequence[str],
     on_chunk: Callable[[bytes], None],
@@ -373,6 +405,7 @@ def run_streamed(
     return Result(tuple(argv), child.returncode, "", stderr)
 
 
+@_timed
 def pipe(source: Sequence[str], target: Sequence[str], *, timeout: float) -> tuple[Result, Result]:
     """Run `source | target`: the source's stdout is the target's stdin, through the kernel.
 
