@@ -81,6 +81,12 @@ mapfile -t users < <(jq -r '.users | keys[]' "$manifest")
 # users.nix containers.nixDaemon: the containers build through this host's nix-daemon.
 nix_daemon=$(jq -r '.settings.nixDaemon // false' "$manifest")
 nix_roots=/nix/var/nix/gcroots/devbox
+# loadedImage (orchestrator.nix): what each owner loads. With nixDaemon the containers mount the
+# host's store, and the owners load the image's hostStoreImage (links into the store) if it has one.
+loaded_image=$image
+if [[ $nix_daemon == true && -n $(opt '.hostStoreImage // empty') ]]; then
+	loaded_image=$(opt .hostStoreImage)
+fi
 
 # mirrors: virtualisation.podman.enable (orchestrator.nix: podman, its Quadlet generator and
 # containers' policy are in the guest's base image, at the store paths setup-base.sh made)
@@ -204,7 +210,7 @@ RemainAfterExit=true
 User=$user
 Environment=HOME=$home
 Environment=XDG_RUNTIME_DIR=/run/user/$uid
-ExecStart=$(opt .loadImage)/bin/devbox-load-image $image $reference
+ExecStart=$(opt .loadImage)/bin/devbox-load-image $loaded_image $reference
 TimeoutStartSec=15min
 
 [Install]
@@ -213,8 +219,8 @@ WantedBy=multi-user.target"
 	triggers=$(jq -r --arg u "$user" '.users[$u].unitsSha256' "$manifest")
 	image_args=""
 	if [[ $(opt .restartOnImageChange) == true ]]; then
-		triggers="$triggers $image"
-		image_args=" --image $image --restart-on-image-change"
+		triggers="$triggers $loaded_image"
+		image_args=" --image $loaded_image --restart-on-image-change"
 	fi
 	after="user@$uid.service"
 	wants=""
@@ -386,10 +392,24 @@ MemoryMax=$(opt .nix.memoryMax)
 CPUQuota=$(opt .nix.cpuQuota)"
 fi
 
-# mirrors: system.extraDependencies (orchestrator.nix, with nixDaemon: the image's store paths,
-# which the containers see in the host's store in place of the image's own). Nothing to keep
-# here: the guest's image is assembled from Debian packages and has no store paths; its archive
-# is one of the system's paths the NixOS build's stand-in roots (guest/scenario.py, keep).
+# mirrors: system.extraDependencies (orchestrator.nix, with nixDaemon: the image's
+# storeContents, which the containers run from the host's store). The NixOS build's stand-in
+# made them valid and rooted them as a system's paths (guest/scenario.py, keep); a NixOS build
+# without them would fail, and so does this.
+if [[ $nix_daemon == true ]]; then
+	while read -r path; do
+		/usr/bin/nix-store --check-validity "$path" || {
+			echo "system.extraDependencies: $path is not a valid store path" >&2
+			exit 1
+		}
+	done < <(opt '.imageStoreContents[]?')
+fi
+
+# mirrors: warnings (orchestrator.nix: with nixDaemon, an image without hostStoreImage is
+# loaded whole into every owner's storage)
+if [[ $nix_daemon == true && $loaded_image == "$image" ]]; then
+	say "warning: services.devbox.image has no hostStoreImage: every owner loads the whole image"
+fi
 
 # Units of the previous generation that are gone: stopped and removed.
 if [[ -f $state/units ]]; then

@@ -43,6 +43,9 @@ WANTED = [
     # bash-static comes with it. busybox's chmod is what the test's builds use (no nixpkgs).
     "nix-bin",
     "busybox-static",
+    # direnv: the real image has nix-direnv's `use flake`; Debian has no nix-direnv, and direnv's
+    # own stdlib `use flake` (nix print-dev-env) is what step 9c runs.
+    "direnv",
 ]
 # Dependencies the image does without: nix-bin's perl ones (for Debian's Perl bindings; the
 # client itself is C++, and the real image's nix has no Perl) and bash-static's passwd (for its

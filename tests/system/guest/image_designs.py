@@ -38,9 +38,7 @@ Writes /mnt/test/results/image-designs.json after every phase.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import io
 import json
 import os
 import re
@@ -49,7 +47,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import time
 import traceback
 from collections.abc import Callable
@@ -74,8 +71,6 @@ WAIT = 900.0
 NAMES = ("alice", "bob", "carol", "dave")
 DESIGNS = {"today": 2001, "nixstore": 2011, "addstore": 2021}
 PROBE_USER, PROBE_UID = "addstore-eve", 2031
-# Files of the minimal image's /etc that are real files, not links into the store.
-REAL_FILES = {"etc/passwd", "etc/group", "etc/nsswitch.conf"}
 # Commands that read the image's files, run in the container as its user (dev). git is not in
 # the test image: the guest's git from /nix/store (mounted in every container) runs with the
 # image's libraries (libc, pcre2, zlib).
@@ -235,14 +230,6 @@ def wait_for_mtime(path: Path, after: float, timeout: float = 300) -> float:
             return mtime - after
         time.sleep(0.25)
     raise BenchError(f"{path} was not written within {timeout:.0f} s")
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def median(values: list[float]) -> float | None:
@@ -420,86 +407,7 @@ def build_contents() -> dict[str, Any]:
 # --- The designs' one-time root steps ------------------------------------------------------
 
 
-def minimal_layer(root: Path, store_path: str, out: Path) -> dict[str, int]:
-    """The nixstore design's one layer: links into the store path, real directories."""
-    counts = {"links": 0, "files": 0, "dirs": 0}
-
-    def entry(name: str, source: Path) -> tarfile.TarInfo:
-        info = tarfile.TarInfo(name)
-        st = source.lstat()
-        info.mode, info.uid, info.gid = st.st_mode & 0o7777, st.st_uid, st.st_gid
-        return info
-
-    def link(tar: tarfile.TarFile, name: str, target: str) -> None:
-        info = tarfile.TarInfo(name)
-        info.type, info.linkname = tarfile.SYMTYPE, target
-        tar.addfile(info)
-        counts["links"] += 1
-
-    with tarfile.open(out, "w", format=tarfile.GNU_FORMAT) as tar:
-        for top in sorted(p.name for p in root.iterdir()):
-            source = root / top
-            if top == "usr":
-                link(tar, "usr", f"{store_path}/usr")
-            elif source.is_symlink():
-                link(tar, top, str(source.readlink()))
-            elif not source.is_dir():
-                link(tar, top, f"{store_path}/{top}")
-            else:
-                for dirpath, dirnames, filenames in os.walk(source):
-                    relative = os.path.relpath(dirpath, root)
-                    info = entry(relative, Path(dirpath))
-                    info.type = tarfile.DIRTYPE
-                    tar.addfile(info)
-                    counts["dirs"] += 1
-                    for name in sorted(dirnames + filenames):
-                        path = Path(dirpath) / name
-                        rel = f"{relative}/{name}"
-                        if path.is_symlink():
-                            link(tar, rel, str(path.readlink()))
-                        elif path.is_dir():
-                            continue
-                        elif rel in REAL_FILES:
-                            info = entry(rel, path)
-                            info.size = path.stat().st_size
-                            with path.open("rb") as f:
-                                tar.addfile(info, f)
-                            counts["files"] += 1
-                        else:
-                            link(tar, rel, f"{store_path}/{rel}")
-    return counts
-
-
-def write_archive(layer: Path, template: Path, tag: str, out: Path) -> None:
-    """A docker-archive with one layer and today's image configuration (make-image.py's)."""
-    with tarfile.open(template) as archive:
-        manifest_file = archive.extractfile("manifest.json")
-        assert manifest_file is not None
-        manifest = json.load(manifest_file)
-        config_file = archive.extractfile(manifest[0]["Config"])
-        assert config_file is not None
-        config = json.load(config_file)
-    digest = sha256(layer)
-    config["rootfs"]["diff_ids"] = [f"sha256:{digest}"]
-    config["history"] = [{"created_by": "tests/system/guest/image_designs.py (nixstore)"}]
-    config_bytes = json.dumps(config, sort_keys=True).encode()
-    config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
-    entries = [
-        {"Config": config_name, "RepoTags": [tag], "Layers": [f"{digest}/layer.tar"]},
-    ]
-    with tarfile.open(out, "w", format=tarfile.GNU_FORMAT) as tar:
-        tar.add(layer, f"{digest}/layer.tar")
-        for name, data in (
-            (config_name, config_bytes),
-            ("manifest.json", json.dumps(entries).encode()),
-        ):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    out.chmod(0o644)
-
-
-def nixstore_root_step(root: Path, template: Path) -> dict[str, Any]:
+def nixstore_root_step(root: Path) -> dict[str, Any]:
     started = time.monotonic()
     store_path = run(["nix-store", "--add", str(root)], timeout=1800).stdout.strip()
     added = time.monotonic() - started
@@ -515,9 +423,15 @@ def nixstore_root_step(root: Path, template: Path) -> dict[str, Any]:
     )
     started = time.monotonic()
     layer = WORK / "nixstore-layer.tar"
-    counts = minimal_layer(root, store_path, layer)
+    make_image = load_make_image()
+    counts = make_image.minimal_layer(root, store_path, layer)
     archive = WORK / "nixstore-devcontainer.tar"
-    write_archive(layer, template, "devbox/devcontainer-nixstore:latest", archive)
+    make_image.write_archive(
+        [layer],
+        "devbox/devcontainer-nixstore:latest",
+        archive,
+        "tests/system/guest/image_designs.py (nixstore)",
+    )
     return {
         "store_path": store_path,
         "nix_store_add_seconds": round(added, 1),
@@ -798,7 +712,7 @@ def design_setup(rec: Recorder, design: str, contents: dict[str, Any]) -> None:
     archive = today
     shared: dict[str, Path] = {"archive": today}
     if design == "nixstore":
-        step = nixstore_root_step(Path(contents["root"]), today)
+        step = nixstore_root_step(Path(contents["root"]))
         d["root_step"] = step
         archive = Path(step["archive"])
         shared = {"archive": archive, "store path": Path(step["store_path"])}

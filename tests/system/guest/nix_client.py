@@ -84,13 +84,20 @@ def path_info(path: str) -> dict[str, Any]:
     }
 
 
+def copy(source: str, target: Path) -> None:
+    """A program of the image copied with its mode: in the image's store path that is 0555 (Nix
+    registers a path read-only), so a copy made by an earlier step is replaced, not rewritten."""
+    target.unlink(missing_ok=True)
+    shutil.copy(source, target)
+
+
 def prepare(params: dict[str, Any]) -> list[str]:
     """The expression and the tools it adds to the store; the installables' arguments."""
     tools = WORK / "tools" / "bin"
     tools.mkdir(parents=True, exist_ok=True)
     (WORK / "test.nix").write_text(params["expression"])
     for source, name in (("/usr/bin/bash-static", "bash"), ("/usr/bin/busybox", "busybox")):
-        shutil.copy(source, tools / name)
+        copy(source, tools / name)
     return [
         *("--file", str(WORK / "test.nix")),
         *("--argstr", "nonce", params["nonce"]),
@@ -143,6 +150,38 @@ def rebuild(params: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
+# A project with a flake and direnv's `.envrc` (docs/nix-in-containers.md): its development shell
+# is the `devenv` derivation of nix-steps.nix, written out (a flake cannot take --argstr), with
+# the static bash copied into the project (a flake may not read paths outside itself).
+FLAKE = """{
+  outputs = { self }: {
+    devShells.x86_64-linux.default = derivation {
+      name = "devbox-test-direnv";
+      system = "x86_64-linux";
+      builder = "${self}/tools/bin/bash";
+      args = [ "-c" "echo $DEVBOX_TEST_MARKER >$out" ];
+      DEVBOX_TEST_MARKER = "direnv-NONCE";
+    };
+  };
+}
+"""
+
+
+def use_flake(nonce: str) -> dict[str, Any]:
+    """direnv's `use flake` in a project, as a developer's shell enters it: allow, then exec."""
+    project = WORK / "project"
+    (project / "tools" / "bin").mkdir(parents=True, exist_ok=True)
+    copy("/usr/bin/bash-static", project / "tools" / "bin" / "bash")
+    (project / "flake.nix").write_text(FLAKE.replace("NONCE", nonce))
+    (project / ".envrc").write_text("use flake\n")
+    allowed = command(["direnv", "allow", str(project)])
+    if allowed["exit"] != 0:
+        return allowed
+    return command(
+        ["direnv", "exec", str(project), "bash", "-c", 'echo "$DEVBOX_TEST_MARKER"'], cwd=project
+    )
+
+
 def tools(params: dict[str, Any]) -> dict[str, Any]:
     """Step 9c: nix shell, nix develop and nix profile install with the same expression."""
     installable = prepare(params)
@@ -158,6 +197,7 @@ def tools(params: dict[str, Any]) -> dict[str, Any]:
             cwd=WORK,
         ),
         "profile install": command(["nix", "profile", "install", *installable, "kept"]),
+        "direnv": use_flake(params["nonce"]),
     }
     profile = HOME / ".nix-profile"
     found["~/.nix-profile"] = link(profile)

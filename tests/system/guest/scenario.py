@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import pwd
+import re
 import shlex
 import shutil
 import subprocess
@@ -99,14 +100,32 @@ def as_user(user: str, command: str, *, check_ok: bool = True) -> subprocess.Com
     return run(["runuser", "-l", user, "-c", command], check_ok=check_ok)
 
 
-def timed_until(user: str, command: str, reached: Callable[[], bool]) -> tuple[float, float]:
+TIMING = re.compile(r"timing: (caller|root): (.+): ([0-9.]+) s(?: \((\d+) runs?\))?")
+
+
+def record_stages(rec: Recorder, verb: str, output: str, total: float) -> None:
+    """The `--timings` lines of a verb's output as timings `<verb>.<who>.<what>` (docs/cli.md),
+    and what neither process measured: sudo and the login shell (`<verb>.sudo_and_login`)."""
+    ends = {}
+    for who, what, seconds, _runs in TIMING.findall(output):
+        rec.timing(f"{verb}.{who}.{what}", float(seconds))
+        if what == "total":
+            ends[who] = float(seconds)
+    if set(ends) == {"caller", "root"}:
+        rec.timing(f"{verb}.sudo_and_login", total - ends["caller"] - ends["root"])
+
+
+def timed_until(
+    rec: Recorder, verb: str, user: str, command: str, reached: Callable[[], bool]
+) -> tuple[float, float]:
     """Run a command as as_user does, watching the system while it runs: the seconds until
     reached() first holds (the container stopped or running, which devbox does before it
-    records and applies the change), and the seconds until the command ended."""
+    records and applies the change), and the seconds until the command ended. The command runs
+    with `--timings`: where its time went is recorded too (record_stages)."""
     start = time.monotonic()
     with tempfile.TemporaryFile("w+") as output:
         child = subprocess.Popen(
-            ["runuser", "-l", user, "-c", command],
+            ["runuser", "-l", user, "-c", f"{command} --timings"],
             stdout=output,
             stderr=subprocess.STDOUT,
             text=True,
@@ -118,10 +137,10 @@ def timed_until(user: str, command: str, reached: Callable[[], bool]) -> tuple[f
             time.sleep(0.2)
         total = time.monotonic() - start
         output.seek(0)
+        said = output.read()
         if child.returncode != 0:
-            raise ScenarioError(
-                f"{command} as {user} exited {child.returncode}:\n{output.read()[-3000:]}"
-            )
+            raise ScenarioError(f"{command} as {user} exited {child.returncode}:\n{said[-3000:]}")
+    record_stages(rec, verb, said, total)
     return (seen if seen is not None else total), total
 
 
@@ -312,7 +331,7 @@ def keep(*paths: Path) -> None:
         (SYSTEM_ROOTS / path.name).symlink_to(path)
 
 
-def install() -> dict[str, str]:
+def install() -> dict[str, Any]:
     """Put devbox and what the module wraps it with where a NixOS build would."""
     src = TEST / "src" / "devbox"
     devbox = STORE / f"{sha(src)}-devbox-0.1.0"
@@ -400,26 +419,10 @@ exec {systemd}/bin/systemd-run --wait --collect --quiet --pipe \\
         f'exec {devbox}/bin/devbox-privileged "$@"\n',
     )
 
-    image_inputs = hashlib.sha256()
-    for part in (sha(src), sha(FILES / "image")):
-        image_inputs.update(part.encode())
-    for name in ("entrypoint.sh", "nix.conf"):
-        image_inputs.update((FILES / name).read_bytes())
-    image = STORE / f"{store_hash(image_inputs.digest())}-devcontainer.tar"
-    if not image.exists():
-        run(
-            [
-                "python3",
-                str(TEST / "guest" / "make-image.py"),
-                "/var/lib/devbox-test/image-rootfs.tar",
-                str(FILES),
-                str(src),
-                str(image),
-            ]
-        )
+    image = make_image("1")
     start = time.monotonic()
     keep(PODMAN.parent.parent, GIT.parent.parent, devbox, nix, systemd, op, rebuild, load_image)
-    keep(privileged, image)
+    keep(privileged, Path(image["hostStoreImage"]), *map(Path, image["imageStoreContents"]))
     say(f"the system's store paths registered and rooted in {time.monotonic() - start:.1f} s")
     return {
         "package": str(devbox),
@@ -429,7 +432,7 @@ exec {systemd}/bin/systemd-run --wait --collect --quiet --pipe \\
         # /usr/bin on this guest.
         "privilegedPath": f"{runtime_path}:/run/wrappers/bin:/run/current-system/sw/bin:/usr/bin",
         "podman": str(PODMAN.parent.parent),
-        "image": str(image),
+        **image,
         "loadImage": str(load_image),
         # config.nix.package ("nix" is services.devbox.nix: host_options)
         "nixPackage": str(nix),
@@ -439,7 +442,40 @@ exec {systemd}/bin/systemd-run --wait --collect --quiet --pipe \\
     }
 
 
-def host_options(paths: dict[str, str]) -> None:
+def make_image(revision: str) -> dict[str, Any]:
+    """The image's store paths, as the flake's image gives them (containers/devcontainer).
+
+    `hostStoreImage`, the archive each owner loads, and `imageStoreContents`, the store path of
+    the image's files that it links into (guest/make-image.py --host-store), are made; `image`,
+    the whole image, is only named: with users.nix nixDaemon nothing refers to it, so a NixOS
+    build would not build it either, and a load of it would fail here.
+    """
+    src = TEST / "src" / "devbox"
+    inputs = hashlib.sha256(revision.encode())
+    for part in (sha(src), sha(FILES / "image")):
+        inputs.update(part.encode())
+    for name in ("entrypoint.sh", "nix.conf"):
+        inputs.update((FILES / name).read_bytes())
+    key = store_hash(inputs.digest())
+    root = STORE / f"{key}-devcontainer-root"
+    archive = STORE / f"{key}-devcontainer-host-store.tar"
+    if not archive.exists():
+        run(
+            [
+                *("python3", str(TEST / "guest" / "make-image.py")),
+                *("/var/lib/devbox-test/image-rootfs.tar", str(FILES), str(src)),
+                *(str(archive), revision, "--host-store", str(root)),
+            ],
+            timeout=1800,
+        )
+    return {
+        "image": str(STORE / f"{key}-devcontainer.tar"),
+        "hostStoreImage": str(archive),
+        "imageStoreContents": [str(root)],
+    }
+
+
+def host_options(paths: dict[str, Any]) -> None:
     REPO.mkdir(parents=True, exist_ok=True)
     options = {
         **paths,
@@ -705,9 +741,10 @@ def boot1(rec: Recorder) -> None:
         "2 create by bob through sudo: declared, committed, applied, joined, secret emptied"
     ) as d:
         start = time.monotonic()
-        result = as_user("bob", "devbox-ctl create bobbox --memory 512M", check_ok=False)
+        result = as_user("bob", "devbox-ctl create bobbox --memory 512M --timings", check_ok=False)
         seconds = time.monotonic() - start
         d["output"] = result.stdout[-3000:] + result.stderr[-3000:]
+        record_stages(rec, "create", result.stdout + result.stderr, seconds)
         if result.returncode != 0 and not BARE_NAMES_WORKAROUND.exists():
             # devbox hands bare program names (podman) to `systemd-run --user`, which the
             # user's manager resolves with systemd's compiled-in path, not the system profile
@@ -803,6 +840,8 @@ def boot1(rec: Recorder) -> None:
         "4 stop/start through alice's user manager: recorded, kept by the next switch"
     ) as d:
         until, total = timed_until(
+            rec,
+            "stop",
             "alice",
             "devbox-ctl stop web",
             lambda: active("alice", "container-web.service") in ("inactive", "failed"),
@@ -817,6 +856,8 @@ def boot1(rec: Recorder) -> None:
         switch()
         assert_not_running("alice", "web")
         until, total = timed_until(
+            rec,
+            "start",
             "alice",
             "devbox-ctl start web",
             lambda: active("alice", "container-web.service") == "active",
@@ -842,6 +883,13 @@ def boot1(rec: Recorder) -> None:
         volume_link_attack(d)
 
     nix_steps(rec)
+
+    with rec.step(
+        "10 a new image reaches every user's running containers: its files stored once, in the"
+        " host's store; each owner loads a layer of links in seconds",
+        fatal=False,
+    ) as d:
+        image_change(rec, d)
 
     with rec.step("4b bob leaves a file in bobbox and stops it (for the cleanup after the reboot)"):
         user_podman("bob", "exec", "bobbox", "sh", "-c", "echo kept > /home/dev/kept.txt")
@@ -923,7 +971,8 @@ def nix_steps(rec: Recorder) -> None:
     ) as d:
         nix_rebuild(rec, d, state)
     with rec.step(
-        "9c nix: nix shell, nix develop and nix profile install in web; the profile is a GC root",
+        "9c nix: nix shell, nix develop, direnv's use flake and nix profile install in web; the"
+        " profile is a GC root",
         fatal=False,
     ) as d:
         nix_tools(rec, d, state)
@@ -1042,6 +1091,12 @@ def nix_tools(rec: Recorder, d: dict[str, Any], state: dict[str, Any]) -> None:
             problems,
             f"develop-{state['nonce']}" in out["develop"]["stdout"],
             f"nix develop's shell had no DEVBOX_TEST_MARKER: {out['develop']['stdout']!r}",
+        )
+    if ran(rec, "nix.direnv_use_flake", out["direnv"], problems):
+        expect(
+            problems,
+            f"direnv-{state['nonce']}" in out["direnv"]["stdout"],
+            f"direnv's use flake gave no DEVBOX_TEST_MARKER: {out['direnv']['stdout']!r}",
         )
     if ran(rec, "nix.profile_install", out["profile install"], problems):
         own = NIX_ROOTS / "alice" / "web"
@@ -1201,8 +1256,10 @@ def nix_gc(rec: Recorder, d: dict[str, Any], state: dict[str, Any]) -> None:
     expect(problems, not Path(scratch).exists(), f"the GC kept {scratch}, linked from a home only")
     if profile:
         expect(problems, Path(profile).exists(), f"the GC took alice's profile {profile}")
-    for name in ("package", "privileged", "image", "loadImage", "podman", "git", "nixPackage"):
-        expect(problems, Path(options[name]).exists(), f"the GC took the system's {options[name]}")
+    names = ("package", "privileged", "hostStoreImage", "loadImage", "podman", "git", "nixPackage")
+    # The image's files (its storeContents), which every container runs from the host's store.
+    for path in [options[name] for name in names] + options["imageStoreContents"]:
+        expect(problems, Path(path).exists(), f"the GC took the system's {path}")
     link = NIX_ROOTS / "bob" / "bobbox" / "kept"
     expect(problems, link.resolve().exists(), f"bob's {link} leads nowhere after the GC")
     expect(
@@ -1211,6 +1268,106 @@ def nix_gc(rec: Recorder, d: dict[str, Any], state: dict[str, Any]) -> None:
         "web is not running after the GC",
     )
     check(not problems, "; ".join(problems))
+
+
+# --- Step 10: an image change, with the image's files in the host's store ----------------------
+
+
+def storage_bytes(user: str) -> int:
+    """Bytes allocated by the owner's rootless storage (images, containers, volumes)."""
+    storage = Path(f"/home/{user}/.local/share/containers/storage")
+    return int(run(["du", "-sx", "--block-size=1", str(storage)]).stdout.split()[0])
+
+
+def image_revision(user: str, container: str) -> str:
+    """/etc/devbox-image-revision as the running container sees it (make-image.py's REVISION)."""
+    result = user_podman(
+        user, "exec", container, "cat", "/etc/devbox-image-revision", check_ok=False
+    )
+    return result.stdout.strip() if result.returncode == 0 else f"(exit {result.returncode})"
+
+
+def unit_seconds(unit: str) -> float:
+    """How long a oneshot system unit's last run took (its ExecStart, from start to exit)."""
+    props = run(
+        [
+            *("systemctl", "show", unit),
+            "--property=ExecMainStartTimestampMonotonic,ExecMainExitTimestampMonotonic",
+        ]
+    ).stdout
+    values = dict(line.partition("=")[::2] for line in props.splitlines())
+    return (
+        int(values["ExecMainExitTimestampMonotonic"])
+        - int(values["ExecMainStartTimestampMonotonic"])
+    ) / 1e6
+
+
+def image_change(rec: Recorder, d: dict[str, Any]) -> None:
+    """The admin builds a new image and sets restartOnImageChange; one switch later alice's web and
+    bob's bobbox run it. Each owner loaded only the new layer of links (hostStoreImage); the new
+    image's files are one store path for both; bob's stopped api stays stopped."""
+    running = [("alice", "web"), ("bob", "bobbox")]
+    for user, container in running:
+        revision = image_revision(user, container)
+        check(revision == "1", f"{container} runs image revision {revision!r} before the change")
+    before = {user: storage_bytes(user) for user in USERS}
+    options = json.loads(HOST_OPTIONS.read_text())
+    old_root = options["imageStoreContents"][0]
+    start = time.monotonic()
+    new = make_image("2")
+    keep(Path(new["hostStoreImage"]), *map(Path, new["imageStoreContents"]))
+    rec.timing("image_change.build_stand_in", time.monotonic() - start)
+    options.update(new, restartOnImageChange=True)
+    HOST_OPTIONS.write_text(json.dumps(options, indent=2))
+    rec.timing("image_change.switch", switch())
+    for user in USERS:
+        rec.timing(f"image_change.load.{user}", unit_seconds(f"devbox-image-{user}.service"))
+    revisions = {}
+    for user, container in running:
+        wait_for(
+            f"{container} on the new image",
+            lambda u=user, c=container: (
+                active(u, f"container-{c}.service") == "active" and image_revision(u, c) == "2"
+            ),
+            300,
+        )
+        revisions[container] = image_revision(user, container)
+    d["revisions"] = revisions
+    assert_not_running("bob", "api")
+    after = {user: storage_bytes(user) for user in USERS}
+    d["storage bytes before"], d["storage bytes after"] = before, after
+    for user in USERS:
+        rec.size(f"image_change.storage_growth.{user}", after[user] - before[user])
+    root = Path(new["imageStoreContents"][0])
+    rec.size(
+        "image_change.store_path_bytes",
+        int(run(["du", "-sx", "--block-size=1", str(root)]).stdout.split()[0]),
+    )
+    rec.size("image_change.archive_bytes", Path(new["hostStoreImage"]).stat().st_size)
+    for user in USERS:
+        # The new layer of links and a new container layer; the whole image was 213 MiB per owner.
+        check(
+            after[user] - before[user] < 32 << 20,
+            f"{user}'s storage grew by {after[user] - before[user]} bytes with the new image",
+        )
+    # The previous image's files stay as long as a system generation names them (here: rooted).
+    check(Path(old_root).is_dir(), f"the previous image's files {old_root} are gone")
+    loads = run(
+        [
+            "journalctl",
+            "-u",
+            "devbox-image-alice.service",
+            "-u",
+            "devbox-image-bob.service",
+            "-o",
+            "cat",
+        ]
+    ).stdout
+    d["load log"] = loads[-2000:]
+    check(
+        loads.count(f"loading {new['hostStoreImage']}") == len(USERS),
+        f"the new image was not loaded once per owner: {loads[-1500:]}",
+    )
 
 
 def volume_link_attack(d: dict[str, Any]) -> None:
@@ -1453,10 +1610,14 @@ def cleanup_scenario(rec: Recorder, d: dict[str, Any]) -> None:
         notice = volume_file("bob", "bobbox-data", ".local/state/devbox/notice")
         check(notice.exists(), f"no notice in bobbox's volume after {label}")
         d[f"bobbox notice {label}"] = notice.read_text()
+    # bobbox's GC roots (its entrypoint made them; step 9b linked a result there) go with it.
+    bobbox_roots = NIX_ROOTS / "bob" / "bobbox"
+    check(bobbox_roots.is_dir(), f"{bobbox_roots} is not there before bobbox's destroy")
     d["destroy"] = run_cleanup(rec, stopped_at + timedelta(days=14, hours=1), "destroy")[-1500:]
     check("bobbox" not in declared(), "bobbox is still declared after its destroy")
     gone = user_podman("bob", "volume", "exists", "bobbox-data", check_ok=False)
     check(gone.returncode != 0, "bobbox's volume is still there after its destroy")
+    check(not bobbox_roots.exists(), f"{bobbox_roots} is still there after bobbox's destroy")
     snapshots = sorted((STATE_DIR / "snapshots").rglob("*bobbox*"))
     d["snapshots"] = [str(p) for p in snapshots]
     check(bool(snapshots), "no snapshot of bobbox was kept")
