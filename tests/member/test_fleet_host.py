@@ -184,7 +184,7 @@ def test_purge_snapshots_then_removes_and_a_rerun_is_success(pair: Fleet) -> Non
     assert alpha.podman("volume", "exists", "web-data").returncode == 1
     assert alpha.podman("secret", "inspect", "devbox-web-ts-authkey").returncode != 0
     again = json_of(pair.ssh("alpha", "fleet-host", "purge", "web", "--owner", "alice"))
-    assert again == {"name": "web", "snapshot": None, "volumeRemoved": False}
+    assert again == {"name": "web", "snapshot": None, "volumeRemoved": False, "nixRoots": []}
     events = [json.loads(line) for line in (alpha.state / "events.jsonl").read_text().splitlines()]
     assert [e["action"] for e in events] == ["fleet-purge", "fleet-purge"]
 

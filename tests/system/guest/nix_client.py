@@ -160,6 +160,8 @@ FLAKE = """{
       system = "x86_64-linux";
       builder = "${self}/tools/bin/bash";
       args = [ "-c" "echo $DEVBOX_TEST_MARKER >$out" ];
+      # nix print-dev-env's builder writes the environment to each of $outputs.
+      outputs = [ "out" ];
       DEVBOX_TEST_MARKER = "direnv-NONCE";
     };
   };
