@@ -29,9 +29,11 @@ TAG = "localhost/devbox/devcontainer:latest"
 def rootfs(tmp_path: Path) -> Path:
     """A root file system shaped as image-rootfs.py's (merged /usr), of busybox (make-image.py
     links /usr/bin/sh to bash, as the image does)."""
+    busybox = shutil.which("busybox") or ("/bin/busybox" if Path("/bin/busybox").exists() else None)
+    busybox = require_tool("busybox (busybox-static)", busybox)
     root = tmp_path / "rootfs"
     (root / "usr" / "bin").mkdir(parents=True)
-    shutil.copy(shutil.which("busybox") or "/bin/busybox", root / "usr" / "bin" / "busybox")
+    shutil.copy(busybox, root / "usr" / "bin" / "busybox")
     for applet in ("bash", "cat", "touch", "tini"):
         (root / "usr" / "bin" / applet).symlink_to("busybox")
     (root / "bin").symlink_to("usr/bin")
@@ -122,7 +124,6 @@ def test_podman_runs_the_host_store_image_from_the_mounted_store_path_only(
     tmp_path: Path,
 ) -> None:
     require_tool("podman", shutil.which("podman"))
-    require_tool("busybox (busybox-static)", shutil.which("busybox") or "/bin/busybox")
     store = tmp_path / "store" / "0123-devcontainer-root"
     archive = make(tmp_path, "2", "--host-store", str(store))
     env = podman_environment(tmp_path)
