@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -280,3 +281,44 @@ def test_completion_reads_the_config_hostconfig_locates(
     assert names.config_file() == hostconfig.locate(privileged=False)
     monkeypatch.setenv("DEVBOX_CONFIG", str(tmp_path / "c.json"))
     assert names.config_file() == hostconfig.locate(privileged=False)
+
+
+def test_a_users_verb_is_handed_to_sudo_without_loading_the_validators(tmp_path: Path) -> None:
+    """The caller's side reads config.json as JSON only (root checks the file itself): the
+    host test's `--timings` showed pydantic and the declaration's modules taking seconds there."""
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"version": 1, "privilegedCommand": "/run/x/devbox-privileged"}))
+    script = (
+        "import os, sys\n"
+        "os.geteuid = lambda: 1001\n"
+        "def execvp(file, argv):\n"
+        "    print(repr(argv)); print('pydantic' in sys.modules); sys.exit(0)\n"
+        "os.execvp = execvp\n"
+        "from devbox.cli import main\n"
+        "main(['stop', 'web'])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "DEVBOX_CONFIG": str(config)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    argv, pydantic = result.stdout.splitlines()
+    assert argv == repr(["sudo", "-n", "--", "/run/x/devbox-privileged", "stop", "web"])
+    assert pydantic == "False"
+
+
+def test_a_config_without_a_privileged_command_is_refused_before_sudo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps({"version": 1, "configRepo": str(tmp_path), "rebuildCommand": ["true"]})
+    )
+    monkeypatch.setenv("DEVBOX_CONFIG", str(config))
+    monkeypatch.setattr("os.geteuid", lambda: 1001)
+    result = run_cli("stop", "web")
+    assert result.code == 4, result.err
+    assert "no privileged command is configured" in result.err

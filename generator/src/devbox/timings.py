@@ -32,7 +32,7 @@ def enable() -> None:
 
 def finish() -> None:
     """Stop measuring and forget what was measured (one command per process, or per test)."""
-    global _enabled, _age_at_main  # noqa: PLW0603 - the switch enable() set
+    global _enabled, _age_at_main
     _enabled, _age_at_main = False, None
     _programs.clear()
     _stages.clear()

@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from devbox import timings
+from devbox.cli import names
 from devbox.errors import DevboxError, ExitCode, NotAllowedError, ToolError
 
 # Each command's module imports only click at the top, so listing them all stays cheap.
@@ -194,12 +195,29 @@ def _verb(args: list[str]) -> str | None:
     return next((arg for arg in args if not arg.startswith("-")), None)
 
 
+def _privileged_command() -> str | None:
+    """config.json's privilegedCommand, read as JSON only; None when it names none.
+
+    The caller's side only hands the verb over to sudo, and root reads and checks the whole
+    system config itself: validating it here too cost a user seconds at every verb (pydantic
+    and the declaration's modules, `--timings` in the host test).
+    """
+    try:
+        command = names.config_document().get("privilegedCommand")
+    except names.UNREADABLE:
+        return None
+    return command if isinstance(command, str) and command.startswith("/") else None
+
+
 def _through_sudo(args: list[str]) -> None:
     """Hand a runtime verb to the privileged path: the user's own devbox-ctl cannot act."""
-    from devbox.host import hostconfig  # noqa: PLC0415 - keep --help fast: only runtime verbs need it
+    command = _privileged_command()
+    if command is None:
+        # What is wrong with the file is the full reader's to say.
+        from devbox.host import hostconfig  # noqa: PLC0415 - only when the lean read found none
 
-    config = hostconfig.load(hostconfig.locate(privileged=False))
-    if not config.privileged_command:
+        command = hostconfig.load(hostconfig.locate(privileged=False)).privileged_command
+    if not command:
         raise NotAllowedError(
             "devbox-ctl needs root for this, and no privileged command is configured",
             hint="run it as root, or enable services.devbox (it installs the sudo rule)",
@@ -210,7 +228,7 @@ def _through_sudo(args: list[str]) -> None:
             click.echo(line, err=True)
         args = ["--timings", *args]
     try:
-        os.execvp("sudo", ["sudo", "-n", "--", config.privileged_command, *args])  # noqa: S606, S607
+        os.execvp("sudo", ["sudo", "-n", "--", command, *args])  # noqa: S606, S607
     except OSError as exc:
         raise ToolError(
             f"a program devbox needs is missing: sudo ({exc.strerror})",

@@ -33,6 +33,14 @@ def config_file() -> Path:
     return Path(os.environ.get("DEVBOX_CONFIG") or "/etc/devbox/config.json")
 
 
+def config_document() -> dict[str, Any]:
+    """config.json (config_file) as JSON, read bounded; {} when it is not an object.
+
+    Raises one of UNREADABLE when it cannot be read.
+    """
+    return _document(config_file())
+
+
 def _document(path: Path) -> dict[str, Any]:
     """A JSON object from a file, read bounded; {} when it is not one."""
     with path.open("rb") as file:
