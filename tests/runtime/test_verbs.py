@@ -286,6 +286,20 @@ def test_destroy_removes_the_containers_gc_roots_and_only_them(web: Host, roots:
     assert (roots.parents[1] / "bait" / "root-only").read_text() == "root's\n"
 
 
+def test_roots_go_when_a_switch_gave_the_owners_directory_back_to_the_owner(
+    web: Host, roots: Path
+) -> None:
+    # Found by the host test: the module's tmpfiles rule makes alice's directory hers again at
+    # every switch, while web's directory and its links stay her container's dev's. Neither
+    # identity alone can remove both.
+    os.chown(roots, 1001, 100)
+    result = web.cli("destroy", "web", "--yes")
+    assert result.code == 0, result.err
+    assert f"Removed its Nix GC roots {roots / 'web'}." in result.out
+    assert not (roots / "web").exists()
+    assert (roots / "notes" / "kept").is_symlink()
+
+
 def test_destroy_keeping_the_volume_keeps_the_gc_roots(web: Host, roots: Path) -> None:
     result = web.cli("destroy", "web", "--yes", "--keep-volume")
     assert result.code == 0, result.err

@@ -194,24 +194,32 @@ def open_volume(podman: Podman, name: str, budget: Budget, *, new: bool = False)
 
 
 def remove_nix_roots(uid: int, owner: str, container: str, budget: Budget) -> bool:
-    """Remove a container's GC roots, `NIX_ROOTS/<owner>/<container>`, as their owner.
+    """Remove a container's GC roots, `NIX_ROOTS/<owner>/<container>`; True when it was there.
 
     The owner's directory is mounted into every container of theirs (docs/nix-in-containers.md),
-    so it and all below it are the user's: it is opened as a volume is, and the container's
-    directory removed, links never followed, by a child that has become the directory's owner
-    (dev, as rootless podman maps it, once a container has mounted it). True when it was there.
+    so it and all below it are the user's, opened as a volume is and changed only by a child
+    that has become a directory's owner, links never followed. Two owners take part: the
+    container's directory and what is in it are its dev's (rootless podman's mapping, which
+    made them), while the owner's directory is the owner's after a switch (the module's
+    tmpfiles rule) and dev's again after a container's start (`:U`). So the contents go as the
+    container directory's owner, then the emptied directory as the owner directory's.
     """
-    if not os.path.lexists(NIX_ROOTS / owner):
-        return False
+    base = NIX_ROOTS / owner
     dev = mapped(uid, DEV_UID)
-    with open_tree(
-        NIX_ROOTS / owner,
-        uid=uid,
-        owners=frozenset({uid, dev}),
-        gid=dev,
-        what=f"{owner}'s Nix GC roots",
-        budget=budget,
-    ) as tree:
+    owners = frozenset({uid, dev})
+    what = f"{owner}'s Nix GC roots"
+    try:
+        info = os.lstat(base / container)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise Unreadable(f"{what}: {container}: {exc.strerror}") from exc
+    if stat.S_ISDIR(info.st_mode):
+        with open_tree(
+            base / container, uid=uid, owners=owners, gid=dev, what=what, budget=budget
+        ) as tree:
+            tree.call(empty_below)
+    with open_tree(base, uid=uid, owners=owners, gid=dev, what=what, budget=budget) as tree:
         return bool(tree.call(lambda fd: remove_tree_below(fd, container)))
 
 
@@ -622,6 +630,12 @@ def remove_tree_below(root: int, name: str) -> bool:
     else:
         os.unlink(name, dir_fd=root)
     return True
+
+
+def empty_below(root: int) -> None:
+    """Remove everything in the directory root (links themselves, never what they name)."""
+    for name in sorted(os.listdir(root)):
+        remove_tree_below(root, name)
 
 
 def walk(

@@ -56,6 +56,8 @@ class Destroyed:
     kept_volume: str | None = None
     devices_removed: list[str] = field(default_factory=list)
     device_note: str = ""
+    # What became of its Nix GC roots, when it had any (remove_nix_roots).
+    nix_roots: str = ""
     applied: bool = False
 
 
@@ -423,7 +425,7 @@ def destroy(
             "was not saved, so it was not removed",
             hint=f"run devbox-ctl destroy {name} again",
         )
-    remove_nix_roots(container, podman.uid, progress, volume_kept=keep_volume)
+    done.nix_roots = remove_nix_roots(container, podman.uid, progress, volume_kept=keep_volume)
     remove_device(rt, container, done)
 
     rt.change(forget)
@@ -469,27 +471,30 @@ def _start_again(container: Container, progress: Progress) -> None:
 
 def remove_nix_roots(
     container: Container, uid: int, progress: Progress, *, volume_kept: bool
-) -> None:
+) -> str:
     """Remove the container's GC roots with its volume; a volume kept keeps them.
 
     Then the host's GC may collect what only they kept (docs/nix-in-containers.md). Never fails
-    the destroy: what could not be removed is said, with the fix.
+    the destroy: what could not be removed is said, with the fix. Returns what was said ("" for
+    nothing to say).
     """
     if volume_kept:
-        return
+        return ""
     path = volume.NIX_ROOTS / container.owner / container.name
     try:
         removed = volume.remove_nix_roots(
             uid, container.owner, container.name, volume.Budget.of(60, "removing its GC roots")
         )
     except volume.Unreadable as exc:
-        progress(
+        said = (
             f"Left its Nix GC roots {path}: {exc}. Until they are removed (as root: "
             f"rm -r {path}), the host's GC keeps what they link to."
         )
-        return
-    if removed:
-        progress(f"Removed its Nix GC roots {path}.")
+    else:
+        said = f"Removed its Nix GC roots {path}." if removed else ""
+    if said:
+        progress(said)
+    return said
 
 
 def remove_device(rt: Runtime, container: Container, done: Destroyed) -> None:
