@@ -20,7 +20,7 @@ from pathlib import Path
 _enabled = False
 _age_at_main: float | None = None
 _programs: dict[str, list[float]] = {}
-_stages: dict[str, float] = {}
+_stages: dict[str, list[float]] = {}
 
 
 def enable() -> None:
@@ -60,29 +60,25 @@ def process_age() -> float | None:
 
 
 @contextlib.contextmanager
-def program(label: str) -> Iterator[None]:
+def _timed(into: dict[str, list[float]], key: str) -> Iterator[None]:
+    if not _enabled:
+        yield
+        return
+    start = time.monotonic()
+    try:
+        yield
+    finally:
+        into.setdefault(key, []).append(time.monotonic() - start)
+
+
+def program(label: str) -> contextlib.AbstractContextManager[None]:
     """Time one run of a program, under the name it is reported by."""
-    if not _enabled:
-        yield
-        return
-    start = time.monotonic()
-    try:
-        yield
-    finally:
-        _programs.setdefault(label, []).append(time.monotonic() - start)
+    return _timed(_programs, label)
 
 
-@contextlib.contextmanager
-def stage(name: str) -> Iterator[None]:
+def stage(name: str) -> contextlib.AbstractContextManager[None]:
     """Time a stage of devbox's own (added up when it recurs)."""
-    if not _enabled:
-        yield
-        return
-    start = time.monotonic()
-    try:
-        yield
-    finally:
-        _stages[name] = _stages.get(name, 0.0) + time.monotonic() - start
+    return _timed(_stages, name)
 
 
 def report(who: str) -> list[str]:
@@ -92,12 +88,12 @@ def report(who: str) -> list[str]:
     lines = []
     if age_at_main is not None:
         lines.append(f"timing: {who}: start and imports: {age_at_main:.2f} s")
-    spent = sum(sum(runs) for runs in _programs.values()) + sum(_stages.values())
+    spent = sum(sum(runs) for runs in (*_programs.values(), *_stages.values()))
     for name, runs in sorted(_programs.items(), key=lambda item: -sum(item[1])):
         count = f"{len(runs)} run{'s' if len(runs) != 1 else ''}"
         lines.append(f"timing: {who}: program {name}: {sum(runs):.2f} s ({count})")
-    for name, seconds in sorted(_stages.items(), key=lambda item: -item[1]):
-        lines.append(f"timing: {who}: {name}: {seconds:.2f} s")
+    for name, runs in sorted(_stages.items(), key=lambda item: -sum(item[1])):
+        lines.append(f"timing: {who}: {name}: {sum(runs):.2f} s")
     if total is not None and age_at_main is not None:
         lines.append(f"timing: {who}: devbox itself: {max(0.0, total - age_at_main - spent):.2f} s")
     if total is not None:
