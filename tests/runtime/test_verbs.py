@@ -348,3 +348,19 @@ def test_timings_say_where_a_verbs_time_went(web: Host) -> None:
     # Off again for the next command of the process.
     again = web.cli("start", "web")
     assert "timing:" not in again.err
+
+
+def test_roots_that_cannot_be_removed_are_said_with_their_names_escaped(
+    web: Host, roots: Path
+) -> None:
+    # A directory in web's roots that only root may change (its dev cannot empty it), holding
+    # a file whose name would drive the terminal: destroy goes on, and says it, escaped.
+    stuck = roots / "web" / "stuck"
+    stuck.mkdir()
+    (stuck / "\x1b[2Jred").write_text("x")
+    result = web.cli("destroy", "web", "--yes")
+    assert result.code == 0, result.err
+    assert f"Left its Nix GC roots {roots / 'web'}: " in result.out
+    assert "\x1b" not in result.out
+    assert "\\x1b[2Jred" in result.out
+    assert web.records() == []

@@ -22,6 +22,7 @@ from devbox.declare import edit, resolve
 from devbox.declare.models import Policy
 from devbox.declare.resolve import Container
 from devbox.errors import DevboxError, ToolError, UsageError
+from devbox.escaping import shown
 from devbox.host import rebuild
 from devbox.host.context import Runtime
 from devbox.host.identity import authorize
@@ -487,7 +488,7 @@ def remove_nix_roots(
         )
     except volume.Unreadable as exc:
         said = (
-            f"Left its Nix GC roots {path}: {exc}. Until they are removed (as root: "
+            f"Left its Nix GC roots {path}: {shown(str(exc))}. Until they are removed (as root: "
             f"rm -r {path}), the host's GC keeps what they link to."
         )
     else:
