@@ -235,6 +235,16 @@ in
       platforms = platforms.linux;
       inputs = [ arguments.copyToRoot ];
     };
+  dockerTools.buildLayeredImage =
+    arguments:
+    package "${arguments.name}.tar.gz" {
+      license = licenses.free;
+      platforms = platforms.linux;
+      inputs = arguments.contents or [ ];
+      extra = {
+        includeStorePaths = arguments.includeStorePaths or true;
+      };
+    };
   # The test itself, unbuilt: tests/nix/eval-vm-test.nix evaluates its nodes as
   # nixos/lib/testing does.
   testers.runNixOSTest = test: test;

@@ -214,7 +214,7 @@ def _through_sudo(args: list[str]) -> None:
     command = _privileged_command()
     if command is None:
         # What is wrong with the file is the full reader's to say.
-        from devbox.host import hostconfig  # noqa: PLC0415 - only when the lean read found none
+        from devbox.host import hostconfig  # noqa: PLC0415 - start-up: only when it is needed
 
         command = hostconfig.load(hostconfig.locate(privileged=False)).privileged_command
     if not command:
