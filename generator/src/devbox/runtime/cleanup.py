@@ -420,8 +420,8 @@ def _change(rt: Runtime, row: Row, now: datetime, ledger: notices.Ledger) -> boo
         ledger.obsolete(container.name, None)
         ledger.save()
         row.done = f"destroyed (snapshot {done.snapshot})" if done.snapshot else "destroyed"
-        if done.nix_roots.startswith("Left"):
-            row.done += f"; {done.nix_roots}"
+        if done.nix_roots_left:
+            row.done += f"; {done.nix_roots_left}"
         return True
     return False
 

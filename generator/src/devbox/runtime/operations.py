@@ -57,8 +57,8 @@ class Destroyed:
     kept_volume: str | None = None
     devices_removed: list[str] = field(default_factory=list)
     device_note: str = ""
-    # What became of its Nix GC roots, when it had any (remove_nix_roots).
-    nix_roots: str = ""
+    # Why its Nix GC roots were left, with the fix; "" when removed or there were none.
+    nix_roots_left: str = ""
     applied: bool = False
 
 
@@ -426,7 +426,7 @@ def destroy(
             "was not saved, so it was not removed",
             hint=f"run devbox-ctl destroy {name} again",
         )
-    done.nix_roots = remove_nix_roots(container, podman.uid, progress, volume_kept=keep_volume)
+    done.nix_roots_left = remove_nix_roots(container, podman.uid, progress, volume_kept=keep_volume)
     remove_device(rt, container, done)
 
     rt.change(forget)
@@ -476,8 +476,7 @@ def remove_nix_roots(
     """Remove the container's GC roots with its volume; a volume kept keeps them.
 
     Then the host's GC may collect what only they kept (docs/nix-in-containers.md). Never fails
-    the destroy: what could not be removed is said, with the fix. Returns what was said ("" for
-    nothing to say).
+    the destroy: what could not be removed is said, with the fix, and returned ("" otherwise).
     """
     if volume_kept:
         return ""
@@ -487,15 +486,15 @@ def remove_nix_roots(
             uid, container.owner, container.name, volume.Budget.of(60, "removing its GC roots")
         )
     except volume.Unreadable as exc:
-        said = (
+        left = (
             f"Left its Nix GC roots {path}: {shown(str(exc))}. Until they are removed (as root: "
             f"rm -r {path}), the host's GC keeps what they link to."
         )
-    else:
-        said = f"Removed its Nix GC roots {path}." if removed else ""
-    if said:
-        progress(said)
-    return said
+        progress(left)
+        return left
+    if removed:
+        progress(f"Removed its Nix GC roots {path}.")
+    return ""
 
 
 def remove_device(rt: Runtime, container: Container, done: Destroyed) -> None:
