@@ -183,12 +183,15 @@ let
 
   # nixos-rebuild switch re-executes each lingering user's systemd manager (which reruns
   # Quadlet) before it restarts changed system units, but it never restarts changed user units.
-  # This oneshot is such a system unit: its restart trigger is the hash of the user's units, so
-  # it runs exactly when one of them changed, and devbox-ctl apply restarts, starts or stops
-  # exactly the containers whose units changed (docs/host-config.md). Its command line does not
-  # name the manifest's store path, so another user's change does not touch this unit.
+  # This oneshot is such a system unit: its restart triggers are the hashes of the user's units
+  # and declared states, so it runs exactly when one of them changed, and devbox-ctl apply
+  # restarts, starts or stops exactly the containers that changed (docs/host-config.md). The
+  # units have no [Install]: at boot (and when the user's manager restarts, through Requires)
+  # this unit starts the containers whose run state is running (docs/orchestrator.md). Its
+  # command line does not name the manifest's store path, so another user's change does not
+  # touch this unit.
   applyService = name: user: {
-    description = "devbox: restart, start and stop ${name}'s dev containers whose units changed";
+    description = "devbox: start, restart and stop ${name}'s dev containers as declared";
     wantedBy = [ "multi-user.target" ];
     requires = [ "user@${toString user.uid}.service" ];
     wants = [ "linger-users.service" ] ++ optional (user.containers != [ ]) "devbox-image-${name}.service";
@@ -200,7 +203,11 @@ let
       "systemd-tmpfiles-resetup.service"
     ]
     ++ optional (user.containers != [ ]) "devbox-image-${name}.service";
-    restartTriggers = [ user.unitsSha256 ] ++ optional cfg.restartOnImageChange "${loadedImage}";
+    restartTriggers = [
+      user.unitsSha256
+      user.statesSha256
+    ]
+    ++ optional cfg.restartOnImageChange "${loadedImage}";
     path = [ podman ];
     # No mount sandboxing: apply acts through the user's systemd manager, and a podman it ran
     # directly must not pin a private mount namespace into the owner's rootless namespace.

@@ -89,8 +89,15 @@ def test_a_memory_change_restarts_exactly_that_container(
     changed[1]["memory"] = "3G"
     result = deploy(host, changed)
     assert result.code == 0, result.err
-    assert manager_calls(stand_ins) == [["daemon-reload"], ["restart", "container-api.service"]]
-    assert result.out == "restarted container-api.service: its units changed\n"
+    assert manager_calls(stand_ins) == [
+        ["daemon-reload"],
+        ["restart", "container-api.service"],
+        ["start", "container-web.service"],  # running already: a no-op for its manager
+    ]
+    assert result.out == (
+        "restarted container-api.service: its units changed\n"
+        "running container-web.service: its run state is running\n"
+    )
 
 
 def test_nothing_changed_means_nothing_restarted(
@@ -101,8 +108,16 @@ def test_nothing_changed_means_nothing_restarted(
     pinned = [dict(r) for r in BASE]
     pinned[0]["pin"] = {"until": "2026-12-24", "reason": "demo"}  # not in any unit
     result = deploy(host, pinned)
-    assert manager_calls(stand_ins) == [["daemon-reload"]]
-    assert result.out == "alice: nothing to do\n"
+    # Only the start of what runs already (at boot, this starts them).
+    assert manager_calls(stand_ins) == [
+        ["daemon-reload"],
+        ["start", "container-api.service", "container-web.service"],
+    ]
+    assert result.out == (
+        "alice: nothing changed\n"
+        "running container-api.service: its run state is running\n"
+        "running container-web.service: its run state is running\n"
+    )
 
 
 def test_removed_and_stopped_containers_are_stopped(
@@ -143,7 +158,10 @@ def test_a_removed_unit_the_manager_no_longer_knows_is_not_a_failure(
     stand_ins.rules("systemctl", [{"match": ["stop"], "exit": 5, "stderr": "Unit not loaded."}])
     result = deploy(host, [BASE[0], BASE[2], BASE[3]])
     assert result.code == 0, result.err
-    assert result.out == "stopped container-api.service: removed from the declaration\n"
+    assert result.out == (
+        "stopped container-api.service: removed from the declaration\n"
+        "running container-web.service: its run state is running\n"
+    )
 
 
 def test_a_stopped_container_declared_running_again_is_started(
@@ -153,7 +171,10 @@ def test_a_stopped_container_declared_running_again_is_started(
     stand_ins.clear()
     records = [BASE[0], BASE[1], dict(BASE[2], state="running"), BASE[3]]
     deploy(host, records)
-    assert manager_calls(stand_ins) == [["daemon-reload"], ["start", "container-docs.service"]]
+    assert manager_calls(stand_ins) == [
+        ["daemon-reload"],
+        ["start", "container-docs.service", "container-api.service", "container-web.service"],
+    ]
 
 
 def test_another_users_containers_are_not_touched(
@@ -163,8 +184,11 @@ def test_another_users_containers_are_not_touched(
     stand_ins.clear()
     changed = [*BASE[:3], dict(BASE[3], cpu=3)]
     result = deploy(host, changed)  # alice's apply: bob's change is not hers
-    assert manager_calls(stand_ins) == [["daemon-reload"]]
-    assert result.out == "alice: nothing to do\n"
+    assert manager_calls(stand_ins) == [
+        ["daemon-reload"],
+        ["start", "container-api.service", "container-web.service"],
+    ]
+    assert result.out.startswith("alice: nothing changed\n")
 
 
 def test_a_failed_action_records_nothing_and_is_retried(
@@ -187,7 +211,11 @@ def test_a_failed_action_records_nothing_and_is_retried(
     stand_ins.clear()
     retry = deploy(host, changed)
     assert retry.code == 0
-    assert manager_calls(stand_ins) == [["daemon-reload"], ["restart", "container-web.service"]]
+    assert manager_calls(stand_ins) == [
+        ["daemon-reload"],
+        ["restart", "container-web.service"],
+        ["start", "container-api.service"],
+    ]
 
 
 def test_an_image_change_restarts_running_containers_only_when_asked(
@@ -196,7 +224,10 @@ def test_an_image_change_restarts_running_containers_only_when_asked(
     deploy(host, BASE, "--image", "/nix/store/aaa-image.tar.gz", "--restart-on-image-change")
     stand_ins.clear()
     deploy(host, BASE, "--image", "/nix/store/bbb-image.tar.gz")
-    assert manager_calls(stand_ins) == [["daemon-reload"]]
+    assert manager_calls(stand_ins) == [
+        ["daemon-reload"],
+        ["start", "container-api.service", "container-web.service"],
+    ]
     stand_ins.clear()
     result = deploy(
         host, BASE, "--image", "/nix/store/ccc-image.tar.gz", "--restart-on-image-change"
@@ -239,3 +270,78 @@ def test_a_leftover_container_that_could_not_be_removed_fails_the_apply(
     assert (host["state"] / "applied/alice.json").read_text() == before
     stand_ins.rules("systemd-run", [])
     assert deploy(host, [BASE[0], BASE[2], BASE[3]]).code == 0
+
+
+def run_state(host: dict[str, Path], name: str) -> str | None:
+    path = host["state"] / "run-state" / "alice" / name
+    return path.read_text().strip() if path.exists() else None
+
+
+def test_the_hosts_run_state_outranks_a_declared_state_that_did_not_change(
+    host: dict[str, Path], stand_ins: StandIns
+) -> None:
+    """stop and start record the run state; a switch that does not change the declared
+    state (an older tree, one changed elsewhere) keeps it, one that changes it applies it."""
+    deploy(host, BASE)
+    assert run_state(host, "web") == "running"
+    assert run_state(host, "docs") == "stopped"
+    # What `devbox-ctl stop web` leaves on the host (tests/runtime/test_verbs.py runs the verb).
+    (host["state"] / "run-state" / "alice" / "web").write_text("stopped\n")
+    stand_ins.clear()
+    result = deploy(host, BASE)  # web still declared running, as at the last apply
+    assert result.code == 0, result.err
+    assert manager_calls(stand_ins) == [["daemon-reload"], ["start", "container-api.service"]]
+    assert run_state(host, "web") == "stopped"
+    # The tree that includes the stop: nothing left to do for web.
+    stand_ins.clear()
+    deploy(host, [dict(BASE[0], state="stopped"), *BASE[1:]])
+    assert manager_calls(stand_ins) == [["daemon-reload"], ["start", "container-api.service"]]
+    # Declared running again by a switch: applied, and the run state follows.
+    stand_ins.clear()
+    result = deploy(host, BASE)
+    assert manager_calls(stand_ins) == [
+        ["daemon-reload"],
+        ["start", "container-web.service", "container-api.service"],
+    ]
+    assert "started container-web.service: declared running\n" in result.out
+    assert run_state(host, "web") == "running"
+
+
+def test_without_a_record_of_the_last_apply_the_run_state_still_counts(
+    host: dict[str, Path], stand_ins: StandIns
+) -> None:
+    deploy(host, BASE)
+    (host["state"] / "run-state" / "alice" / "web").write_text("stopped\n")
+    (host["state"] / "applied" / "alice.json").write_text("{not json")
+    stand_ins.clear()
+    deploy(host, BASE)
+    assert manager_calls(stand_ins) == [["daemon-reload"], ["start", "container-api.service"]]
+
+
+def test_a_run_state_that_is_not_one_is_no_record(
+    host: dict[str, Path], stand_ins: StandIns
+) -> None:
+    """Garbage, or a link, in a run-state file: the declared state counts."""
+    deploy(host, BASE)
+    (host["state"] / "run-state" / "alice" / "web").write_text("paused\n")
+    target = host["state"] / "elsewhere"
+    target.write_text("stopped\n")
+    api = host["state"] / "run-state" / "alice" / "api"
+    api.unlink()
+    api.symlink_to(target)
+    stand_ins.clear()
+    deploy(host, BASE)
+    assert manager_calls(stand_ins) == [
+        ["daemon-reload"],
+        ["start", "container-api.service", "container-web.service"],
+    ]
+    assert run_state(host, "web") == "running"
+
+
+def test_a_removed_containers_run_state_is_forgotten(
+    host: dict[str, Path], stand_ins: StandIns
+) -> None:
+    deploy(host, BASE)
+    deploy(host, [BASE[0], BASE[2], BASE[3]])  # api removed
+    assert run_state(host, "api") is None
+    assert run_state(host, "web") == "running"

@@ -100,7 +100,8 @@ def test_each_host_installs_exactly_its_slice(nix: str, fleet: Path, host: str) 
     services = result["services"]
     for name in fleet_fixture.USERS:
         assert services[f"devbox-apply-{name}"]["restartTriggers"] == [
-            data["users"][name]["unitsSha256"]
+            data["users"][name]["unitsSha256"],
+            data["users"][name]["statesSha256"],
         ]
     owners = {c["owner"] for c in fleet_fixture.HOSTS[host]["containers"]}
     assert {name.removeprefix("devbox-image-") for name in services if "image" in name} == owners

@@ -112,11 +112,11 @@ def test_podman_is_enabled_and_devbox_ctl_is_on_every_path(nix: str) -> None:
     assert result["systemPackages"] == [DEVBOX]
 
 
-def test_apply_unit_per_user_restarts_when_that_users_units_change(nix: str) -> None:
+def test_apply_unit_per_user_restarts_when_that_users_units_or_states_change(nix: str) -> None:
     services = evaluate(nix)["services"]
     for name, entry in manifest()["users"].items():
         unit = services[f"devbox-apply-{name}"]
-        assert unit["restartTriggers"] == [entry["unitsSha256"]]
+        assert unit["restartTriggers"] == [entry["unitsSha256"], entry["statesSha256"]]
         assert unit["restartIfChanged"] is True
         assert argv(unit) == [
             f"{DEVBOX}/bin/devbox-ctl",
@@ -142,6 +142,7 @@ def test_apply_restarts_on_a_new_image_only_when_the_admin_opts_in(nix: str) -> 
     unit = services["devbox-apply-alice"]
     assert unit["restartTriggers"] == [
         manifest()["users"]["alice"]["unitsSha256"],
+        manifest()["users"]["alice"]["statesSha256"],
         HOST_STORE_IMAGE,
     ]
     assert argv(unit)[-3:] == ["--image", HOST_STORE_IMAGE, "--restart-on-image-change"]

@@ -15,7 +15,7 @@ import pytest
 
 from devbox import volume
 from host import Host
-from support import require_root
+from support import edit_record, require_root, run_cli
 
 
 @pytest.fixture
@@ -27,7 +27,52 @@ def web(host: Host) -> Host:
     return host
 
 
-def test_stop_takes_effect_and_is_recorded(web: Host) -> None:
+def run_state(host: Host, name: str, owner: str = "alice") -> str | None:
+    """The host's run state of a container (host/runstate.py), None without a record."""
+    path = host.state / "run-state" / owner / name
+    return path.read_text().strip() if path.exists() else None
+
+
+def rebuild(host: Host, *, tree: str | None = None) -> None:
+    """nixos-rebuild switch (the stand-in: activation, then each changed user's apply).
+
+    tree: a commit of the config repository whose generated tree to switch to instead of the
+    current one, as a switch of a configuration built from another checkout does.
+    """
+    import subprocess
+
+    env = {**os.environ, **host.env}
+    generated = host.repo / "devbox" / "generated"
+    if tree is not None:
+        older = host.base / "older-tree"
+        shutil.rmtree(older, ignore_errors=True)
+        archive = subprocess.run(
+            ["git", "-C", str(host.repo), "archive", tree, "devbox/generated"],
+            capture_output=True,
+            check=True,
+        )
+        older.mkdir()
+        subprocess.run(["tar", "-x", "-C", str(older)], input=archive.stdout, check=True)
+        generated = older / "devbox" / "generated"
+    env["DEVBOX_TEST_GENERATED"] = str(generated)
+    result = subprocess.run(
+        ["nixos-rebuild", "switch"], env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def head(host: Host) -> str:
+    import subprocess
+
+    return subprocess.run(
+        ["git", "-C", str(host.repo), "rev-parse", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+def test_stop_takes_effect_is_recorded_and_needs_no_rebuild(web: Host) -> None:
     result = web.cli("stop", "web")
     assert result.code == 0, result.err
     assert web.running() == []
@@ -35,10 +80,9 @@ def test_stop_takes_effect_and_is_recorded(web: Host) -> None:
     assert record["state"] == "stopped"
     assert record["stoppedAt"].endswith("Z")
     assert web.git_log()[0].startswith("devbox: root stopped web")
-    # Applied: the deployed unit no longer starts at boot, so a reboot keeps it stopped.
-    unit = (web.deployed / "users/1001/devbox-web.container").read_text()
-    assert "[Install]" not in unit
-    # The immediate stop went through alice's manager before the rebuild.
+    assert web.stand_ins.calls("nixos-rebuild") == []
+    assert run_state(web, "web") == "stopped"
+    # The immediate stop went through alice's manager.
     assert [
         "--user",
         "--machine=alice@",
@@ -46,10 +90,18 @@ def test_stop_takes_effect_and_is_recorded(web: Host) -> None:
         "stop",
         "container-web.service",
     ] in web.stand_ins.argvs("systemctl")
+    # The committed tree agrees with the committed declaration.
+    assert run_cli_check(web) == 0
 
 
-def test_start_takes_effect_and_is_recorded(web: Host) -> None:
-    web.cli("stop", "web", "--no-apply")
+def run_cli_check(host: Host) -> int:
+    result = run_cli("check", cwd=host.repo / "devbox")
+    assert result.code == 0, result.out + result.err
+    return result.code
+
+
+def test_start_takes_effect_is_recorded_and_needs_no_rebuild(web: Host) -> None:
+    web.cli("stop", "web")
     assert web.running() == []
     result = web.cli("start", "web")
     assert result.code == 0, result.err
@@ -57,15 +109,91 @@ def test_start_takes_effect_and_is_recorded(web: Host) -> None:
     record = web.records()[0]
     assert record["state"] == "running"
     assert "stoppedAt" not in record
-    assert (
-        "WantedBy=default.target" in (web.deployed / "users/1001/devbox-web.container").read_text()
+    assert web.stand_ins.calls("nixos-rebuild") == []
+    assert run_state(web, "web") == "running"
+    assert web.git_log()[0].startswith("devbox: root started web")
+
+
+def test_a_later_rebuild_keeps_the_state_a_stop_or_start_set(web: Host) -> None:
+    """A switch of a tree that does not include the change (built from an older checkout),
+    then of the tree that does."""
+    created = head(web)  # web declared running, as the last switch installed it
+    web.cli("stop", "web")
+    stopped = head(web)
+    rebuild(web, tree=created)
+    assert web.running() == []
+    assert run_state(web, "web") == "stopped"
+    rebuild(web)  # the committed tree: web declared stopped, as it is
+    assert web.running() == []
+    web.cli("start", "web")
+    rebuild(web, tree=stopped)  # declared stopped, as the last switch installed it
+    assert web.running() == ["web"]
+    rebuild(web)
+    assert web.running() == ["web"]
+    assert run_state(web, "web") == "running"
+
+
+def test_a_rebuild_after_someone_else_changed_the_repository_keeps_it(web: Host) -> None:
+    """Another user's container created (a commit on top of the stop), then a switch."""
+    web.cli("stop", "web")
+    result = web.cli("create", "api", "--owner", "bob", "--timeout", "30")
+    assert result.code == 0, result.err
+    assert web.stand_ins.calls("nixos-rebuild") != []
+    assert web.running() == ["api"]
+    assert run_state(web, "web") == "stopped"
+
+
+def test_a_declared_state_changed_by_hand_reaches_the_host_at_the_next_rebuild(
+    web: Host,
+) -> None:
+    """An admin edits containers.json, generates, commits, rebuilds: the change is applied."""
+    import subprocess
+
+    edit_record(web.repo / "devbox", "web", state="stopped", stoppedAt="2026-12-01T00:00:00Z")
+    assert run_cli("generate", "-q", cwd=web.repo / "devbox").code == 0
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(web.repo),
+            "-c",
+            "user.name=admin",
+            "-c",
+            "user.email=a@h",
+            "commit",
+            "-qam",
+            "stop web by hand",
+        ],
+        check=True,
     )
+    rebuild(web)
+    assert web.running() == []
+    assert run_state(web, "web") == "stopped"
 
 
-def test_no_apply_prints_the_command_and_records(web: Host) -> None:
+def test_a_failed_start_leaves_the_run_state_as_it_was(web: Host) -> None:
+    web.cli("stop", "web")
+    web.stand_ins.rules(
+        "systemctl",
+        [
+            {
+                "match": ["start", "container-web.service"],
+                "exit": 1,
+                "stderr": "Job for container-web.service failed.\n",
+            }
+        ],
+    )
+    result = web.cli("start", "web")
+    assert result.code != 0
+    assert "did not start" in result.err
+    assert run_state(web, "web") == "stopped"
+    assert web.records()[0]["state"] == "stopped"
+
+
+def test_no_apply_is_for_a_fleet_a_single_host_rebuilds_nothing(web: Host) -> None:
     result = web.cli("stop", "web", "--no-apply")
     assert result.code == 0
-    assert "Not applied (--no-apply). To apply: sudo nixos-rebuild switch" in result.out
+    assert "Not applied" not in result.out
     assert web.stand_ins.calls("nixos-rebuild") == []
     assert web.records()[0]["state"] == "stopped"
 
@@ -331,11 +459,12 @@ def test_timings_say_where_a_verbs_time_went(web: Host) -> None:
     assert result.code == 0, result.err
     lines = [line for line in result.err.splitlines() if line.startswith("timing: root: ")]
     said = {line.split(": ")[2]: line for line in lines}
-    # Every program the verb ran is named with its count: the rebuild, git, podman and
-    # systemctl in alice's manager (the stand-ins of tests/host.py), nix-instantiate.
+    # Every program the verb ran is named with its count: git, systemctl in alice's manager
+    # (the stand-ins of tests/host.py), nix-instantiate; a stop runs no rebuild.
     assert re.fullmatch(
-        r"timing: root: program nixos-rebuild: [0-9.]+ s \(1 run\)", said["program nixos-rebuild"]
+        r"timing: root: program systemctl: [0-9.]+ s \(1 run\)", said["program systemctl"]
     )
+    assert "program nixos-rebuild" not in said
     assert "program git" in said
     assert "program nix-instantiate" in said
     for part in ("start and imports", "devbox itself", "total", "waiting for the config lock"):

@@ -11,7 +11,8 @@ in docs/tools-checked.md) as far as devbox sees them:
 - The per-user oneshot devbox-apply-<user> runs exactly when switch-to-configuration would
   start or restart it: a new unit is started (wantedBy multi-user.target); a unit whose file
   changed is restarted, and the module's apply unit changes only through its restartTriggers,
-  the user's `unitsSha256` from manifest.json, plus the image when restartOnImageChange
+  the user's `unitsSha256` and `statesSha256` from manifest.json, plus the image when
+  restartOnImageChange
   ($DEVBOX_TEST_IMAGE and $DEVBOX_TEST_RESTART_ON_IMAGE_CHANGE=1 stand in for
   services.devbox.image and .restartOnImageChange); a unit whose file is unchanged is left
   alone, unless it failed last time (Restart=on-failure retries it; here on the next switch).
@@ -93,7 +94,7 @@ def triggers(manifest: dict[str, object], user: str) -> list[str]:
     """The apply unit's restartTriggers, as the module sets them."""
     users = manifest["users"]
     assert isinstance(users, dict)
-    found = [users[user]["unitsSha256"]]
+    found = [users[user]["unitsSha256"], users[user]["statesSha256"]]
     if os.environ.get("DEVBOX_TEST_RESTART_ON_IMAGE_CHANGE") == "1":
         found.append(os.environ["DEVBOX_TEST_IMAGE"])
     return found

@@ -216,7 +216,7 @@ TimeoutStartSec=15min
 [Install]
 WantedBy=multi-user.target"
 	fi
-	triggers=$(jq -r --arg u "$user" '.users[$u].unitsSha256' "$manifest")
+	triggers=$(jq -r --arg u "$user" '.users[$u] | "\(.unitsSha256) \(.statesSha256)"' "$manifest")
 	image_args=""
 	if [[ $(opt .restartOnImageChange) == true ]]; then
 		triggers="$triggers $loaded_image"
@@ -231,7 +231,7 @@ WantedBy=multi-user.target"
 	# NixOS's default service PATH (coreutils, findutils, grep, sed, systemd: /usr/bin here)
 	# plus the module's path = [ podman ].
 	write_unit "devbox-apply-$user.service" "[Unit]
-Description=devbox: restart, start and stop $user's dev containers whose units changed
+Description=devbox: start, restart and stop $user's dev containers as declared
 Requires=user@$uid.service
 $wants
 After=$after

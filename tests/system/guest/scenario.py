@@ -43,6 +43,7 @@ GIT = STORE / "00000000000000000000000000000002-git-2.47.3/bin/git"
 REPO = Path("/etc/nixos")
 HOST_OPTIONS = REPO / "devbox-host.json"
 STATE_DIR = Path("/var/lib/devbox")
+SWITCHES = Path("/var/lib/devbox-activation/switches")
 USERS = {"alice": 1001, "bob": 1002}
 OP_TOKEN_FILE = Path("/var/lib/secrets/devbox-op-token")
 # The workaround for devbox's bare program names (issue 14): podman in systemd's search path.
@@ -390,6 +391,8 @@ def install() -> dict[str, Any]:
 set -euo pipefail
 [[ ${{1:-}} == switch ]] || {{ echo "nixos-rebuild stand-in: only 'switch'" >&2; exit 1; }}
 generated={REPO}/$(/usr/bin/jq -r .generatedDirInRepo {HOST_OPTIONS})
+# Each switch counted, as NixOS counts them in system generations (the test reads the count).
+echo switch >>{SWITCHES}
 exec {systemd}/bin/systemd-run --wait --collect --quiet --pipe \\
   --unit="nixos-rebuild-switch-$(/usr/bin/date +%s%N)" --property=TimeoutStartSec=30min \\
   /bin/bash {TEST}/guest/activate.sh {HOST_OPTIONS} "$generated"
@@ -541,6 +544,48 @@ def declare(records: list[dict[str, Any]], message: str) -> None:
     )
 
 
+def switches() -> int:
+    """How many switches ran so far (nixos-rebuild's stand-in counts them)."""
+    return len(SWITCHES.read_text().splitlines()) if SWITCHES.exists() else 0
+
+
+def git_head() -> str:
+    return run(["git", "-C", str(REPO), "rev-parse", "HEAD"]).stdout.strip()
+
+
+def switch_tree(commit: str) -> None:
+    """A switch to the generated tree of an older commit: a configuration built from another
+    checkout of the config repository (someone else's, not yet holding the latest commits),
+    activated as the stand-in activates the current one."""
+    tree = Path(tempfile.mkdtemp(prefix="devbox-tree-"))
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", commit, "devbox/generated"],
+        capture_output=True,
+        check=True,
+    )
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    systemd = Path(json.loads(HOST_OPTIONS.read_text())["systemd"])
+    result = subprocess.run(
+        [
+            *(str(systemd / "bin" / "systemd-run"), "--wait", "--collect", "--quiet", "--pipe"),
+            f"--unit=nixos-rebuild-switch-older-{time.time_ns()}",
+            *("/bin/bash", str(TEST / "guest" / "activate.sh"), str(HOST_OPTIONS)),
+            str(tree / "devbox" / "generated"),
+        ],
+        timeout=WAIT * 2,
+        check=False,
+    )
+    shutil.rmtree(tree)
+    if result.returncode != 0:
+        raise ScenarioError(f"the switch to {commit}'s tree failed ({result.returncode})")
+
+
+def run_state(user: str, name: str) -> str | None:
+    """The host's run state of a container (devbox's host/runstate.py), None without one."""
+    path = STATE_DIR / "run-state" / user / name
+    return path.read_text().strip() if path.exists() else None
+
+
 def switch() -> float:
     """nixos-rebuild switch, as the admin runs it; returns its duration."""
     start = time.monotonic()
@@ -643,6 +688,19 @@ def secret_value(user: str, secret: str) -> str:
         user, "secret", "inspect", "--showsecret", "--format", "{{.SecretData}}", secret
     )
     return result.stdout.strip()
+
+
+def devbox_check() -> str:
+    """`devbox-ctl check` of the config repository: the committed tree agrees with the
+    committed declaration (exit 0), or the scenario fails."""
+    devbox_ctl = Path(json.loads(HOST_OPTIONS.read_text())["package"]) / "bin" / "devbox-ctl"
+    result = run(
+        [str(devbox_ctl), "check", "--users", str(REPO / "devbox/users.nix")],
+        cwd=str(REPO),
+        check_ok=False,
+    )
+    check(result.returncode == 0, f"devbox-ctl check exited {result.returncode}: {result.stdout}")
+    return result.stdout.strip()[-300:]
 
 
 def snapshot_state() -> dict[str, Any]:
@@ -837,8 +895,10 @@ def boot1(rec: Recorder) -> None:
         )
 
     with rec.step(
-        "4 stop/start through alice's user manager: recorded, kept by the next switch"
+        "4 stop/start through alice's user manager, with no rebuild: recorded and committed,"
+        " kept by a switch of an older tree, by the next switch and (bobbox, 4b) by a reboot"
     ) as d:
+        created, count = git_head(), switches()
         until, total = timed_until(
             rec,
             "stop",
@@ -849,12 +909,27 @@ def boot1(rec: Recorder) -> None:
         rec.timing("stop.until_stopped", until)
         rec.timing("stop", total)
         assert_not_running("alice", "web")
+        check(switches() == count, f"stop ran {switches() - count} switches, not none")
         check(
             declared()["web"].get("state") == "stopped" and "stoppedAt" in declared()["web"],
             f"web's record is {declared()['web']}",
         )
+        check(
+            run_state("alice", "web") == "stopped", f"web's run state: {run_state('alice', 'web')}"
+        )
+        stopped = git_head()
+        check(stopped != created, "stop committed nothing")
+        d["check after stop"] = devbox_check()
+        # Someone else's configuration, built from a checkout without the stop: web is
+        # declared running there, as the last switch installed it. It stays stopped.
+        switch_tree(created)
+        assert_not_running("alice", "web")
         switch()
         assert_not_running("alice", "web")
+        check(
+            run_state("alice", "web") == "stopped", f"web's run state: {run_state('alice', 'web')}"
+        )
+        count = switches()
         until, total = timed_until(
             rec,
             "start",
@@ -864,17 +939,22 @@ def boot1(rec: Recorder) -> None:
         )
         rec.timing("start.until_running", until)
         rec.timing("start", total)
+        check(switches() == count, f"start ran {switches() - count} switches, not none")
         d["web"] = assert_running("alice", "web", 640 << 20, 1)
         check(
             declared()["web"].get("state", "running") == "running",
             f"web's record is {declared()['web']}",
         )
+        d["check after start"] = devbox_check()
         invocation = d["web"]["invocation"]
+        # An older tree again (web declared stopped, as the last switch installed it), then the
+        # current one: neither stops or restarts web.
+        switch_tree(stopped)
         switch()
         check(
             user_unit("alice", "container-web.service", "InvocationID")["InvocationID"]
             == invocation,
-            "the switch after start restarted web",
+            "a switch after start restarted or stopped web",
         )
 
     with rec.step(
@@ -1482,6 +1562,17 @@ def boot2(rec: Recorder, bench: bool) -> None:
             .split("=")[1]
         )
         rec.timing("boot_to_all_running", max(monotonic))
+        # Each owner's apply has run (it starts what runs): a stopped one was left stopped.
+        for owner in USERS:
+            wait_for(
+                f"devbox-apply-{owner} after the reboot",
+                lambda o=owner: (
+                    run(
+                        ["systemctl", "is-active", f"devbox-apply-{o}.service"], check_ok=False
+                    ).stdout.strip()
+                    == "active"
+                ),
+            )
         rec.timing("baseline.boot_to_multi_user", int(multi_user) / 1e6)
         for owner, name in stopped:
             assert_not_running(owner, name)

@@ -37,11 +37,13 @@ def command(
     image: str | None,
     restart_on_image_change: bool,
 ) -> None:
-    """Restart, start and stop exactly the containers of USER whose units changed.
+    """Bring USER's containers to their run state: restart, start and stop what changed.
 
-    Run as root by the NixOS module's devbox-apply-<user> service after a switch; every other
-    container of the user is left alone. Exit 3 when an action failed (nothing is recorded,
-    so the next run retries everything).
+    Run as root by the NixOS module's devbox-apply-<user> service at boot and after a switch
+    that changed the user's units or declared states. A container whose declared state did not
+    change keeps the run state stop and start set on this host; one whose run state is running
+    is started if it is not (at boot, all of them). Exit 3 when an action failed (nothing is
+    recorded, so the next run retries everything).
     """
     from devbox.host import restart  # noqa: PLC0415 - keep --help fast
 
@@ -61,4 +63,7 @@ def command(
             name = service.removeprefix("container-").removesuffix(".service")
             click.echo(f"{verb} {service}: {actions.reasons.get(name, '')}")
     if actions.empty:
-        click.echo(f"{user}: nothing to do")
+        click.echo(f"{user}: nothing changed")
+    # Started with the others (a no-op for a unit that is active): at boot, these start here.
+    for service in actions.keep_running:
+        click.echo(f"running {service}: its run state is running")

@@ -10,12 +10,19 @@ from devbox.cli.options import in_fleet, runtime
 
 @click.command()
 @click.argument("name", shell_complete=names.containers)
-@click.option("--no-apply", is_flag=True, help="Record and commit, but print the rebuild command.")
+@click.option(
+    "--no-apply",
+    is_flag=True,
+    help="In a fleet: record and commit, but print the deploy command. A single host "
+    "rebuilds nothing for a start or a stop.",
+)
 @click.pass_context
 def command(ctx: click.Context, name: str, no_apply: bool) -> None:
     """Start NAME within seconds, and record it as running (a reboot keeps it running)."""
     from devbox.runtime import fleet, operations  # noqa: PLC0415 - keep --help fast
 
     rt = runtime(ctx, changes=True)
-    verb = fleet.start if in_fleet(rt) else operations.start
-    verb(rt, name, apply=not no_apply, progress=click.echo)
+    if in_fleet(rt):
+        fleet.start(rt, name, apply=not no_apply, progress=click.echo)
+    else:
+        operations.start(rt, name, progress=click.echo)

@@ -10,7 +10,12 @@ from devbox.cli.options import in_fleet, runtime
 
 @click.command()
 @click.argument("name", shell_complete=names.containers)
-@click.option("--no-apply", is_flag=True, help="Record and commit, but print the rebuild command.")
+@click.option(
+    "--no-apply",
+    is_flag=True,
+    help="In a fleet: record and commit, but print the deploy command. A single host "
+    "rebuilds nothing for a start or a stop.",
+)
 @click.pass_context
 def command(ctx: click.Context, name: str, no_apply: bool) -> None:
     """Stop NAME within seconds, and record it as stopped (a reboot keeps it stopped).
@@ -20,5 +25,7 @@ def command(ctx: click.Context, name: str, no_apply: bool) -> None:
     from devbox.runtime import fleet, operations  # noqa: PLC0415 - keep --help fast
 
     rt = runtime(ctx, changes=True)
-    verb = fleet.stop if in_fleet(rt) else operations.stop
-    verb(rt, name, apply=not no_apply, progress=click.echo)
+    if in_fleet(rt):
+        fleet.stop(rt, name, apply=not no_apply, progress=click.echo)
+    else:
+        operations.stop(rt, name, progress=click.echo)

@@ -59,7 +59,7 @@ def _file_entry(path: str, content: bytes, owners: dict[str, str]) -> dict[str, 
 
 
 def _user_entry(
-    name: str, desired: Desired, units: dict[str, str], containers: list[str]
+    name: str, desired: Desired, units: dict[str, str], states: dict[str, str]
 ) -> dict[str, Any]:
     user = desired.users[name]
     return {
@@ -69,8 +69,11 @@ def _user_entry(
             desired.policy.max_per_user if user.max_containers is None else user.max_containers
         ),
         "subUidRange": {"start": user.uid * SUBUID_COUNT, "count": SUBUID_COUNT},
-        "containers": containers,
+        "containers": list(states),
         "unitsSha256": sha256(json.dumps(units, sort_keys=True).encode()),  # C encoder
+        # The declared states: a change reaches no unit (docs/orchestrator.md), but it must
+        # still make the switch run the user's apply.
+        "statesSha256": sha256(json.dumps(states, sort_keys=True).encode()),
     }
 
 
@@ -106,9 +109,9 @@ def document(
     for path, entry in files.items():
         if entry["uid"] is not None:
             units_of[entry["uid"]][path] = entry["sha256"]
-    containers_of: dict[str, list[str]] = {name: [] for name in desired.users}
+    containers_of: dict[str, dict[str, str]] = {name: {} for name in desired.users}
     for container in desired.containers:
-        containers_of[container.owner].append(container.name)
+        containers_of[container.owner][container.name] = container.state
     return ({} if host is None else {"host": host}) | {
         "version": VERSION,
         "notice": NOTICE,
@@ -128,7 +131,7 @@ def _idle(name: str, desired: Desired, idle: Lines) -> Line:
     """A user's entry on a slice where they have no containers, made once for all slices."""
     line = idle.get(name)
     if line is None:
-        line = idle[name] = Line(_compact(_user_entry(name, desired, {}, [])))
+        line = idle[name] = Line(_compact(_user_entry(name, desired, {}, {})))
     return line
 
 

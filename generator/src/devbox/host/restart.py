@@ -1,12 +1,20 @@
-"""`devbox-ctl apply`: after a switch, restart exactly the containers whose units changed.
+"""`devbox-ctl apply`: after a switch or at boot, bring one user's containers to their run state.
 
 NixOS re-executes each user's systemd manager on a switch (so Quadlet regenerates the
-services from the new files) but restarts no user unit. The module runs this once per user
-whenever that user's units changed. It compares the manifest with what it applied last time
-(`<state-dir>/applied/<uid>.json`) and, through the user's manager: restarts running
-containers whose units (or, if asked, image) changed, starts new or newly running ones, stops
-removed or newly stopped ones, and leaves every other container alone. It records what it
-applied only when every action succeeded, so a failed apply is retried in full.
+services from the new files) but restarts no user unit, and the units start nothing at boot
+(they have no [Install] section). The module runs this at boot and whenever the user's units
+or declared states changed. It compares the manifest with what it applied last time
+(`<state-dir>/applied/<user>.json`) and with the host's run state (host/runstate.py), and,
+through the user's manager: stops removed containers and those whose declared state changed
+to stopped, starts new ones and those whose declared state changed to running, restarts
+running containers whose units (or, if asked, image) changed, and starts every other container
+whose run state is running (nothing for one that runs already; at boot, all of them).
+
+A declared state that did not change since the last apply never overrides the run state:
+`stop` and `start` record theirs on the host without a rebuild, so a later switch of a
+declaration that does not include the change (an older tree, one changed elsewhere) keeps it,
+and one that includes it finds nothing to do. apply records what it applied only when every
+action succeeded, so a failed apply is retried in full.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from typing import Any
 from devbox import write
 from devbox.declare import manifest
 from devbox.errors import InputError, Problem, ToolError
+from devbox.host import runstate
 from devbox.tools import process, systemd
 
 RECORD_VERSION = 1
@@ -42,6 +51,10 @@ class Actions:
     start: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)  # container names whose units are gone
     reasons: dict[str, str] = field(default_factory=dict)
+    # Running by their run state, unchanged: started (nothing for a unit already active).
+    keep_running: list[str] = field(default_factory=list)
+    # The run state each container gets, where it differs from the host's record.
+    run_states: dict[str, str] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -95,30 +108,48 @@ def read_record(path: Path) -> tuple[dict[str, Deployed], str | None]:
 def plan_actions(
     desired: dict[str, Deployed],
     applied: dict[str, Deployed],
+    run_states: dict[str, str | None] | None = None,
     *,
     image_changed: bool = False,
 ) -> Actions:
-    """Decide per container: start, restart, stop, or nothing."""
+    """Decide per container: start, restart, stop, keep running, or nothing.
+
+    run_states: the host's record per container (None: no record). A container's run state
+    is its declared state when that changed since the last apply or the host has no record,
+    else the host's record.
+    """
+    run_states = run_states or {}
     actions = Actions()
     for name in sorted(desired.keys() | applied.keys()):
         new, old = desired.get(name), applied.get(name)
-        if new is None and old is not None:
+        host = run_states.get(name)
+        if new is None:
+            if old is None:  # pragma: no cover - a name comes from one of the two
+                continue
             actions.stop.append(old.service)
             actions.removed.append(name)
             actions.reasons[name] = "removed from the declaration"
-        elif new is not None and new.state != "running":
-            if old is not None and old.state == "running":
+            continue
+        redeclared = old is not None and new.state != old.state
+        run = new.state if redeclared or host is None else host
+        if run != host:
+            actions.run_states[name] = run
+        before = host if host is not None else (old.state if old is not None else None)
+        if run != runstate.RUNNING:
+            if before == runstate.RUNNING:
                 actions.stop.append(new.service)
                 actions.reasons[name] = "declared stopped"
-        elif new is not None and (old is None or old.state != "running"):
+        elif before != runstate.RUNNING:
             actions.start.append(new.service)
             actions.reasons[name] = "new" if old is None else "declared running"
-        elif new is not None and old is not None and new.units != old.units:
+        elif old is not None and new.units != old.units:
             actions.restart.append(new.service)
             actions.reasons[name] = "its units changed"
-        elif new is not None and image_changed:
+        elif image_changed:
             actions.restart.append(new.service)
             actions.reasons[name] = "the image changed"
+        else:
+            actions.keep_running.append(new.service)
     return actions
 
 
@@ -166,7 +197,28 @@ def run(
     desired = desired_for(document, user)
     applied, applied_image = read_record(record_path)
     image_changed = restart_on_image_change and image is not None and image != applied_image
-    actions = plan_actions(desired, applied, image_changed=image_changed and bool(applied))
+    with runstate.held(state_dir, user):
+        recorded = {
+            name: runstate.read(state_dir, user, name) for name in desired.keys() | applied.keys()
+        }
+        actions = plan_actions(
+            desired, applied, recorded, image_changed=image_changed and bool(applied)
+        )
+        # The run state first: a kill from here on leaves the decision, which a rerun repeats.
+        for name, state in actions.run_states.items():
+            runstate.record(state_dir, user, name, state)
+        _act(user, actions)
+        for name in actions.removed:
+            runstate.forget(state_dir, user, name)
+        if entry is None:
+            write.remove_file(record_path)
+        else:
+            write.write_file(record_path, _record(user, entry["uid"], desired, image), parents=True)
+    return actions
+
+
+def _act(user: str, actions: Actions) -> None:
+    """Carry the actions out in the user's manager; a ToolError naming every one that failed."""
     systemd.daemon_reload(user)
     failed = []
     for unit in actions.stop:
@@ -175,7 +227,10 @@ def run(
         result = systemd.act(user, "stop", [unit])
         if not result.ok and not systemd.not_loaded(result):
             failed.append(f"stop {unit} ({result.stderr.strip() or result.returncode})")
-    for verb, units in (("restart", actions.restart), ("start", actions.start)):
+    for verb, units in (
+        ("restart", actions.restart),
+        ("start", actions.start + actions.keep_running),
+    ):
         if not units:
             continue
         result = systemd.act(user, verb, units)
@@ -194,8 +249,3 @@ def run(
             hint=f"journalctl --user -M {user}@ -u <service>; nothing was recorded, the next "
             "apply retries everything",
         )
-    if entry is None:
-        write.remove_file(record_path)
-    else:
-        write.write_file(record_path, _record(user, entry["uid"], desired, image), parents=True)
-    return actions

@@ -4,10 +4,10 @@ For every declared container it takes the lifecycle assessment (lifecycle/policy
 it says: send a warning once per lead time, stop, destroy (after a snapshot), or tell the
 owner why a destroy was refused. A dry run shows the same assessments and changes nothing.
 Snapshots past their retention are pruned first, so their room is there for the destroys.
-Declaration changes are applied with one rebuild at the end. On a host of a fleet whose
-declaration is its deployed slice (a member, or `fleet-host cleanup` on any host) the run
-warns only: the stops and destroys it assesses are done by the control host's cleanup
-(runtime/fleet_views.py), which changes the fleet's declaration.
+A stop acts at once and needs no rebuild; destroys are applied with one rebuild at the end.
+On a host of a fleet whose declaration is its deployed slice (a member, or `fleet-host
+cleanup` on any host) the run warns only: the stops and destroys it assesses are done by the
+control host's cleanup (runtime/fleet_views.py), which changes the fleet's declaration.
 
 One container's failure does not stop the others, whatever it is (a hostile file on its
 volume, a podman that fails, a bug): the container is assessed as unknown (nothing happens to
@@ -281,9 +281,9 @@ def _act_pending(rt: Runtime, row: Row, now: datetime, pending: _Pending) -> boo
         if row.container.pin is None:
             # Its files are in the snapshot the destroy took; only the record is left.
             row.assessment = dataclasses.replace(row.assessment, action=policy.DESTROY)
-    if row.assessment.action in (policy.STOP, policy.DESTROY):
+    if row.assessment.action == policy.DESTROY:
         pending.rebuild = True
-        if row.assessment.action == policy.DESTROY and mine not in pending.destroying:
+        if mine not in pending.destroying:
             pending.destroying.append(mine)
         pending.save(rt)
     changed = _act(rt, row, now)
@@ -302,7 +302,7 @@ def _details(row: Row, rt: Runtime) -> dict[str, object]:
 
 
 def _act(rt: Runtime, row: Row, now: datetime) -> bool:
-    """Do what the assessment says, if it still holds; True when the declaration changed.
+    """Do what the assessment says, if it still holds; True when it needs a rebuild.
 
     The assessment was made from the declaration read when the run began. Under the config
     lock the container is looked up again: one that is gone, or whose name now belongs to
@@ -354,7 +354,7 @@ def _still_holds(rt: Runtime, row: Row, now: datetime) -> bool:
 
 
 def _act_on(rt: Runtime, row: Row, now: datetime) -> bool:
-    """Do what the assessment says; True when the declaration changed."""
+    """Do what the assessment says; True when it needs a rebuild."""
     container, a = row.container, row.assessment
     ledger = notices.Ledger.load(rt.config.state_dir)
     if ledger.obsolete(container.name, a.episode):
@@ -377,7 +377,7 @@ def _act_on(rt: Runtime, row: Row, now: datetime) -> bool:
 
 
 def _change(rt: Runtime, row: Row, now: datetime, ledger: notices.Ledger) -> bool:
-    """Record a stop time, stop or destroy; True when the declaration changed.
+    """Record a stop time, stop or destroy; True when it needs a rebuild.
 
     A fleet host's own run (its declaration the deployed slice) leaves it to the control host.
     """
@@ -399,13 +399,13 @@ def _change(rt: Runtime, row: Row, now: datetime, ledger: notices.Ledger) -> boo
             container.name,
             reason=reason,
             automatic=True,
-            apply=False,
             progress=lambda _line: None,
             details=_details(row, rt),
         )
         notices.clear_notice(rt, container)
         row.done = "stopped"
-        return True
+        # Recorded on the host and committed: a stop needs no rebuild (host/runstate.py).
+        return False
     if a.action == policy.DESTROY:
         done = operations.destroy(
             rt,

@@ -1,9 +1,11 @@
 """The runtime verbs' work: create, start, stop, destroy and rotate-key a container.
 
 Each is the seed's flow made declarative: the change is recorded in containers.json, the tree
-regenerated and committed (declare.edit, under the config lock, with every limit checked),
-then applied with the rebuild command; the effects that cannot wait for a rebuild (stopping a
-container now, provisioning its key) go through the owner's systemd manager and podman.
+regenerated and committed (declare.edit, under the config lock, with every limit checked).
+create and destroy change what NixOS installs, and are applied with the rebuild command.
+stop and start change only the run state: they record it on the host (host/runstate.py),
+which boot and every later switch honour, act through the owner's systemd manager at once,
+and commit the same state to the declaration, with no rebuild.
 
 The order of steps is chosen so that a kill at any point leaves a state that `status` can
 describe and a rerun (or `destroy`) can finish: a secret or volume is created only for a
@@ -15,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from devbox import clock, rules, volume
@@ -23,7 +26,7 @@ from devbox.declare.models import Policy
 from devbox.declare.resolve import Container
 from devbox.errors import DevboxError, ToolError, UsageError
 from devbox.escaping import shown
-from devbox.host import rebuild
+from devbox.host import rebuild, runstate
 from devbox.host.context import Runtime
 from devbox.host.identity import authorize
 from devbox.lifecycle import snapshots
@@ -269,6 +272,10 @@ def create(
 
     rt.change(change)
     container = rt.container(name)
+    # Running on this host from now: a run state left by a container of the same name that
+    # was destroyed without a rebuild since must not keep this one stopped.
+    with runstate.held(rt.config.state_dir, owner):
+        runstate.record(rt.config.state_dir, owner, name, runstate.RUNNING)
     if resumed:
         progress(f"{name} is already declared; continuing its creation.")
     else:
@@ -306,32 +313,50 @@ def declare_state(record: dict[str, Any], state: str) -> str:
     return "started"
 
 
-def _set_state(
-    rt: Runtime, container: Container, state: str, apply: bool, progress: Progress
-) -> bool:
+def _record_state(rt: Runtime, container: Container, state: str) -> None:
+    """Commit a container's new state to the declaration: the audit trail, no rebuild."""
+
     def change(records: edit.Records) -> str:
         verb = declare_state(edit.required(records, container), state)
         return f"devbox: {rt.caller.name} {verb} {container.name}"
 
     rt.change(change)
-    return rebuild.run_or_print(rt.config, apply, progress)
 
 
-def start(rt: Runtime, name: str, *, apply: bool = True, progress: Progress = print) -> Container:
-    """Start a container now and declare it running."""
+def start(rt: Runtime, name: str, *, progress: Progress = print) -> Container:
+    """Start a container now and record it running, on this host and in the declaration."""
     container = rt.container(name)
     authorize(rt.caller, container.owner, name, "start")
-    result = systemd.act(container.owner, "start", [container.service])
-    if not result.ok:
-        raise ToolError(
-            f"{container.service} did not start: {result.stderr.strip()}",
-            hint=f"devbox-ctl status {name} and devbox-ctl logs {name} show why",
-        )
+    state_dir, owner = rt.config.state_dir, container.owner
+    with runstate.held(state_dir, owner):
+        before = runstate.read(state_dir, owner, name)
+        runstate.record(state_dir, owner, name, runstate.RUNNING)
+        result = systemd.act(owner, "start", [container.service])
+        if not result.ok:
+            _undo_start(state_dir, container, before)
+            raise ToolError(
+                f"{container.service} did not start: {result.stderr.strip()}",
+                hint=f"devbox-ctl status {name} and devbox-ctl logs {name} show why",
+            )
     progress(f"Started {name}.")
-    rt.event("start", name, owner=container.owner)
+    rt.event("start", name, owner=owner)
     if container.state != "running":
-        _set_state(rt, container, "running", apply, progress)
+        _record_state(rt, container, "running")
     return container
+
+
+def _undo_start(state_dir: Path, container: Container, before: str | None) -> None:
+    """A start that failed leaves the run state as it was, and a stopped container stopped.
+
+    Its unit would otherwise retry on its own (Restart=on-failure) while its record says
+    stopped.
+    """
+    if before is None:
+        runstate.forget(state_dir, container.owner, container.name)
+    else:
+        runstate.record(state_dir, container.owner, container.name, before)
+    if (before or container.state) != runstate.RUNNING:
+        systemd.act(container.owner, "stop", [container.service])
 
 
 def stop(
@@ -340,14 +365,15 @@ def stop(
     *,
     reason: str = "",
     automatic: bool = False,
-    apply: bool = True,
     progress: Progress = print,
     details: dict[str, object] | None = None,
 ) -> Container:
-    """Stop a container now and declare it stopped (the auto-destroy clock starts)."""
+    """Stop a container now and record it stopped (the auto-destroy clock starts)."""
     container = rt.container(name)
     authorize(rt.caller, container.owner, name, "stop")
-    halt(container)
+    with runstate.held(rt.config.state_dir, container.owner):
+        runstate.record(rt.config.state_dir, container.owner, name, runstate.STOPPED)
+        halt(container)
     progress(f"Stopped {name}.")
     rt.event(
         "stop",
@@ -358,7 +384,7 @@ def stop(
         **(details or {}),
     )
     if container.state != "stopped":
-        _set_state(rt, container, "stopped", apply, progress)
+        _record_state(rt, container, "stopped")
     return container
 
 
@@ -399,7 +425,10 @@ def destroy(
     if keep_snapshot:
         # A snapshot that no quota has room for stops the destroy before anything changes.
         snapshots.check_room(rt, container)
-    halt(container)
+    # Stopped on this host first: a boot before the rebuild does not start it again.
+    with runstate.held(rt.config.state_dir, container.owner):
+        runstate.record(rt.config.state_dir, container.owner, name, runstate.STOPPED)
+        halt(container)
     podman.remove_container(name)
     progress(f"Stopped {name}.")
     if keep_snapshot:
@@ -409,7 +438,7 @@ def destroy(
             # No snapshot (it did not fit, or the export failed): nothing is removed, and the
             # container is left as it was, running if it is declared so.
             if container.state == "running":
-                _start_again(container, progress)
+                _start_again(rt, container, progress)
             raise
         progress(f"Saved the volume {container.volume} to {done.snapshot}")
     podman.remove_secret(container.secret)
@@ -458,9 +487,11 @@ def halt(container: Container) -> None:
         )
 
 
-def _start_again(container: Container, progress: Progress) -> None:
+def _start_again(rt: Runtime, container: Container, progress: Progress) -> None:
     """Start a container a failed destroy had stopped, and say whether it did."""
-    result = systemd.act(container.owner, "start", [container.service])
+    with runstate.held(rt.config.state_dir, container.owner):
+        runstate.record(rt.config.state_dir, container.owner, container.name, runstate.RUNNING)
+        result = systemd.act(container.owner, "start", [container.service])
     if result.ok:
         progress(f"Started {container.name} again.")
     else:
