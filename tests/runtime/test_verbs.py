@@ -460,13 +460,15 @@ def test_timings_say_where_a_verbs_time_went(web: Host) -> None:
     lines = [line for line in result.err.splitlines() if line.startswith("timing: root: ")]
     said = {line.split(": ")[2]: line for line in lines}
     # Every program the verb ran is named with its count: git, systemctl in alice's manager
-    # (the stand-ins of tests/host.py), nix-instantiate; a stop runs no rebuild.
+    # (the stand-ins of tests/host.py); a stop runs no rebuild.
     assert re.fullmatch(
         r"timing: root: program systemctl: [0-9.]+ s \(1 run\)", said["program systemctl"]
     )
     assert "program nixos-rebuild" not in said
     assert "program git" in said
-    assert "program nix-instantiate" in said
+    # users.nix is unchanged since create evaluated it: read from root's cache, no Nix run.
+    assert "program nix-instantiate" not in said
+    assert (web.state / "cache" / "users-nix.json").is_file()
     for part in ("start and imports", "devbox itself", "total", "waiting for the config lock"):
         assert re.fullmatch(rf"timing: root: {part}: [0-9.]+ s", said[part]), part
     total = float(said["total"].split(": ")[-1].removesuffix(" s"))

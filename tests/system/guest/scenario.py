@@ -392,6 +392,7 @@ set -euo pipefail
 [[ ${{1:-}} == switch ]] || {{ echo "nixos-rebuild stand-in: only 'switch'" >&2; exit 1; }}
 generated={REPO}/$(/usr/bin/jq -r .generatedDirInRepo {HOST_OPTIONS})
 # Each switch counted, as NixOS counts them in system generations (the test reads the count).
+/usr/bin/mkdir -p {SWITCHES.parent}
 echo switch >>{SWITCHES}
 exec {systemd}/bin/systemd-run --wait --collect --quiet --pipe \\
   --unit="nixos-rebuild-switch-$(/usr/bin/date +%s%N)" --property=TimeoutStartSec=30min \\

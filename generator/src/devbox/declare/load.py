@@ -28,12 +28,12 @@ def _missing(source: Source, fix: str) -> InputError:
     return InputError([Problem(source.display, "", "not found", fix)])
 
 
-def read_users(source: Source) -> Any:
-    """The value of users.nix, evaluated by Nix."""
+def read_users(source: Source, cache: Path | None = None) -> Any:
+    """The value of users.nix, evaluated by Nix (once per content, with a cache file)."""
     if not source.path.is_file():
         raise _missing(source, "create it (see examples/basic/users.nix) or pass --users FILE")
     try:
-        return nix.eval_file_json(source.path)
+        return nix.eval_file_json(source.path, cache)
     except nix.NixEvalError as exc:
         text = str(exc)
         fix = ""

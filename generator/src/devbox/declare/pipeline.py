@@ -31,6 +31,8 @@ class Paths:
     users: Path
     containers: Path
     out: Path
+    # Where users.nix's evaluation is kept (root's state directory); None: evaluated each time.
+    users_cache: Path | None = None
 
     @classmethod
     def choose(
@@ -73,7 +75,9 @@ def desired(paths: Paths, containers_raw: Any = _UNREAD) -> Desired:
     """
     files = paths.files
     problems: list[Problem] = []
-    users_raw = _attempt(lambda: load.read_users(load.Source.of(paths.users)), problems)
+    users_raw = _attempt(
+        lambda: load.read_users(load.Source.of(paths.users), paths.users_cache), problems
+    )
     if containers_raw is _UNREAD:
         containers_raw = _attempt(
             lambda: load.read_containers(load.Source.of(paths.containers)), problems

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deepdiff import DeepDiff
-
 from devbox.declare import generated_tree, manifest
 from devbox.declare.resolve import Desired
 from devbox.errors import InputError, Problem
@@ -179,6 +177,9 @@ def field_changes(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]
     if json.dumps(old, sort_keys=True) == json.dumps(new, sort_keys=True):
         return []
     if old and new:
+        # start-up: deepdiff is for `plan` alone; every verb under sudo imports this module.
+        from deepdiff import DeepDiff  # noqa: PLC0415
+
         diff = DeepDiff(old, new, view="tree")
         paths = {_cut(level.path(output_format="list")) for kind in diff for level in diff[kind]}
     else:  # deepdiff reports an empty side as one change of the whole object

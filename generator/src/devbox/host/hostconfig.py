@@ -231,6 +231,7 @@ class HostConfig(Model):
             users=repo / self.users_file,
             containers=repo / self.containers_file,
             out=repo / self.generated_dir,
+            users_cache=self.state_dir / "cache" / "users-nix.json",
         )
 
     @property
