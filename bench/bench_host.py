@@ -8,8 +8,8 @@ podman with Quadlet and sudo. From inside the guest it measures:
   (stand-in) tailnet; baseline: a bare `podman run -d` of the same image, volume and secret,
   until its tailscaled reports Running;
 - stop and start: `devbox-ctl stop`/`start`, until the container's unit is inactive/active
-  (devbox acts on systemd first) and until the command ends (the record, its commit and the
-  switch too); baselines: bare `podman stop` and `podman start` of the same image;
+  (devbox acts on systemd first) and until the command ends (the record and its commit; no
+  rebuild); baselines: the owner's own `systemctl --user stop`/`start` of the same unit;
 - apply after a one-container change: the whole switch (activation, reload, the restart of
   that container); baseline: the bare podman run of one container;
 - boot-to-all-running: kernel start until the last declared container's unit is active;
@@ -37,10 +37,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 PAIRS = [
     ("create to joined", "create_to_joined", "baseline.podman_run_to_joined"),
-    ("stop: until the container stopped", "stop.until_stopped", "baseline.podman_stop"),
-    ("stop: recorded and applied too", "stop", "baseline.podman_stop"),
-    ("start: until the container runs", "start.until_running", "baseline.podman_start"),
-    ("start: recorded and applied too", "start", "baseline.podman_start"),
+    ("stop: until the container stopped", "stop.until_stopped", "baseline.systemctl_stop"),
+    ("stop: until the command returned", "stop", "baseline.systemctl_stop"),
+    ("start: until the container runs", "start.until_running", "baseline.systemctl_start"),
+    ("start: until the command returned", "start", "baseline.systemctl_start"),
     (
         "apply after a one-container change",
         "apply_after_one_container_change",

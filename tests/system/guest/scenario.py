@@ -551,7 +551,7 @@ def switches() -> int:
 
 
 def git_head() -> str:
-    return run(["git", "-C", str(REPO), "rev-parse", "HEAD"]).stdout.strip()
+    return git("rev-parse", "HEAD").strip()
 
 
 def switch_tree(commit: str) -> None:
@@ -560,7 +560,7 @@ def switch_tree(commit: str) -> None:
     activated as the stand-in activates the current one."""
     tree = Path(tempfile.mkdtemp(prefix="devbox-tree-"))
     archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", commit, "devbox/generated"],
+        [str(GIT), "-C", str(REPO), "archive", commit, "devbox/generated"],
         capture_output=True,
         check=True,
     )
@@ -947,7 +947,17 @@ def boot1(rec: Recorder) -> None:
             f"web's record is {declared()['web']}",
         )
         d["check after start"] = devbox_check()
-        invocation = d["web"]["invocation"]
+        # The baseline of both: the owner's own systemctl on the same unit, from a login shell
+        # as the verbs ran (it waits until the unit is inactive / active, as they do).
+        for verb in ("stop", "start"):
+            start = time.monotonic()
+            as_user(
+                "alice",
+                f"XDG_RUNTIME_DIR=/run/user/{USERS['alice']} systemctl --user {verb} "
+                "container-web.service",
+            )
+            rec.timing(f"baseline.systemctl_{verb}", time.monotonic() - start)
+        invocation = user_unit("alice", "container-web.service", "InvocationID")["InvocationID"]
         # An older tree again (web declared stopped, as the last switch installed it), then the
         # current one: neither stops or restarts web.
         switch_tree(stopped)
