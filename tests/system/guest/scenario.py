@@ -178,6 +178,12 @@ def user_unit(user: str, unit: str, *props: str) -> dict[str, str]:
     return dict(line.partition("=")[::2] for line in out.splitlines())
 
 
+def system_active(unit: str) -> bool:
+    """Whether a system unit is active (a oneshot with RemainAfterExit: has run and succeeded)."""
+    result = run(["systemctl", "is-active", unit], check_ok=False)
+    return result.stdout.strip() == "active"
+
+
 def active(user: str, unit: str) -> str:
     return user_unit(user, unit, "ActiveState")["ActiveState"]
 
@@ -730,16 +736,7 @@ def boot1(rec: Recorder) -> None:
         for user, uid in USERS.items():
             check(run(["id", "-u", user]).stdout.strip() == str(uid), f"{user} has not uid {uid}")
             check(Path(f"/var/lib/systemd/linger/{user}").exists(), f"{user} does not linger")
-            wait_for(
-                f"{user}'s manager",
-                lambda u=uid: (
-                    run(
-                        ["systemctl", "is-active", f"user@{u}.service"], check_ok=False
-                    ).stdout.strip()
-                    == "active"
-                ),
-                300,
-            )
+            wait_for(f"{user}'s manager", lambda u=uid: system_active(f"user@{u}.service"), 300)
         sudoers = Path("/etc/sudoers.d/devbox").read_text()
         d["sudoers"] = sudoers
         check(sudoers.count("NOPASSWD") == len(USERS), "the sudo rule is not one line per user")
@@ -1577,12 +1574,7 @@ def boot2(rec: Recorder, bench: bool) -> None:
         for owner in USERS:
             wait_for(
                 f"devbox-apply-{owner} after the reboot",
-                lambda o=owner: (
-                    run(
-                        ["systemctl", "is-active", f"devbox-apply-{o}.service"], check_ok=False
-                    ).stdout.strip()
-                    == "active"
-                ),
+                lambda o=owner: system_active(f"devbox-apply-{o}.service"),
             )
         rec.timing("baseline.boot_to_multi_user", int(multi_user) / 1e6)
         for owner, name in stopped:

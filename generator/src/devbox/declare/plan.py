@@ -199,23 +199,23 @@ def _units_changed(units: list[str], old_files: dict[str, Any], tree: dict[str, 
 
 def _user_view(users: dict[str, Any]) -> dict[str, Any]:
     """A user's own settings, without what follows from their containers."""
-    derived = {"containers", "unitsSha256"}
+    derived = {"containers", "unitsSha256", "statesSha256"}
     return {
         name: {k: v for k, v in entry.items() if k not in derived} for name, entry in users.items()
     }
 
 
 def _effect(old: dict[str, Any], new: dict[str, Any], units_changed: bool) -> str:
+    # A declared state that changed is applied by the switch (host/restart.py), whether or
+    # not a unit changed: the units carry no state.
     was_running, running = old["state"] == "running", new["state"] == "running"
+    if running and not was_running:
+        return "starts"
+    if was_running and not running:
+        return "stops"
     if not units_changed:
         return "no restart"
-    if was_running and running:
-        return "restarts"
-    if running:
-        return "starts"
-    if was_running:
-        return "stops"
-    return "stays stopped"
+    return "restarts" if running else "stays stopped"
 
 
 def drift(old: dict[str, Any], on_disk: dict[str, bytes]) -> list[str]:
