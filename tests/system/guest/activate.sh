@@ -185,6 +185,13 @@ write_unit() { # NAME CONTENT
 	printf '%s\n' "$content" >"$path.new"
 	mv "$path.new" "$path"
 	echo "$name" >>"$state/units.new"
+	# NixOS turns a unit's wantedBy into links in <target>.wants/ (its [Install] section is not
+	# read): so that it starts at boot. Done here for each WantedBy= the unit is written with.
+	local target
+	while read -r target; do
+		mkdir -p "$units_dir/$target.wants"
+		ln -sfn "$path" "$units_dir/$target.wants/$name"
+	done < <(sed -n 's/^WantedBy=//p' <<<"$content")
 }
 : >"$state/units.new"
 
@@ -425,7 +432,7 @@ mv "$state/units.new" "$state/units"
 if ((${#removed[@]})); then
 	say "stopping removed units: ${removed[*]}"
 	systemctl stop "${removed[@]}" || true
-	for unit in "${removed[@]}"; do rm -f "$units_dir/$unit"; done
+	for unit in "${removed[@]}"; do rm -f "$units_dir/$unit" "$units_dir"/*.wants/"$unit"; done
 fi
 systemctl daemon-reload
 # Lingering users' managers re-execute, so Quadlet regenerates from the new files.
