@@ -30,7 +30,7 @@ from devbox import clock, rules, write
 from devbox.declare import edit
 from devbox.declare.resolve import Container
 from devbox.errors import UsageError
-from devbox.host import rebuild
+from devbox.host import rebuild, runstate
 from devbox.host.context import Runtime
 from devbox.host.identity import authorize
 from devbox.lifecycle import snapshots
@@ -230,4 +230,9 @@ def _start(rt: Runtime, snapshot: snapshots.Snapshot, container: Container) -> C
         edit.required(records, container)["state"] = "running"
         return f"devbox: {rt.caller.name} restored {container.name} from snapshot {snapshot.id}"
 
-    return rt.change(change).by_name()[container.name]
+    started = rt.change(change).by_name()[container.name]
+    # Running on this host from now, as create records it: a run state left by a destroyed
+    # container of the same name (no rebuild since) must not keep this one stopped.
+    with runstate.held(rt.config.state_dir, started.owner):
+        runstate.record(rt.config.state_dir, started.owner, started.name, runstate.RUNNING)
+    return started
