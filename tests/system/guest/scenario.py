@@ -1932,6 +1932,9 @@ def bare_baseline(rec: Recorder) -> None:
         "-d",
         "-v",
         "bench-data:/home/dev",
+        # The image's files are in the host's store (hostStoreImage), as the units mount it.
+        "-v",
+        "/nix/store:/nix/store:ro",
         "--env",
         "CONTAINER_NAME=bench",
         "--env",
