@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import threading
 from pathlib import Path
 from typing import ClassVar
@@ -39,8 +40,6 @@ def rebuild(host: Host, *, tree: str | None = None) -> None:
     tree: a commit of the config repository whose generated tree to switch to instead of the
     current one, as a switch of a configuration built from another checkout does.
     """
-    import subprocess
-
     env = {**os.environ, **host.env}
     generated = host.repo / "devbox" / "generated"
     if tree is not None:
@@ -62,8 +61,6 @@ def rebuild(host: Host, *, tree: str | None = None) -> None:
 
 
 def head(host: Host) -> str:
-    import subprocess
-
     return subprocess.run(
         ["git", "-C", str(host.repo), "rev-parse", "HEAD"],
         capture_output=True,
@@ -147,8 +144,6 @@ def test_a_declared_state_changed_by_hand_reaches_the_host_at_the_next_rebuild(
     web: Host,
 ) -> None:
     """An admin edits containers.json, generates, commits, rebuilds: the change is applied."""
-    import subprocess
-
     edit_record(web.repo / "devbox", "web", state="stopped", stoppedAt="2026-12-01T00:00:00Z")
     assert run_cli("generate", "-q", cwd=web.repo / "devbox").code == 0
     subprocess.run(

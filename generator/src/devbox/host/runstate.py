@@ -59,14 +59,19 @@ def read(state_dir: Path, user: str, name: str) -> str | None:
 
 
 def record(state_dir: Path, user: str, name: str, state: str) -> None:
-    """Record a container's run state (atomic: a crash leaves the old record or the new)."""
+    """Record a container's run state (atomic: a crash leaves the old record or the new).
+
+    Under the user's lock (held already by a caller that acts on the container beside it).
+    """
     if state not in STATES:
         raise ValueError(f"not a run state: {state!r}")
-    path = _user_dir(state_dir, user) / name
-    if read(state_dir, user, name) != state:
-        write.write_file(path, f"{state}\n".encode(), parents=True, mode=0o600)
+    with held(state_dir, user):
+        if read(state_dir, user, name) != state:
+            path = _user_dir(state_dir, user) / name
+            write.write_file(path, f"{state}\n".encode(), mode=0o600)
 
 
 def forget(state_dir: Path, user: str, name: str) -> None:
-    """Remove a container's record (its declaration is gone)."""
-    write.remove_file(_user_dir(state_dir, user) / name)
+    """Remove a container's record (its declaration is gone), under the user's lock."""
+    with held(state_dir, user):
+        write.remove_file(_user_dir(state_dir, user) / name)

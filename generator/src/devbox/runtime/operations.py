@@ -274,8 +274,7 @@ def create(
     container = rt.container(name)
     # Running on this host from now: a run state left by a container of the same name that
     # was destroyed without a rebuild since must not keep this one stopped.
-    with runstate.held(rt.config.state_dir, owner):
-        runstate.record(rt.config.state_dir, owner, name, runstate.RUNNING)
+    runstate.record(rt.config.state_dir, owner, name, runstate.RUNNING)
     if resumed:
         progress(f"{name} is already declared; continuing its creation.")
     else:

@@ -233,6 +233,5 @@ def _start(rt: Runtime, snapshot: snapshots.Snapshot, container: Container) -> C
     started = rt.change(change).by_name()[container.name]
     # Running on this host from now, as create records it: a run state left by a destroyed
     # container of the same name (no rebuild since) must not keep this one stopped.
-    with runstate.held(rt.config.state_dir, started.owner):
-        runstate.record(rt.config.state_dir, started.owner, started.name, runstate.RUNNING)
+    runstate.record(rt.config.state_dir, started.owner, started.name, runstate.RUNNING)
     return started
